@@ -1,0 +1,64 @@
+"""Opening the library database: engine factory, SQLite pragmas, migrations on open."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+# How long a connection waits for another writer (the app and a headless scan may share one
+# database) before SQLite reports "database is locked".
+BUSY_TIMEOUT_MS = 15_000
+
+
+class DatabaseError(RuntimeError):
+    """The library database cannot be opened or written; the message says what to do."""
+
+
+def _set_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA temp_store=MEMORY")
+    finally:
+        cursor.close()
+
+
+def create_library_engine(path: Path | str) -> Engine:
+    """An engine whose every connection has WAL, synchronous=NORMAL, foreign keys and a busy
+    timeout. Does not migrate: use open_library for that."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        f"sqlite:///{path}",
+        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+    )
+    event.listen(engine, "connect", _set_pragmas)
+    return engine
+
+
+def open_library(path: Path | str) -> Engine:
+    """Open (creating if needed) the library at `path` and bring its schema to head."""
+    from db.migrate import upgrade_to_head  # alembic import is deferred to first open
+
+    engine = create_library_engine(path)
+    try:
+        upgrade_to_head(engine)
+    except Exception as exc:  # noqa: BLE001 - turned into one clear message
+        engine.dispose()
+        raise DatabaseError(f"cannot open the library database {path}: {exc}") from exc
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    # expire_on_commit=False: rows read in a short session stay usable after it closes
+    # (the grid and the CLI hand them to other code).
+    return sessionmaker(engine, expire_on_commit=False)

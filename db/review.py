@@ -1,0 +1,191 @@
+"""Review decisions and ratings, with an append-only log that gives undo and redo.
+
+Every user action (a decision or rating applied to one or many images, a file moved because
+it was rejected) is one *group* of log rows. Undo appends a group with source "undo" that
+writes the old values back; redo appends a group with source "redo" that writes the new
+values again. Nothing is ever deleted from the log, so it doubles as an audit trail, and any
+process sharing the database (the app, `gentriage review`) undoes the same history.
+
+The undo and redo stacks are derived from the log (see `_stacks`), so they survive restarts.
+File moves are recorded here (field "path") but performed by the caller: db/ does no file I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from db.schema import Content, Decision, Image, ReviewLog, utcnow
+
+# How much history undo looks at. Older groups stay in the log for audit.
+UNDO_HORIZON_GROUPS = 5000
+
+DECISIONS = {d.value for d in Decision}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One field of one content changed by a group (what an undo/redo has to reverse)."""
+
+    content_id: int | None
+    field: str  # "decision", "rating" or "path"
+    old_value: str | None
+    new_value: str | None
+
+
+class ReviewError(ValueError):
+    pass
+
+
+def _next_group(session: Session) -> int:
+    return (session.scalar(select(func.max(ReviewLog.group_id))) or 0) + 1
+
+
+def _apply_field(content: Content, field: str, value: str | None) -> None:
+    if field == "decision":
+        content.decision = value or Decision.NONE.value
+        content.decided_at = utcnow() if content.decision != Decision.NONE.value else None
+    elif field == "rating":
+        content.rating = int(value or 0)
+
+
+def _write_group(session: Session, changes: Sequence[Change], source: str,
+                 reverts_group: int | None = None) -> int | None:
+    if not changes:
+        return None
+    group = _next_group(session)
+    now = utcnow()
+    for change in changes:
+        session.add(ReviewLog(group_id=group, content_id=change.content_id, field=change.field,
+                              old_value=change.old_value, new_value=change.new_value,
+                              source=source, reverts_group=reverts_group, at=now))
+    return group
+
+
+def _contents(session: Session, content_ids: Iterable[int]) -> list[Content]:
+    ids = sorted(set(content_ids))
+    if not ids:
+        return []
+    return list(session.scalars(select(Content).where(Content.id.in_(ids))))
+
+
+def set_decision(session: Session, content_ids: Iterable[int], decision: str,
+                 source: str = "app") -> int | None:
+    """Set accepted/rejected/none on the contents; returns the log group (None if nothing
+    changed). The caller commits — the app commits before moving the cursor."""
+    if decision not in DECISIONS:
+        raise ReviewError(f"unknown decision {decision!r}; expected one of {sorted(DECISIONS)}")
+    changes = []
+    for content in _contents(session, content_ids):
+        if content.decision != decision:
+            changes.append(Change(content.id, "decision", content.decision, decision))
+            _apply_field(content, "decision", decision)
+    return _write_group(session, changes, source)
+
+
+def set_rating(session: Session, content_ids: Iterable[int], rating: int,
+               source: str = "app") -> int | None:
+    if not 0 <= rating <= 5:
+        raise ReviewError(f"rating must be 0-5, got {rating}")
+    changes = []
+    for content in _contents(session, content_ids):
+        if content.rating != rating:
+            changes.append(Change(content.id, "rating", str(content.rating), str(rating)))
+            _apply_field(content, "rating", str(rating))
+    return _write_group(session, changes, source)
+
+
+def record_path_changes(session: Session, moves: Sequence[tuple[int | None, str, str]],
+                        group: int | None = None, source: str = "app") -> int | None:
+    """Log files moved for a review action (content id, old path, new path). With `group`,
+    the rows join an existing group so one undo reverses the decision and the move."""
+    changes = [Change(cid, "path", old, new) for cid, old, new in moves]
+    if group is None:
+        return _write_group(session, changes, source)
+    now = utcnow()
+    for change in changes:
+        session.add(ReviewLog(group_id=group, content_id=change.content_id, field="path",
+                              old_value=change.old_value, new_value=change.new_value,
+                              source=source, at=now))
+    return group
+
+
+def _stacks(session: Session) -> tuple[list[int], list[int]]:
+    """(undo stack, redo stack) of group ids, replayed from the recent log."""
+    floor = (session.scalar(select(func.max(ReviewLog.group_id))) or 0) - UNDO_HORIZON_GROUPS
+    rows = session.execute(
+        select(ReviewLog.group_id, ReviewLog.source, ReviewLog.reverts_group)
+        .where(ReviewLog.group_id > floor)
+        .group_by(ReviewLog.group_id)
+        .order_by(ReviewLog.group_id)
+    ).all()
+    done: list[int] = []
+    undone: list[int] = []
+    for group, source, reverts in rows:
+        if source == "undo":
+            if reverts in done:
+                done.remove(reverts)
+                undone.append(reverts)
+        elif source == "redo":
+            if reverts in undone:
+                undone.remove(reverts)
+                done.append(reverts)
+        else:
+            done.append(group)
+            undone.clear()  # a new action forks history: what was undone cannot be redone
+    return done, undone
+
+
+def _group_changes(session: Session, group: int) -> list[Change]:
+    rows = session.scalars(
+        select(ReviewLog).where(ReviewLog.group_id == group).order_by(ReviewLog.id))
+    return [Change(r.content_id, r.field, r.old_value, r.new_value) for r in rows]
+
+
+def _replay(session: Session, changes: Sequence[Change], source: str, group: int) -> list[Change]:
+    contents = {c.id: c for c in _contents(session, [c.content_id for c in changes
+                                                      if c.content_id is not None])}
+    for change in changes:
+        if change.field != "path" and change.content_id in contents:
+            _apply_field(contents[change.content_id], change.field, change.new_value)
+    _write_group(session, changes, source, reverts_group=group)
+    return list(changes)
+
+
+def can_undo(session: Session) -> bool:
+    return bool(_stacks(session)[0])
+
+
+def can_redo(session: Session) -> bool:
+    return bool(_stacks(session)[1])
+
+
+def undo(session: Session) -> list[Change]:
+    """Revert the most recent action not yet undone. Returns the changes as applied now
+    (old/new swapped): the caller moves files back for "path" changes. Empty if nothing."""
+    done, _ = _stacks(session)
+    if not done:
+        return []
+    group = done[-1]
+    inverse = [Change(c.content_id, c.field, c.new_value, c.old_value)
+               for c in reversed(_group_changes(session, group))]
+    return _replay(session, inverse, "undo", group)
+
+
+def redo(session: Session) -> list[Change]:
+    _, undone = _stacks(session)
+    if not undone:
+        return []
+    group = undone[-1]
+    return _replay(session, _group_changes(session, group), "redo", group)
+
+
+def content_ids_for_paths(session: Session, paths: Iterable[str]) -> dict[str, int | None]:
+    """Map file paths to their content ids (None for unknown or unreadable files)."""
+    wanted = list(paths)
+    found = dict(session.execute(
+        select(Image.path, Image.content_id).where(Image.path.in_(wanted))).all())
+    return {p: found.get(p) for p in wanted}

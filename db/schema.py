@@ -1,0 +1,246 @@
+"""The library's tables (SQLAlchemy 2.0 typed ORM).
+
+Identity model: a *file* (`Image`, one row per path) shows a *content* (`Content`, one row per
+SHA-256 of the bytes). Everything a person or a model decided about the picture — review
+decision, rating, analysis results, tags, generation metadata — belongs to the content, so a
+file renamed or moved inside the watched folders keeps it, and a file that vanishes and comes
+back finds it again. Changes to this module need an Alembic migration in db/migrations.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ImageStatus(str, enum.Enum):
+    OK = "ok"
+    BROKEN = "broken"  # exists but could not be read as an image; `error` says why
+    MISSING = "missing"  # was indexed, is gone now; reviews are kept for when it returns
+
+
+class Decision(str, enum.Enum):
+    NONE = "none"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class Folder(Base):
+    """A watched folder (recursive)."""
+
+    __tablename__ = "folders"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    # Unanalysed images in a sensitive folder stay blurred until analysed.
+    sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
+    added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_scan_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Content(Base):
+    """One distinct picture (by SHA-256 of the file bytes) and what was decided about it."""
+
+    __tablename__ = "contents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    format: Mapped[str | None] = mapped_column(String(16))
+    # Review — the decision belongs to the content, not the path.
+    decision: Mapped[str] = mapped_column(String(16), default=Decision.NONE.value)
+    rating: Mapped[int] = mapped_column(Integer, default=0)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Derived from analysis results and the thresholds (db.flags); stored so the grid can
+    # filter and blur without recomputing per row.
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    flag_nsfw: Mapped[bool] = mapped_column(Boolean, default=False)
+    flag_incoherent: Mapped[bool] = mapped_column(Boolean, default=False)
+    analysed: Mapped[bool] = mapped_column(Boolean, default=False)  # default NSFW verdict present
+
+    images: Mapped[list[Image]] = relationship(back_populates="content")
+    generation: Mapped[Generation | None] = relationship(back_populates="content", uselist=False)
+    results: Mapped[list[AnalysisResult]] = relationship(back_populates="content")
+
+    __table_args__ = (
+        Index("ix_contents_decision", "decision"),
+        Index("ix_contents_flagged", "flagged"),
+        Index("ix_contents_rating", "rating"),
+    )
+
+
+class Image(Base):
+    """One file on disk inside a watched folder."""
+
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    name: Mapped[str] = mapped_column(Text)  # file name, for sorting by name
+    folder_id: Mapped[int | None] = mapped_column(ForeignKey("folders.id", ondelete="SET NULL"))
+    content_id: Mapped[int | None] = mapped_column(ForeignKey("contents.id", ondelete="SET NULL"))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(16), default=ImageStatus.OK.value)
+    error: Mapped[str | None] = mapped_column(Text)
+    first_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    indexed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    has_thumbnail: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    content: Mapped[Content | None] = relationship(back_populates="images")
+
+    __table_args__ = (
+        Index("ix_images_folder_mtime", "folder_id", "mtime_ns", "id"),
+        Index("ix_images_mtime", "mtime_ns", "id"),
+        Index("ix_images_name", "name", "id"),
+        Index("ix_images_content", "content_id"),
+        Index("ix_images_status", "status"),
+    )
+
+
+class Generation(Base):
+    """Generation metadata embedded by the generator (normalised fields + every raw chunk)."""
+
+    __tablename__ = "generation"
+
+    content_id: Mapped[int] = mapped_column(
+        ForeignKey("contents.id", ondelete="CASCADE"), primary_key=True)
+    generator: Mapped[str | None] = mapped_column(String(32))
+    generator_detail: Mapped[str | None] = mapped_column(Text)
+    prompt: Mapped[str | None] = mapped_column(Text)
+    negative_prompt: Mapped[str | None] = mapped_column(Text)
+    # Text, not INTEGER: ComfyUI seeds reach 2**64-1, beyond SQLite's signed 64-bit integers.
+    seed: Mapped[str | None] = mapped_column(String(24))
+    steps: Mapped[int | None] = mapped_column(Integer)
+    sampler: Mapped[str | None] = mapped_column(Text)
+    scheduler: Mapped[str | None] = mapped_column(Text)
+    cfg_scale: Mapped[float | None] = mapped_column(Float)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    model: Mapped[str | None] = mapped_column(Text)
+    model_hash: Mapped[str | None] = mapped_column(String(80))
+    raw: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    content: Mapped[Content] = relationship(back_populates="generation")
+    loras: Mapped[list[LoraUse]] = relationship(cascade="all, delete-orphan")
+
+    __table_args__ = (
+        Index("ix_generation_generator", "generator"),
+        Index("ix_generation_model", "model"),
+        Index("ix_generation_sampler", "sampler"),
+    )
+
+
+class LoraUse(Base):
+    __tablename__ = "loras"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    content_id: Mapped[int] = mapped_column(
+        ForeignKey("generation.content_id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(Text)
+    weight: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_loras_name", "name"), Index("ix_loras_content", "content_id"))
+
+
+class AnalysisResult(Base):
+    """The current result of one analyser for one content (replaced when re-analysed)."""
+
+    __tablename__ = "analysis_results"
+
+    content_id: Mapped[int] = mapped_column(
+        ForeignKey("contents.id", ondelete="CASCADE"), primary_key=True)
+    analyser: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[str] = mapped_column(String(80))  # weights checksum
+    label: Mapped[str | None] = mapped_column(String(32))
+    score: Mapped[float | None] = mapped_column(Float)
+    scores: Mapped[dict] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    analysed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    content: Mapped[Content] = relationship(back_populates="results")
+
+    __table_args__ = (
+        Index("ix_results_analyser_label", "analyser", "label"),
+        Index("ix_results_analyser_score", "analyser", "score"),
+    )
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+
+    content_id: Mapped[int] = mapped_column(
+        ForeignKey("contents.id", ondelete="CASCADE"), primary_key=True)
+    analyser: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tag: Mapped[str] = mapped_column(Text, primary_key=True)
+    score: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_tags_tag", "tag", "content_id"),)
+
+
+class ReviewLog(Base):
+    """Append-only history of review changes (and file moves) for undo and audit.
+
+    Undo never deletes a row: it appends the inverse change. `group_id` ties together the rows
+    of one user action (a decision applied to a multi-selection undoes as one step).
+    """
+
+    __tablename__ = "review_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(Integer, index=True)
+    content_id: Mapped[int | None] = mapped_column(
+        ForeignKey("contents.id", ondelete="SET NULL"), index=True)
+    field: Mapped[str] = mapped_column(String(16))  # "decision", "rating", "path"
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16), default="app")  # "app", "cli", "undo", "redo"
+    # For "undo"/"redo" groups: the group they revert or re-apply.
+    reverts_group: Mapped[int | None] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class QueuedAnalysis(Base):
+    """Pending analysis work, persisted so work pending at exit resumes at the next start."""
+
+    __tablename__ = "analysis_queue"
+
+    content_id: Mapped[int] = mapped_column(
+        ForeignKey("contents.id", ondelete="CASCADE"), primary_key=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0)  # higher first (visible images)
+    enqueued_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_queue_order", "priority", "enqueued_at"),)
+
+
+class SavedFilter(Base):
+    __tablename__ = "saved_filters"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    query: Mapped[str] = mapped_column(Text)  # the shared filter syntax (db.filters)

@@ -1,0 +1,5 @@
+import sys
+
+from gentriage.cli import main
+
+sys.exit(main())

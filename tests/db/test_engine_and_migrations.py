@@ -1,0 +1,90 @@
+import sqlite3
+
+import pytest
+from sqlalchemy import inspect, text
+
+from db.engine import DatabaseError, create_library_engine, open_library, session_factory
+from db.migrate import current_revision, head_revision
+from db.schema import Base, Content, Decision, Folder, Image
+
+
+def test_empty_database_migrates_to_head_and_matches_the_models(tmp_path):
+    engine = open_library(tmp_path / "new.sqlite3")
+    assert current_revision(engine) == head_revision()
+    tables = set(inspect(engine).get_table_names())
+    assert set(Base.metadata.tables) <= tables
+    assert "prompt_fts" in tables
+
+
+def test_migrations_match_the_orm_models(tmp_path):
+    """Autogenerate against a migrated database finds nothing to do: schema.py and the
+    migrations agree (a change to one without the other fails here)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    engine = open_library(tmp_path / "cmp.sqlite3")
+    with engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    # FTS5 shadow tables are created by SQL, not by the models.
+    diff = [d for d in diff if not (d[0] == "remove_table" and d[1].name.startswith("prompt_fts"))]
+    assert diff == []
+
+
+def test_every_connection_gets_the_pragmas(tmp_path):
+    engine = create_library_engine(tmp_path / "p.sqlite3")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() > 0
+
+
+def test_reopening_keeps_data(tmp_path):
+    path = tmp_path / "keep.sqlite3"
+    engine = open_library(path)
+    with session_factory(engine).begin() as session:
+        folder = Folder(path="/pictures")
+        content = Content(sha256="a" * 64, decision=Decision.ACCEPTED.value, rating=4)
+        session.add_all([folder, content])
+        session.flush()
+        session.add(Image(path="/pictures/a.png", name="a.png", folder_id=folder.id,
+                          content_id=content.id))
+    engine.dispose()
+    engine = open_library(path)
+    with session_factory(engine)() as session:
+        image = session.query(Image).one()
+        assert image.content.decision == "accepted" and image.content.rating == 4
+
+
+def test_prompt_index_follows_inserts_updates_and_deletes(Session):
+    from db.schema import Generation
+
+    with Session.begin() as session:
+        content = Content(sha256="b" * 64)
+        session.add(content)
+        session.flush()
+        session.add(Generation(content_id=content.id, prompt="a red fox in snow"))
+    match = text("SELECT rowid FROM prompt_fts WHERE prompt_fts MATCH :q")
+    with Session.begin() as session:
+        assert session.execute(match, {"q": '"red fox"'}).scalars().all() == [content.id]
+        session.get(Generation, content.id).prompt = "a blue whale"
+    with Session.begin() as session:
+        assert session.execute(match, {"q": '"red fox"'}).scalars().all() == []
+        assert session.execute(match, {"q": '"blue wha"'}).scalars().all() == [content.id]
+        session.delete(session.get(Generation, content.id))
+    with Session() as session:
+        assert session.execute(match, {"q": '"blue wha"'}).scalars().all() == []
+
+
+def test_a_file_that_is_not_a_database_gives_a_clear_error(tmp_path):
+    path = tmp_path / "not-a-db.sqlite3"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(DatabaseError, match="not-a-db.sqlite3"):
+        open_library(path)
+
+
+def test_foreign_keys_are_enforced(Session):
+    with pytest.raises(Exception) as info:
+        with Session.begin() as session:
+            session.add(Image(path="/x.png", name="x.png", content_id=999))
+    assert isinstance(info.value.orig, sqlite3.IntegrityError)

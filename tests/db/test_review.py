@@ -1,0 +1,118 @@
+import pytest
+from sqlalchemy import func, select
+
+from db import review
+from db.schema import Content, ReviewLog
+
+
+@pytest.fixture
+def contents(Session):
+    with Session.begin() as session:
+        rows = [Content(sha256=f"{i:064x}") for i in range(3)]
+        session.add_all(rows)
+    return [c.id for c in rows]
+
+
+def state(Session, ids):
+    with Session() as session:
+        return [(c.decision, c.rating) for c in
+                session.scalars(select(Content).where(Content.id.in_(ids)).order_by(Content.id))]
+
+
+def test_decision_and_rating_are_written_and_logged(Session, contents):
+    with Session.begin() as session:
+        review.set_decision(session, contents[:2], "accepted")
+        review.set_rating(session, [contents[0]], 4)
+    assert state(Session, contents) == [("accepted", 4), ("accepted", 0), ("none", 0)]
+    with Session() as session:
+        log = session.scalars(select(ReviewLog).order_by(ReviewLog.id)).all()
+    assert [(r.field, r.old_value, r.new_value) for r in log] == [
+        ("decision", "none", "accepted"), ("decision", "none", "accepted"),
+        ("rating", "0", "4")]
+    assert log[0].group_id == log[1].group_id != log[2].group_id
+
+
+def test_unchanged_values_log_nothing(Session, contents):
+    with Session.begin() as session:
+        assert review.set_decision(session, contents, "none") is None
+        assert review.set_rating(session, contents, 0) is None
+    with Session() as session:
+        assert session.scalar(select(func.count(ReviewLog.id))) == 0
+
+
+def test_undo_and_redo_any_number_of_steps(Session, contents):
+    a, b, _ = contents
+    with Session.begin() as session:
+        review.set_decision(session, [a], "accepted")
+    with Session.begin() as session:
+        review.set_decision(session, [a, b], "rejected")
+    with Session.begin() as session:
+        review.set_rating(session, [b], 5)
+    history = [state(Session, [a, b])]
+    for _ in range(3):
+        with Session.begin() as session:
+            assert review.undo(session)
+        history.append(state(Session, [a, b]))
+    assert history == [
+        [("rejected", 0), ("rejected", 5)],
+        [("rejected", 0), ("rejected", 0)],
+        [("accepted", 0), ("none", 0)],
+        [("none", 0), ("none", 0)],
+    ]
+    with Session.begin() as session:
+        assert review.undo(session) == [] and not review.can_undo(session)
+    for expected in reversed(history[:-1]):
+        with Session.begin() as session:
+            assert review.redo(session)
+        assert state(Session, [a, b]) == expected
+    with Session.begin() as session:
+        assert not review.can_redo(session)
+
+
+def test_a_new_action_after_undo_drops_the_redo_branch(Session, contents):
+    a = contents[0]
+    with Session.begin() as session:
+        review.set_decision(session, [a], "accepted")
+    with Session.begin() as session:
+        review.undo(session)
+        assert review.can_redo(session)
+    with Session.begin() as session:
+        review.set_decision(session, [a], "rejected")
+    with Session.begin() as session:
+        assert not review.can_redo(session)
+        review.undo(session)
+    assert state(Session, [a]) == [("none", 0)]
+
+
+def test_undo_survives_a_restart_and_is_shared_between_processes(engine, Session, contents):
+    """The stacks come from the log, so a decision made by `gentriage review` (another
+    process, source "cli") is undone by the app after a restart."""
+    from db.engine import session_factory
+
+    with Session.begin() as session:
+        review.set_decision(session, [contents[1]], "rejected", source="cli")
+    engine.dispose()
+    with session_factory(engine).begin() as session:
+        changes = review.undo(session)
+    assert [(c.field, c.new_value) for c in changes] == [("decision", "none")]
+    assert state(Session, [contents[1]]) == [("none", 0)]
+
+
+def test_path_changes_join_the_decision_group_and_come_back_on_undo(Session, contents):
+    a = contents[0]
+    with Session.begin() as session:
+        group = review.set_decision(session, [a], "rejected")
+        review.record_path_changes(session, [(a, "/out/a.png", "/rejected/a.png")], group=group)
+    with Session.begin() as session:
+        changes = review.undo(session)
+    assert ("path", "/rejected/a.png", "/out/a.png") in [
+        (c.field, c.old_value, c.new_value) for c in changes]
+    assert state(Session, [a]) == [("none", 0)]
+
+
+def test_bad_values_are_refused(Session, contents):
+    with Session.begin() as session:
+        with pytest.raises(review.ReviewError):
+            review.set_decision(session, contents, "maybe")
+        with pytest.raises(review.ReviewError):
+            review.set_rating(session, contents, 6)

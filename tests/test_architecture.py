@@ -1,0 +1,44 @@
+"""Layer rules and start-up cost, enforced."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_linter_contracts_hold():
+    """db/ and inference/ (and library/) never import PySide6 or desktop/; lower layers never
+    import higher ones (contracts in pyproject.toml)."""
+    lint = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    assert lint, "import-linter is not installed (pip install -e '.[test]')"
+    result = subprocess.run([lint, "--no-cache"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Contracts: 2 kept, 0 broken" in result.stdout
+
+
+def _modules_after(code: str) -> set[str]:
+    probe = code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    import json
+
+    return set(json.loads(out.splitlines()[-1]))
+
+
+def test_help_loads_neither_qt_nor_torch():
+    modules = _modules_after(
+        "import contextlib, io\n"
+        "from gentriage.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert main(['--help']) == 0\n")
+    heavy = {m.split(".")[0] for m in modules} & {"PySide6", "torch", "transformers", "timm",
+                                                   "onnxruntime", "desktop"}
+    assert heavy == set()
+
+
+def test_headless_packages_import_without_qt_or_torch():
+    modules = _modules_after("import db.schema, db.review, db.flags, library.settings, "
+                             "library.paths")
+    assert not {m.split(".")[0] for m in modules} & {"PySide6", "torch", "desktop"}
