@@ -185,8 +185,9 @@ class AnalysisResult(Base):
     content: Mapped[Content] = relationship(back_populates="results")
 
     __table_args__ = (
-        Index("ix_results_analyser_label", "analyser", "label"),
-        Index("ix_results_analyser_score", "analyser", "score"),
+        # content_id last: filters and score sorts read content ids from the index alone.
+        Index("ix_results_analyser_label", "analyser", "label", "content_id"),
+        Index("ix_results_analyser_score", "analyser", "score", "content_id"),
     )
 
 

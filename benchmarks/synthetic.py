@@ -1,0 +1,299 @@
+"""A realistic synthetic library written straight into a database, for benchmarks.
+
+`build_library(db_path, n_images=100_000, seed=0)` creates (or replaces) a library database
+at `db_path` through the normal migrations, then bulk-loads folders, contents with review
+decisions and flags, images (a few duplicates, broken and missing files), generation
+metadata with varied prompts/models/generators/samplers, LoRAs, results for every analyser
+and about five tags per analysed image from a Zipf-distributed vocabulary of 2,000 tags.
+
+Speed comes from raw `executemany` in one transaction with the secondary indexes and the
+prompt full-text triggers dropped during the load and rebuilt once at the end (building an
+index over sorted data is much cheaper than maintaining it row by row). The result is
+byte-for-byte an ordinary library: same schema, same indexes, same triggers, same Alembic
+revision. Deterministic for a given seed.
+
+Run standalone: `python -m benchmarks.synthetic /tmp/lib.db [n_images]`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+GENERATORS = (("comfyui", 40), ("a1111", 30), ("invokeai", 10), ("fooocus", 8),
+              ("drawthings", 6), ("novelai", 4), (None, 2))
+SAMPLERS = ("euler", "euler_ancestral", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_sde", "ddim",
+            "uni_pc", "lcm", "heun", "DPM++ 2M Karras", "Euler a", "DPM++ SDE Karras")
+MODEL_FAMILIES = ("sd_xl_base_1.0", "juggernautXL", "ponyDiffusionV6XL", "dreamshaper_8",
+                  "realisticVisionV60B1", "animagineXL", "sd_v1-5-pruned-emaonly",
+                  "flux1-dev-fp8", "epicrealism", "counterfeitV30", "deliberate_v3",
+                  "RealVisXL_V4.0", "zavychromaxl", "albedobaseXL", "illustriousXL")
+SUBJECTS = ("a woman", "a man", "an old sailor", "a cat", "a dog", "a dragon", "a robot",
+            "a castle", "a forest", "a city street", "a spaceship", "a knight", "a witch",
+            "a girl", "a boy", "a fox", "an owl", "a mountain lake", "a lighthouse", "a samurai",
+            "a cyberpunk hacker", "a mermaid", "a wizard", "a vintage car", "a bowl of fruit")
+ADJECTIVES = ("red", "blue", "golden", "silver", "dark", "bright", "misty", "ancient",
+              "futuristic", "cozy", "gloomy", "vibrant", "pastel", "neon", "rustic", "ornate",
+              "minimalist", "ethereal", "gritty", "serene", "stormy", "sunlit", "frozen")
+NOUNS = ("hair", "eyes", "dress", "armor", "sky", "background", "lighting", "clouds",
+         "flowers", "rain", "snow", "fire", "water", "reflections", "shadows", "garden",
+         "ruins", "jewelry", "cloak", "hat", "sunset", "moon", "stars", "fog", "smoke")
+STYLE = ("masterpiece", "best quality", "highly detailed", "8k", "photorealistic",
+         "cinematic lighting", "oil painting", "watercolor", "concept art", "anime style",
+         "digital art", "studio photo", "35mm film", "bokeh", "volumetric light",
+         "sharp focus", "trending on artstation", "octane render", "unreal engine",
+         "by greg rutkowski", "by alphonse mucha", "(intricate:1.2)", "(wide shot:1.1)")
+NEGATIVES = ("lowres, bad anatomy, bad hands, text, error, missing fingers, worst quality",
+             "blurry, jpeg artifacts, watermark, signature", "nsfw, deformed, ugly",
+             "(worst quality:1.4), (low quality:1.4), monochrome", "", "extra limbs, mutated")
+LORA_NAMES = tuple(f"{stem}_v{v}" for stem in (
+    "detail_tweaker", "add_more_details", "film_grain", "pixel_art", "ghibli_style",
+    "lcm_lora", "hyper_sdxl", "epi_noiseoffset", "more_art", "add_brightness",
+    "cyberpunk_style", "watercolor_style", "hands_fix", "eyes_fix", "lowra", "clay_style",
+    "paper_cut", "vector_art", "retro_anime", "neon_glow") for v in range(1, 6))
+ANALYSER_LABELS = {  # analyser -> (labels with weights, or None for score-only analysers)
+    "nsfw-default": (("sfw", 85), ("nsfw", 15)),
+    "coherence": (("coherent", 85), ("semi-incoherent", 9), ("incoherent", 6)),
+    "nsfw-vit": (("normal", 87), ("nsfw", 13)),
+    "safety-checker": (("safe", 90), ("unsafe", 10)),
+    "aesthetic": None,
+    "tagger-jtp": None,
+}
+TAG_VOCABULARY_SIZE = 2_000
+TAGS_PER_IMAGE = 5
+DUPLICATE_SHARE = 0.02  # files that show a picture another file already shows
+ANALYSED_SHARE = 0.9
+TIMESTAMP = "2026-01-01 00:00:00.000000"
+
+
+def tag_vocabulary(size: int = TAG_VOCABULARY_SIZE) -> list[str]:
+    """Booru-style tags: real-looking words first (the popular ones), then combinations."""
+    words = sorted({f"{a}_{n}" for a in ADJECTIVES for n in NOUNS})
+    base = ["1girl", "solo", "outdoors", "indoors", "smile", "looking_at_viewer", "simple_background",
+            "upper_body", "full_body", "long_hair", "short_hair", "blush", "animal", "no_humans",
+            "scenery", "sky", "tree", "water", "building", "night", "day", "portrait"]
+    vocabulary = base + [w for w in words if w not in base]
+    index = 0
+    while len(vocabulary) < size:
+        vocabulary.append(f"tag_{NOUNS[index % len(NOUNS)]}_{index:04d}")
+        index += 1
+    return vocabulary[:size]
+
+
+def _weighted(pairs: tuple) -> tuple[list, list[float]]:
+    values, weights = zip(*pairs)
+    total, cum = 0.0, []
+    for w in weights:
+        total += w
+        cum.append(total)
+    return list(values), cum
+
+
+def _prompt(rng: random.Random) -> str:
+    parts = [f"{rng.choice(SUBJECTS)} with {rng.choice(ADJECTIVES)} {rng.choice(NOUNS)}"]
+    parts += [f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)}" for _ in range(rng.randint(1, 4))]
+    parts += rng.sample(STYLE, rng.randint(2, 6))
+    return ", ".join(parts)
+
+
+def _file_name(rng: random.Random, generator: str | None, number: int) -> str:
+    if generator == "comfyui":
+        return f"ComfyUI_{number:05d}_.png"
+    if generator == "a1111":
+        return f"{number:05d}-{rng.getrandbits(32)}.png"
+    if generator == "invokeai":
+        return f"{rng.getrandbits(64):016x}.png"
+    if generator == "fooocus":
+        return f"2026-01-{1 + number % 28:02d}_{number % 86400:05d}_{number}.png"
+    if generator == "novelai":
+        return f"image ({number}).webp"
+    return f"IMG_{number:06d}.{rng.choice(('png', 'jpg', 'webp'))}"
+
+
+def _prepare_schema(db_path: Path) -> None:
+    """Create an empty library at head revision through the normal open path."""
+    from db.engine import open_library
+
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    open_library(db_path).dispose()
+
+
+def build_library(db_path: Path | str, n_images: int = 100_000, seed: int = 0) -> None:
+    """Create a synthetic library of `n_images` files at `db_path` (an existing file there is
+    replaced). Deterministic for a given seed."""
+    db_path = Path(db_path)
+    _prepare_schema(db_path)
+    rng = random.Random(seed)
+    connection = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode=OFF")  # a failed build is simply rebuilt
+        connection.execute("PRAGMA synchronous=OFF")
+        connection.execute("PRAGMA foreign_keys=OFF")
+        connection.execute("PRAGMA cache_size=-262144")
+        index_sql = [row[0] for row in connection.execute(
+            "SELECT sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL")]
+        trigger_sql = [row[0] for row in connection.execute(
+            "SELECT sql FROM sqlite_master WHERE type='trigger' AND tbl_name='generation'")]
+        connection.execute("BEGIN")
+        for (name,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type IN ('index', 'trigger') "
+                "AND sql IS NOT NULL").fetchall():
+            kind = connection.execute(
+                "SELECT type FROM sqlite_master WHERE name=?", (name,)).fetchone()[0]
+            connection.execute(f'DROP {kind.upper()} "{name}"')
+        _load_rows(connection, rng, n_images)
+        for sql in index_sql:
+            connection.execute(sql)
+        connection.execute("INSERT INTO prompt_fts(prompt_fts) VALUES ('rebuild')")
+        for sql in trigger_sql:
+            connection.execute(sql)
+        connection.execute("COMMIT")
+        connection.execute("ANALYZE")
+        connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        connection.close()
+
+
+def _load_rows(connection: sqlite3.Connection, rng: random.Random, n_images: int) -> None:
+    n_contents = max(1, int(n_images * (1 - DUPLICATE_SHARE)))
+    generators, generator_cum = _weighted(GENERATORS)
+    models = [f"{family}{suffix}.safetensors" for family in MODEL_FAMILIES
+              for suffix in ("", "_v2", "-fp16")]
+    vocabulary = tag_vocabulary()
+    tag_cum: list[float] = []
+    total = 0.0
+    for rank in range(1, len(vocabulary) + 1):  # Zipf: a few tags are everywhere
+        total += 1.0 / rank
+        tag_cum.append(total)
+    decisions, decision_cum = _weighted((("none", 55), ("accepted", 33), ("rejected", 12)))
+
+    folders = [(k, f"/synthetic/library/{name}", int(k == 3), TIMESTAMP)
+               for k, name in enumerate(("comfyui_out", "a1111_outputs", "invoke", "private",
+                                         "fooocus", "drawthings_export", "novelai", "misc"), 1)]
+    connection.executemany(
+        "INSERT INTO folders (id, path, sensitive, added_at) VALUES (?, ?, ?, ?)", folders)
+
+    contents, generation, loras, results, tags = [], [], [], [], []
+    content_generator: list[str | None] = [None] * (n_contents + 1)
+    for cid in range(1, n_contents + 1):
+        decision = rng.choices(decisions, cum_weights=decision_cum)[0]
+        analysed = rng.random() < ANALYSED_SHARE
+        nsfw = analysed and rng.random() < 0.12
+        incoherent = analysed and rng.random() < 0.08
+        rating = rng.choice((1, 2, 3, 4, 5)) if decision == "accepted" and rng.random() < 0.4 else 0
+        width, height = rng.choice(((512, 512), (512, 768), (768, 512), (1024, 1024),
+                                    (832, 1216), (1216, 832), (896, 1152)))
+        contents.append((cid, f"{rng.getrandbits(256):064x}", width, height,
+                         rng.choice(("PNG", "PNG", "PNG", "JPEG", "WEBP")), decision, rating,
+                         TIMESTAMP if decision != "none" else None,
+                         int(nsfw or incoherent), int(nsfw), int(incoherent), int(analysed)))
+        generator = rng.choices(generators, cum_weights=generator_cum)[0]
+        content_generator[cid] = generator
+        if generator is not None or rng.random() < 0.5:
+            generation.append((
+                cid, generator, None, _prompt(rng), rng.choice(NEGATIVES),
+                str(rng.getrandbits(rng.choice((32, 63, 64)))), rng.choice((20, 25, 30, 40, 8)),
+                rng.choice(SAMPLERS), rng.choice(("normal", "karras", "exponential", None)),
+                rng.choice((4.0, 5.5, 7.0, 7.5, 1.5)), width, height, rng.choice(models),
+                f"{rng.getrandbits(40):010x}", "{}"))
+            for _ in range(rng.choice((0, 0, 0, 1, 1, 2, 3))):
+                loras.append((cid, rng.choice(LORA_NAMES), round(rng.uniform(0.2, 1.2), 2)))
+        if analysed:
+            _results_for(rng, cid, nsfw, incoherent, results)
+            chosen = set(rng.choices(vocabulary, cum_weights=tag_cum, k=TAGS_PER_IMAGE + 2))
+            for tag in list(chosen)[:TAGS_PER_IMAGE]:
+                tags.append((cid, "tagger-jtp", tag, round(rng.uniform(0.2, 1.0), 4)))
+
+    connection.executemany("INSERT INTO contents VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", contents)
+    connection.executemany(
+        "INSERT INTO generation (content_id, generator, generator_detail, prompt, "
+        "negative_prompt, seed, steps, sampler, scheduler, cfg_scale, width, height, model, "
+        "model_hash, raw) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", generation)
+    connection.executemany("INSERT INTO loras (content_id, name, weight) VALUES (?,?,?)", loras)
+    connection.executemany(
+        "INSERT INTO analysis_results (content_id, analyser, version, label, score, scores, "
+        "error, analysed_at) VALUES (?,?,?,?,?,?,?,?)", results)
+    connection.executemany(
+        "INSERT INTO tags (content_id, analyser, tag, score) VALUES (?,?,?,?)", tags)
+    connection.executemany(
+        "INSERT INTO images (id, path, name, folder_id, content_id, size, mtime_ns, status, "
+        "error, first_seen, indexed_at, has_thumbnail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        _image_rows(rng, n_images, n_contents, content_generator, folders))
+
+
+def _results_for(rng: random.Random, cid: int, nsfw: bool, incoherent: bool,
+                 out: list[tuple]) -> None:
+    for analyser, labels in ANALYSER_LABELS.items():
+        if analyser == "aesthetic":
+            score = round(min(10.0, max(0.0, rng.gauss(5.6, 1.1))), 4)
+            out.append((cid, analyser, "synthetic", None, score, "{}", None, TIMESTAMP))
+            continue
+        if analyser == "tagger-jtp":
+            out.append((cid, analyser, "synthetic", None, None, "{}", None, TIMESTAMP))
+            continue
+        if rng.random() < 0.003:  # an analyser that failed on this picture
+            out.append((cid, analyser, "synthetic", None, None, "{}", "decode error",
+                        TIMESTAMP))
+            continue
+        names, cum = _weighted(labels)
+        if analyser.startswith("nsfw") and nsfw:
+            label = "nsfw"
+        elif analyser == "coherence" and incoherent:
+            label = rng.choice(("incoherent", "semi-incoherent"))
+        else:
+            label = rng.choices(names, cum_weights=cum)[0]
+        score = round(rng.random(), 5)
+        out.append((cid, analyser, "synthetic", label, score,
+                    json.dumps({label: score}), None, TIMESTAMP))
+
+
+def _image_rows(rng: random.Random, n_images: int, n_contents: int,
+                content_generator: list[str | None], folders: list[tuple]):
+    folder_for = {"comfyui": 1, "a1111": 2, "invokeai": 3, "fooocus": 5, "drawthings": 6,
+                  "novelai": 7}
+    start = datetime(2025, 1, 1)
+    mtime_s = int(start.timestamp())
+    for image_id in range(1, n_images + 1):
+        # Content ids are shuffled against image ids only a little: generators write in order.
+        if image_id <= n_contents:
+            content_id = image_id
+        else:
+            content_id = rng.randint(1, n_contents)
+        generator = content_generator[content_id]
+        folder_id = folder_for.get(generator, 8) if rng.random() > 0.05 else 4
+        # Batches land within the same second: equal mtimes are common and must sort exactly.
+        mtime_s += rng.choice((0, 0, 1, 2, 5, 30))
+        folder_path = folders[folder_id - 1][1]
+        day = (start + timedelta(seconds=mtime_s - int(start.timestamp()))).strftime("%Y-%m-%d")
+        name = _file_name(rng, generator, image_id)
+        roll = rng.random()
+        status, error = "ok", None
+        if roll < 0.005:
+            status, error = "broken", "cannot identify image file (truncated PNG)"
+        elif roll < 0.015:
+            status = "missing"
+        yield (image_id, f"{folder_path}/{day}/{image_id:06d}_{name}", name, folder_id,
+               content_id, rng.randint(300_000, 3_000_000), mtime_s * 1_000_000_000
+               + rng.choice((0, 0, 0, rng.randint(0, 999_999_999))),
+               status, error, TIMESTAMP, TIMESTAMP, 1)
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print("usage: python -m benchmarks.synthetic DB_PATH [N_IMAGES]", file=sys.stderr)
+        return 2
+    n_images = int(argv[1]) if len(argv) > 1 else 100_000
+    began = time.perf_counter()
+    build_library(argv[0], n_images)
+    print(f"built {n_images:,} images in {time.perf_counter() - began:.1f} s -> {argv[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
