@@ -1,0 +1,117 @@
+"""`gentriage review PATH… --accept|--reject|--clear [--rating N]`: scripted review decisions.
+
+Decisions go through db.review with source "cli", into the same append-only log as the app's,
+so the app can undo them. A PATH may be an indexed file or a folder (every indexed image
+under it). Paths the library does not know are reported; the known ones are still applied and
+the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from gentriage.cli import EXIT_OK, EXIT_SOME_BROKEN, EXIT_USAGE, add_storage_options
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="indexed image files, or folders (every indexed image under them)")
+    decision = parser.add_mutually_exclusive_group()
+    decision.add_argument("--accept", dest="decision", action="store_const", const="accepted")
+    decision.add_argument("--reject", dest="decision", action="store_const", const="rejected")
+    decision.add_argument("--clear", dest="decision", action="store_const", const="none",
+                          help="remove the accept/reject decision")
+    parser.add_argument("--rating", type=int, choices=range(0, 6), metavar="N",
+                        help="star rating 0-5 (0 = none)")
+    add_storage_options(parser)
+
+
+def _candidates(raw: str) -> list[str]:
+    """Spellings under which a path may have been stored (as given, absolute, resolved)."""
+    path = Path(raw).expanduser()
+    spellings = [raw, str(path), os.path.abspath(path)]
+    try:
+        spellings.append(str(path.resolve()))
+    except OSError:
+        pass
+    return list(dict.fromkeys(spellings))
+
+
+def _resolve(session, raw: str) -> list[int]:
+    """Content ids for one PATH argument (a file, or a folder prefix)."""
+    from sqlalchemy import or_, select
+
+    from db.review import content_ids_for_paths
+    from db.schema import Image
+
+    spellings = _candidates(raw)
+    found = content_ids_for_paths(session, spellings)
+    ids = [cid for cid in found.values() if cid is not None]
+    if ids:
+        return ids
+    if Path(raw).expanduser().is_dir():
+        prefixes = [s.rstrip(os.sep) + os.sep for s in spellings]
+        # Prefix match with LIKE needs escaping of the folder name's own % and _.
+        conditions = [Image.path.like(p.replace("\\", "\\\\").replace("%", "\\%")
+                                      .replace("_", "\\_") + "%", escape="\\")
+                      for p in prefixes]
+        ids = list(session.scalars(select(Image.content_id).where(
+            or_(*conditions), Image.content_id.is_not(None))))
+    return ids
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.decision is None and args.rating is None:
+        print("gentriage review: give --accept, --reject, --clear and/or --rating N",
+              file=sys.stderr)
+        return EXIT_USAGE
+
+    from db.engine import DatabaseError, open_library, session_factory
+    from db.review import set_decision, set_rating
+    from library.paths import Locations
+
+    locations = Locations.resolve(args.db, args.models_dir)
+    if not locations.database.exists():
+        print(f"gentriage review: no library database at {locations.database} "
+              "(run 'gentriage scan FOLDER' first)", file=sys.stderr)
+        return EXIT_SOME_BROKEN
+    try:
+        engine = open_library(locations.database)
+    except DatabaseError as exc:
+        print(f"gentriage review: {exc}", file=sys.stderr)
+        return EXIT_SOME_BROKEN
+    unknown: list[str] = []
+    try:
+        with session_factory(engine).begin() as session:
+            content_ids: set[int] = set()
+            for raw in args.paths:
+                ids = _resolve(session, raw)
+                if ids:
+                    content_ids.update(ids)
+                else:
+                    unknown.append(raw)
+            changed = []
+            if args.decision is not None and content_ids:
+                if set_decision(session, content_ids, args.decision, source="cli") is not None:
+                    changed.append("decision")
+            if args.rating is not None and content_ids:
+                if set_rating(session, content_ids, args.rating, source="cli") is not None:
+                    changed.append("rating")
+    finally:
+        engine.dispose()
+
+    for raw in unknown:
+        print(f"gentriage review: {raw}: not in the library (scan its folder first)",
+              file=sys.stderr)
+    what = {"accepted": "accepted", "rejected": "rejected", "none": "cleared"}
+    parts = []
+    if args.decision is not None:
+        parts.append(what[args.decision])
+    if args.rating is not None:
+        parts.append(f"rated {args.rating}")
+    print(f"{' and '.join(parts)} {len(content_ids)} image(s)"
+          + ("" if changed else " (no change)"))
+    return EXIT_SOME_BROKEN if unknown else EXIT_OK

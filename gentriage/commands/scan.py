@@ -1,0 +1,340 @@
+"""`gentriage scan FOLDER… [--analysers a,b] [--device D] [--watch]`: index and analyse headless.
+
+1. The folders become watched folders and are indexed (library.scan: new and changed files
+   only; vanished files become missing, moved files keep their review).
+2. Everything the library still needs analysed is analysed (library.analysis.AnalysisRunner,
+   the same runner as the app's): the persisted queue plus any content lacking a current
+   result for an enabled, ready analyser.
+3. Without --watch the command ends when the queue is empty; with it, it keeps watching the
+   folders (library.watch) and analyses new files until interrupted.
+
+Ctrl+C (or SIGTERM) during analysis stops after the batch in progress: every result written
+so far is kept and the rest stays queued, so the next run continues where this one stopped.
+A second Ctrl+C stops at once (committed work is still kept: every write is a short
+transaction). Exit status: 0 success, 1 when some files were broken (every other file was
+still processed), 2 for usage errors, 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from gentriage.cli import EXIT_OK, EXIT_SOME_BROKEN, EXIT_USAGE, add_storage_options
+
+EXIT_INTERRUPTED = 130
+PLAIN_PROGRESS_INTERVAL_S = 2.0
+MAX_LISTED_PROBLEMS = 20
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folders", nargs="+", metavar="FOLDER", help="folders to index (recursive)")
+    add_storage_options(parser)
+    parser.add_argument("--analysers", metavar="KEYS",
+                        help="comma-separated analysers to run (default: those enabled in the "
+                             "settings); see 'gentriage models'")
+    parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N or mps")
+    parser.add_argument("--batch-size", type=int, metavar="N",
+                        help="images per model batch (default: per analyser and device)")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="indexing worker processes (default: one per CPU core)")
+    parser.add_argument("--watch", action="store_true",
+                        help="keep watching the folders and analysing new files until Ctrl+C")
+
+
+# ---------------------------------------------------------------------------- progress output
+
+
+class Reporter:
+    """Progress on stderr: a rich progress bar on a terminal, plain periodic lines otherwise.
+    The summary goes to stdout."""
+
+    def __init__(self, interactive: bool) -> None:
+        self.interactive = interactive
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+        self._last_line: dict[str, float] = {}
+        self._last_count: dict[str, tuple[int, int]] = {}
+        if interactive:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                      MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
+                                      TimeElapsedColumn(), console=Console(stderr=True),
+                                      transient=False)
+
+    def __enter__(self) -> Reporter:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def message(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def update(self, name: str, done: int, total: int, note: str = "",
+               final: bool = False) -> None:
+        if self._progress is not None:
+            if name not in self._tasks:
+                self._tasks[name] = self._progress.add_task(name, total=total, note=note)
+            self._progress.update(self._tasks[name], completed=done, total=max(total, done),
+                                  note=note)
+            return
+        now = time.monotonic()
+        if (done, total) == self._last_count.get(name):
+            return
+        if final or now - self._last_line.get(name, 0.0) >= PLAIN_PROGRESS_INTERVAL_S:
+            self._last_line[name] = now
+            self._last_count[name] = (done, total)
+            print(f"{name}: {done}/{total}{'  ' + note if note else ''}", file=sys.stderr,
+                  flush=True)
+
+
+# ---------------------------------------------------------------------------- interruption
+
+
+@dataclass
+class Interrupts:
+    """SIGINT/SIGTERM handling: the first asks the runner to stop after its batch, a second
+    (or one during indexing, which has no stopping point) raises KeyboardInterrupt."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    runner: Any = None
+    count: int = 0
+
+    def handler(self, _signum: int, _frame: Any) -> None:
+        self.count += 1
+        if self.runner is None or self.count > 1:
+            raise KeyboardInterrupt
+        self.stop.set()
+        self.runner.cancel()
+
+    def install(self) -> dict[int, Any]:
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, self.handler)
+        return previous
+
+    @property
+    def interrupted(self) -> bool:
+        return self.count > 0
+
+
+# ---------------------------------------------------------------------------- the command
+
+
+def _parse_analysers(text: str | None) -> list[str] | None:
+    """The --analysers list, or None for the settings' choice. Raises ValueError."""
+    if text is None:
+        return None
+    from inference.registry import ANALYSER_KEYS
+
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in ANALYSER_KEYS]
+    if unknown or not keys:
+        raise ValueError(f"unknown analyser(s) {', '.join(unknown) or '(none given)'}; "
+                         f"known: {', '.join(ANALYSER_KEYS)}")
+    return list(dict.fromkeys(keys))
+
+
+@dataclass
+class FolderState:
+    """What the library holds for the scanned folders after the run."""
+
+    flagged: int  # pictures with a readable file, flagged
+    analysed: int  # … with the default NSFW verdict present
+    broken: list[tuple[str, str | None]]  # (path, why) of unreadable files
+
+
+def _folder_state(sessions: Any, folders: list[str]) -> FolderState:
+    from sqlalchemy import distinct, func, or_, select
+
+    from db.schema import Content, Image, ImageStatus
+
+    under = or_(*[Image.path.startswith(f.rstrip(os.sep) + os.sep, autoescape=True)
+                  for f in folders])
+    base = (select(func.count(distinct(Content.id))).select_from(Image)
+            .join(Content, Content.id == Image.content_id)
+            .where(under, Image.status == ImageStatus.OK.value))
+    with sessions() as session:
+        flagged = session.scalar(base.where(Content.flagged)) or 0
+        analysed = session.scalar(base.where(Content.analysed)) or 0
+        broken = session.execute(select(Image.path, Image.error).where(
+            under, Image.status == ImageStatus.BROKEN.value).order_by(Image.path)).all()
+    return FolderState(flagged, analysed, [(p, e) for p, e in broken])
+
+
+def _problem_lines(broken: list[tuple[str, str | None]]) -> list[str]:
+    lines = [f"  broken: {path}: {error or 'unreadable'}"
+             for path, error in broken[:MAX_LISTED_PROBLEMS]]
+    if len(broken) > MAX_LISTED_PROBLEMS:
+        lines.append(f"  … and {len(broken) - MAX_LISTED_PROBLEMS} more")
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    folders = []
+    for folder in args.folders:
+        if not os.path.isdir(folder):
+            print(f"gentriage scan: {folder}: no such folder", file=sys.stderr)
+            return EXIT_USAGE
+        folders.append(os.path.normpath(os.path.abspath(folder)))
+    try:
+        analysers = _parse_analysers(args.analysers)
+    except ValueError as exc:
+        print(f"gentriage scan: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.batch_size is not None and args.batch_size < 1:
+        print("gentriage scan: --batch-size must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+
+    from db.engine import DatabaseError, open_library, session_factory
+    from library.paths import Locations
+    from library.settings import Settings
+
+    locations = Locations.resolve(args.db, args.models_dir)
+    settings = Settings.load(locations.settings)
+    if analysers is not None:
+        settings.enabled_analysers = analysers
+    device = args.device or settings.device or "auto"
+    try:
+        engine = open_library(locations.database)
+    except DatabaseError as exc:
+        print(f"gentriage scan: {exc}", file=sys.stderr)
+        return EXIT_SOME_BROKEN
+    interrupts = Interrupts()
+    previous = interrupts.install()
+    try:
+        with Reporter(sys.stderr.isatty()) as reporter:
+            return _scan_and_analyse(args, folders, settings, device, locations,
+                                     session_factory(engine), interrupts, reporter)
+    except KeyboardInterrupt:
+        print("interrupted; work done so far is saved and the next run continues from there",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        engine.dispose()
+
+
+def _scan_and_analyse(args: argparse.Namespace, folders: list[str], settings: Any, device: str,
+                      locations: Any, sessions: Any, interrupts: Interrupts,
+                      reporter: Reporter) -> int:
+    from library.analysis import AnalysisRunner, RunProgress
+    from library.scan import scan_folders
+    from library.thumbnails import ThumbnailCache
+
+    started = time.monotonic()
+    thumbnails = ThumbnailCache(locations.thumbnails)
+    summary = scan_folders(sessions, folders, thumbnails, workers=args.workers,
+                           progress=lambda done, total: reporter.update(
+                               "indexing", done, total, final=done == total))
+    for error in summary.errors:
+        reporter.message(f"warning: {error}")
+
+    def on_progress(progress: RunProgress) -> None:
+        note = f"{progress.images_per_s:.1f} images/s on {progress.device}"
+        if progress.paused:
+            note += " (paused)"
+        reporter.update("analysing", progress.done, progress.done + progress.queued, note,
+                        final=progress.queued == 0)
+
+    runner = AnalysisRunner(sessions, locations.models, settings, device=device,
+                            batch_size=args.batch_size, on_progress=on_progress)
+    try:
+        runner.load()
+    except (ValueError, KeyError) as exc:  # a device that is not there, an unknown key
+        print(f"gentriage scan: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for key, status in runner.pipeline.statuses.items():
+        if key not in runner.ready and key in settings.enabled_analysers:
+            reporter.message(f"note: {key} is not used: {status.message}"
+                             + (f" ({status.how_to_get})" if status.how_to_get else ""))
+    if not runner.ready:
+        reporter.message("note: no analyser is ready; images are indexed but not analysed")
+
+    analysis_started = time.monotonic()
+    interrupts.runner = runner
+    watcher = _start_watcher(sessions, folders, thumbnails, args.workers, reporter) \
+        if args.watch else None
+    try:
+        if runner.ready or watcher is not None:
+            runner.run(interrupts.stop, wake=getattr(watcher, "wake", None),
+                       until_empty=watcher is None)
+    finally:
+        interrupts.runner = None
+        if watcher is not None:
+            watcher.stop()
+    analysis_s = time.monotonic() - analysis_started
+
+    stats = runner.stats
+    state = _folder_state(sessions, folders)
+    print(f"indexed: {summary.indexed} new or changed, {summary.unchanged} unchanged, "
+          f"{summary.moved} moved, {summary.missing} missing, {summary.broken} broken")
+    per_analyser = ", ".join(f"{key} {stats.analysed.get(key, 0)}" for key in runner.ready)
+    print(f"analysed: {per_analyser or 'nothing (no analyser ready)'}")
+    if stats.errors:
+        print("analysis errors: " + ", ".join(f"{k} {n}" for k, n in sorted(stats.errors.items())))
+    # Every unreadable file in these folders, not only those found this run: a script
+    # re-running the scan keeps seeing exit status 1 until the files are fixed or removed.
+    print(f"broken: {len(state.broken)}")
+    print(f"flagged: {state.flagged} of {state.analysed} analysed image(s) in these folders")
+    rate = stats.completed / analysis_s if analysis_s > 0 else 0.0
+    print(f"elapsed: {time.monotonic() - started:.1f} s, {rate:.2f} images/s analysed")
+    remaining = runner.queued_count() if interrupts.interrupted and runner.ready else 0
+    if remaining:
+        print(f"stopped: {remaining} image(s) still queued; run again to continue")
+    for line in _problem_lines(state.broken):
+        print(line, file=sys.stderr)
+    if interrupts.interrupted and not args.watch:  # Ctrl+C is how a watch normally ends
+        return EXIT_INTERRUPTED
+    return EXIT_SOME_BROKEN if state.broken else EXIT_OK
+
+
+def _start_watcher(sessions: Any, folders: list[str], thumbnails: Any, workers: int | None,
+                   reporter: Reporter) -> Any:
+    """Watch the folders; newly indexed files are queued by the indexer, so the watcher only
+    has to wake the runner (and put new images first)."""
+    from library.watch import FolderWatcher
+
+    wake = threading.Event()
+
+    def on_indexed(_image_ids: list[int]) -> None:
+        wake.set()
+
+    def on_error(message: str) -> None:
+        reporter.message(f"warning: {message}")
+
+    def on_folder_lost(path: str) -> None:
+        reporter.message(f"warning: watched folder {path} is no longer available")
+
+    # initial_scan: a cheap catch-up (stat only) for files that arrived since the scan.
+    watcher = FolderWatcher(sessions, thumbnails, folders, on_indexed=on_indexed,
+                            on_folder_lost=on_folder_lost, on_error=on_error,
+                            initial_scan=True, workers=workers)
+    watcher.wake = wake  # type: ignore[attr-defined]
+    watcher.start()
+    reporter.message("watching for new files; press Ctrl+C to stop")
+    return watcher

@@ -1,0 +1,18 @@
+"""Fixtures for the command tests (helpers live in cli_support.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cli_support import Seeded, seed_library
+
+
+@pytest.fixture
+def home(isolated_home) -> Path:
+    return isolated_home
+
+
+@pytest.fixture
+def seeded(tmp_path) -> Seeded:
+    return seed_library(tmp_path)

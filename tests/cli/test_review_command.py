@@ -1,0 +1,90 @@
+"""`gentriage review`: scripted decisions, logged with source "cli" and undoable like the app's."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from db.engine import open_library, session_factory
+from db.review import undo
+from db.schema import Content, ReviewLog
+from gentriage.cli import main
+
+
+def _contents(db):
+    engine = open_library(db)
+    try:
+        with session_factory(engine)() as s:
+            return {c.id: (c.decision, c.rating) for c in s.scalars(select(Content))}
+    finally:
+        engine.dispose()
+
+
+def test_accept_with_rating_is_logged_as_cli_and_undoable(seeded, capsys):
+    target = seeded.paths[2]  # seeded as undecided
+    status = main(["review", str(target), "--accept", "--rating", "4", "--db", str(seeded.db)])
+
+    assert status == 0
+    assert "accepted and rated 4 1 image(s)" in capsys.readouterr().out
+    cid = seeded.content_ids[2]
+    assert _contents(seeded.db)[cid] == ("accepted", 4)
+    engine = open_library(seeded.db)
+    try:
+        Session = session_factory(engine)
+        with Session() as s:
+            log = list(s.scalars(select(ReviewLog).where(ReviewLog.content_id == cid)))
+        assert {(r.field, r.old_value, r.new_value, r.source) for r in log} == {
+            ("decision", "none", "accepted", "cli"), ("rating", "0", "4", "cli")}
+        # The app's undo reverts the scripted change (rating first, then the decision).
+        with Session.begin() as s:
+            undo(s)
+        with Session.begin() as s:
+            undo(s)
+    finally:
+        engine.dispose()
+    assert _contents(seeded.db)[cid] == ("none", 0)
+
+
+def test_clear_and_reject_a_whole_folder(seeded, capsys):
+    assert main(["review", str(seeded.folder), "--reject", "--db", str(seeded.db)]) == 0
+    assert set(d for d, _ in _contents(seeded.db).values()) == {"rejected"}
+    assert main(["review", str(seeded.paths[0]), "--clear", "--db", str(seeded.db)]) == 0
+    assert _contents(seeded.db)[seeded.content_ids[0]][0] == "none"
+    assert "cleared 1 image(s)" in capsys.readouterr().out
+
+
+def test_unknown_paths_are_reported_and_exit_1_but_known_ones_apply(seeded, tmp_path, capsys):
+    unknown = tmp_path / "not-indexed.png"
+    status = main(["review", str(unknown), str(seeded.paths[2]), "--reject",
+                   "--db", str(seeded.db)])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert f"{unknown}: not in the library" in captured.err
+    assert _contents(seeded.db)[seeded.content_ids[2]][0] == "rejected"
+
+
+def test_repeating_a_decision_writes_no_new_log_group(seeded, capsys):
+    args = ["review", str(seeded.paths[0]), "--accept", "--db", str(seeded.db)]  # already so
+    assert main(args) == 0
+    assert "(no change)" in capsys.readouterr().out
+    engine = open_library(seeded.db)
+    try:
+        with session_factory(engine)() as s:
+            assert s.scalars(select(ReviewLog)).first() is None
+    finally:
+        engine.dispose()
+
+
+def test_usage_errors_exit_2(seeded, capsys):
+    assert main(["review", str(seeded.paths[0]), "--db", str(seeded.db)]) == 2
+    try:
+        main(["review", str(seeded.paths[0]), "--accept", "--reject", "--db", str(seeded.db)])
+    except SystemExit as exc:
+        assert exc.code == 2
+    else:
+        raise AssertionError("--accept with --reject must be a usage error")
+    try:
+        main(["review", str(seeded.paths[0]), "--rating", "7", "--db", str(seeded.db)])
+    except SystemExit as exc:
+        assert exc.code == 2
+    else:
+        raise AssertionError("a rating of 7 must be a usage error")

@@ -1,0 +1,187 @@
+"""`gentriage scan`: index + analyse generated folders in a real subprocess, with the bundled
+nsfw-default analyser (no models folder needed); exit codes; interruption and resume."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cli_support import REPO, cli_env, make_folder, run_cli, write_png
+
+from gentriage.cli import main
+
+NSFW = ["--analysers", "nsfw-default"]
+
+
+def _db_counts(db: Path) -> dict[str, int]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
+        return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("images", "contents", "analysis_results", "analysis_queue")}
+
+
+def _results_so_far(db: Path) -> int:
+    """Analysis results written so far; 0 while the database is still being created."""
+    if not db.exists():
+        return 0
+    try:
+        return _db_counts(db)["analysis_results"]
+    except sqlite3.OperationalError:
+        return 0  # tables not created yet
+
+
+def _summary(stdout: str) -> dict[str, str]:
+    return dict(line.split(": ", 1) for line in stdout.splitlines() if ": " in line)
+
+
+def test_scan_indexes_analyses_and_reports_broken_files(tmp_path, home):
+    folder = make_folder(tmp_path / "pics", 6, broken=1)
+    db = tmp_path / "lib.sqlite3"
+
+    first = run_cli(["scan", str(folder), "--db", str(db), *NSFW], home)
+
+    assert first.returncode == 1, first.stderr  # one broken file; all others processed
+    summary = _summary(first.stdout)
+    assert summary["indexed"].startswith("6 new or changed, 0 unchanged")
+    assert summary["indexed"].endswith("1 broken")
+    assert summary["analysed"] == "nsfw-default 6"
+    assert summary["broken"] == "1"
+    assert re.fullmatch(r"\d+ of 6 analysed image\(s\) in these folders", summary["flagged"])
+    assert re.fullmatch(r"[\d.]+ s, [\d.]+ images/s analysed", summary["elapsed"])
+    assert "broken0.png" in first.stderr
+    counts = _db_counts(db)
+    assert counts["analysis_results"] == 6
+    assert counts["analysis_queue"] == 0
+
+    # A second run re-reads nothing and re-analyses nothing; the broken file still counts.
+    again = run_cli(["scan", str(folder), "--db", str(db), *NSFW], home)
+    assert again.returncode == 1
+    summary = _summary(again.stdout)
+    assert summary["indexed"].startswith("0 new or changed, 7 unchanged")
+    assert summary["analysed"] == "nsfw-default 0"
+    assert _db_counts(db) == counts
+
+
+def test_scan_of_a_clean_folder_with_the_default_settings_exits_0(tmp_path, home):
+    folder = make_folder(tmp_path / "pics", 3)
+    result = run_cli(["scan", str(folder)], home)  # default database under GENTRIAGE_HOME
+    assert result.returncode == 0, result.stderr
+    assert _summary(result.stdout)["analysed"] == "nsfw-default 3"
+    # The other default analysers have no weights here: said once each, not an error.
+    assert "coherence is not used" in result.stderr
+    assert (home / "library.sqlite3").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["{missing}"], "no such folder"),
+    (["{folder}", "--analysers", "nsfw-default,colour"], "unknown analyser(s) colour"),
+    (["{folder}", "--batch-size", "0"], "--batch-size must be at least 1"),
+])
+def test_usage_errors_exit_2(tmp_path, capsys, args, message):
+    folder = make_folder(tmp_path / "pics", 1)
+    argv = [a.format(missing=tmp_path / "nope", folder=folder) for a in args]
+    assert main(["scan", *argv, "--db", str(tmp_path / "lib.sqlite3")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "lib.sqlite3").exists()  # nothing was written
+
+
+def test_an_unknown_option_exits_2(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["scan", str(tmp_path), "--frobnicate"])
+    assert exc.value.code == 2
+
+
+def _start_scan(folder: Path, db: Path, home: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gentriage", "scan", str(folder), "--db", str(db), *NSFW,
+         "--batch-size", "1", "--workers", "1"],
+        cwd=REPO, env=cli_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_results(proc: subprocess.Popen, db: Path, timeout: float = 120) -> None:
+    """Poll the database (never a blind sleep) until the scan has written some results."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the scan ended before it could be interrupted"
+        if _results_so_far(db) > 0:
+            return
+        time.sleep(0.01)
+    raise AssertionError("no results were written in time")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
+def test_an_interrupted_scan_resumes_without_losing_or_repeating_work(tmp_path, home, how):
+    total = 80
+    folder = make_folder(tmp_path / "pics", total)
+    db = tmp_path / "lib.sqlite3"
+
+    proc = _start_scan(folder, db, home)
+    try:
+        _wait_for_results(proc, db)
+        proc.send_signal(how)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if how == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:  # a clean stop: the batch in progress is written, the rest stays queued
+        assert proc.returncode == 130, stderr
+        assert re.search(r"stopped: \d+ image\(s\) still queued", stdout)
+    done = _db_counts(db)
+    assert 0 < done["analysis_results"] < total
+    assert done["images"] == total
+    assert done["analysis_queue"] > 0
+
+    rerun = run_cli(["scan", str(folder), "--db", str(db), *NSFW], home)
+    assert rerun.returncode == 0, rerun.stderr
+    summary = _summary(rerun.stdout)
+    assert summary["indexed"].startswith(f"0 new or changed, {total} unchanged")
+    # Exactly what was missing is analysed: nothing lost, nothing done twice.
+    assert summary["analysed"] == f"nsfw-default {total - done['analysis_results']}"
+    after = _db_counts(db)
+    assert after == {"images": total, "contents": total, "analysis_results": total,
+                     "analysis_queue": 0}
+
+
+@pytest.mark.slow
+def test_watch_analyses_new_files_until_interrupted(tmp_path, home):
+    pytest.importorskip("library.watch")
+    folder = make_folder(tmp_path / "pics", 2)
+    db = tmp_path / "lib.sqlite3"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gentriage", "scan", str(folder), "--db", str(db), *NSFW,
+         "--watch"], cwd=REPO, env=cli_env(home), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            if _results_so_far(db) == 2:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the initial scan was not analysed")
+        write_png(folder / "new.png", "arrived later")
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            if _results_so_far(db) == 3:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the new file was not analysed")
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr  # Ctrl+C is how a watch ends: not a failure
+    assert _summary(stdout)["analysed"] == "nsfw-default 3"

@@ -1,0 +1,352 @@
+"""AnalysisRunner: queue → pipeline → results, flags and queue bookkeeping.
+
+Most tests drive the runner with a scripted pipeline (same interface as
+inference.pipeline.Pipeline) so they can provoke analyser errors, unreadable files and version
+changes cheaply; one test runs the real pipeline with the bundled nsfw-default analyser.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from PIL import Image as PILImage
+from sqlalchemy import func, select
+
+from db.engine import open_library, session_factory
+from db.schema import (
+    AnalysisResult,
+    Content,
+    Generation,
+    Image,
+    QueuedAnalysis,
+    Tag,
+)
+from inference.types import AnalyserOutput, DecodeFailure
+from library.analysis import MAX_ATTEMPTS, AnalysisRunner
+from library.settings import Settings
+
+
+@dataclass
+class FakePipeline:
+    """Scripted stand-in for inference.pipeline.Pipeline."""
+
+    versions: dict[str, str]
+    fail: set[tuple[str, str]] = field(default_factory=set)  # (file name, analyser) that raise
+    seen: list = field(default_factory=list)  # every job received, in order
+    device: str = "cpu"
+    cancelled: bool = False
+
+    @property
+    def ready_analysers(self) -> list[str]:
+        return list(self.versions)
+
+    def load(self) -> None:
+        pass
+
+    def pause(self) -> None:
+        pass
+
+    def resume(self) -> None:
+        pass
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def run(self, jobs: Iterable) -> Iterator:
+        for job in jobs:
+            self.seen.append(job)
+            if not Path(job.path).exists() or Path(job.path).read_bytes()[:4] == b"junk":
+                yield job, DecodeFailure(job, f"cannot identify image file {job.path!r}")
+                continue
+            wanted = getattr(job, "analysers", None) or self.versions
+            for analyser in self.versions:
+                if analyser not in wanted:
+                    continue
+                version = self.versions[analyser]
+                if (Path(job.path).name, analyser) in self.fail:
+                    yield job, AnalyserOutput.failed(analyser, version, "boom")
+                elif analyser == "nsfw-default":
+                    # Files named "nsfw*" score high, so flags can be checked.
+                    score = 0.9 if Path(job.path).name.startswith("nsfw") else 0.1
+                    yield job, AnalyserOutput(analyser, version, "nsfw" if score > .5 else "sfw",
+                                              score, {"nsfw": score})
+                elif analyser == "aesthetic":
+                    yield job, AnalyserOutput(analyser, version, None, 5.5,
+                                              {"aesthetic": 5.5,
+                                               "prompt_adherence": 30.0 if job.prompt else 0.0})
+                else:
+                    yield job, AnalyserOutput(analyser, version, None, 0.8, {},
+                                              [("cat", 0.8), ("dog", 0.3)])
+
+
+class Library:
+    """A database with a handful of indexed images (rows written directly)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.db = root / "library.sqlite3"
+        self.engine = open_library(self.db)
+        self.Session = session_factory(self.engine)
+
+    def add_image(self, name: str, prompt: str | None = None, data: bytes | None = None) -> int:
+        path = self.root / name
+        if data is None:
+            seed = hashlib.sha256(name.encode()).digest()  # a distinct picture per name
+            PILImage.frombytes("RGB", (8, 8), (seed * 6)[:192]).save(path, "PNG")
+        else:
+            path.write_bytes(data)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        with self.Session.begin() as s:
+            content = Content(sha256=digest)
+            s.add(content)
+            s.flush()
+            s.add(Image(path=str(path), name=name, content_id=content.id))
+            if prompt is not None:
+                s.add(Generation(content_id=content.id, prompt=prompt, raw={}))
+            return content.id
+
+    def count(self, model) -> int:
+        with self.Session() as s:
+            return s.scalar(select(func.count()).select_from(model))
+
+    def results(self) -> dict[tuple[int, str], AnalysisResult]:
+        with self.Session() as s:
+            return {(r.content_id, r.analyser): r for r in s.scalars(select(AnalysisResult))}
+
+
+@pytest.fixture
+def lib(tmp_path):
+    library = Library(tmp_path)
+    yield library
+    library.engine.dispose()
+
+
+def make_runner(lib: Library, pipeline: FakePipeline, enabled: list[str] | None = None,
+                **kwargs) -> AnalysisRunner:
+    settings = Settings(enabled_analysers=enabled or list(pipeline.versions))
+    return AnalysisRunner(lib.Session, lib.root / "models", settings,
+                          pipeline_factory=lambda **_: pipeline, **kwargs)
+
+
+VERSIONS = {"nsfw-default": "v1", "aesthetic": "a1", "tagger-jtp": "t1"}
+
+
+def test_analyses_every_content_and_empties_the_queue(lib):
+    ids = [lib.add_image(f"img{i}.png", prompt="a cat") for i in range(3)]
+    nsfw_id = lib.add_image("nsfw1.png")
+    changed: list[int] = []
+    runner = make_runner(lib, FakePipeline(dict(VERSIONS)), on_results=changed.extend)
+
+    stats = runner.run(threading.Event())
+
+    results = lib.results()
+    assert len(results) == 4 * 3
+    assert results[(ids[0], "aesthetic")].scores["prompt_adherence"] == 30.0
+    assert results[(nsfw_id, "aesthetic")].scores["prompt_adherence"] == 0.0  # no prompt passed
+    assert lib.count(QueuedAnalysis) == 0
+    assert lib.count(Tag) == 4 * 2
+    assert stats.analysed == {"nsfw-default": 4, "aesthetic": 4, "tagger-jtp": 4}
+    assert stats.completed == 4
+    with lib.Session() as s:
+        flagged = set(s.scalars(select(Content.id).where(Content.flagged)))
+        analysed = set(s.scalars(select(Content.id).where(Content.analysed)))
+    assert flagged == {nsfw_id}
+    assert analysed == set(ids) | {nsfw_id}
+    assert set(changed) == set(ids) | {nsfw_id}
+
+
+def test_unchanged_versions_never_repeat_work(lib):
+    for i in range(3):
+        lib.add_image(f"img{i}.png")
+    make_runner(lib, FakePipeline(dict(VERSIONS))).run(threading.Event())
+
+    again = FakePipeline(dict(VERSIONS))
+    runner = make_runner(lib, again)
+    assert runner.enqueue_missing() == 0
+    runner.run(threading.Event())
+    assert again.seen == []
+
+
+def test_a_changed_model_reanalyses_only_with_that_model(lib):
+    ids = [lib.add_image(f"img{i}.png") for i in range(2)]
+    make_runner(lib, FakePipeline(dict(VERSIONS))).run(threading.Event())
+    before = lib.results()
+
+    second = FakePipeline({**VERSIONS, "aesthetic": "a2"})
+    make_runner(lib, second).run(threading.Event())
+
+    after = lib.results()
+    assert len(second.seen) == 2
+    for cid in ids:
+        assert after[(cid, "aesthetic")].version == "a2"
+        # Untouched analysers keep their original rows.
+        assert after[(cid, "nsfw-default")].analysed_at == before[(cid, "nsfw-default")].analysed_at
+    if hasattr(second.seen[0], "analysers"):
+        assert all(set(job.analysers) == {"aesthetic"} for job in second.seen)
+    assert lib.count(QueuedAnalysis) == 0
+
+
+def test_an_analyser_error_is_recorded_and_the_batch_goes_on(lib):
+    bad = lib.add_image("bad.png")
+    good = lib.add_image("good.png")
+    pipeline = FakePipeline(dict(VERSIONS), fail={("bad.png", "tagger-jtp")})
+    stats = make_runner(lib, pipeline).run(threading.Event())
+
+    results = lib.results()
+    assert results[(bad, "tagger-jtp")].error == "boom"
+    assert results[(bad, "nsfw-default")].error is None
+    assert results[(good, "tagger-jtp")].error is None
+    assert stats.errors == {"tagger-jtp": 1}
+    assert lib.count(QueuedAnalysis) == 0
+    # The error counts as this version's result: the next start does not retry it forever.
+    assert make_runner(lib, FakePipeline(dict(VERSIONS))).enqueue_missing() == 0
+
+
+def test_an_undecodable_file_is_marked_broken_and_dropped_from_the_queue(lib):
+    broken = lib.add_image("broken.png", data=b"junk, not a picture")
+    fine = lib.add_image("fine.png")
+    stats = make_runner(lib, FakePipeline(dict(VERSIONS))).run(threading.Event())
+
+    with lib.Session() as s:
+        image = s.scalar(select(Image).where(Image.content_id == broken))
+    assert image.status == "broken"
+    assert "cannot identify image file" in image.error
+    assert stats.broken == 1
+    assert lib.count(QueuedAnalysis) == 0
+    assert {cid for cid, _ in lib.results()} == {fine}
+    # Broken images are not re-queued at the next start.
+    assert make_runner(lib, FakePipeline(dict(VERSIONS))).enqueue_missing() == 0
+
+
+def test_work_pending_at_stop_resumes_at_the_next_start_without_duplicates(lib):
+    ids = [lib.add_image(f"img{i}.png") for i in range(6)]
+    stop = threading.Event()
+    first = FakePipeline(dict(VERSIONS))
+    # take=2: stop after the first batch's results are written.
+    runner = make_runner(lib, first, take=2, on_results=lambda _ids: stop.set())
+    runner.run(stop)
+    assert lib.count(QueuedAnalysis) == 4
+    done_first = {cid for cid, _ in lib.results()}
+    assert len(done_first) == 2
+
+    # A new process: fresh engine on the same file.
+    lib.engine.dispose()
+    lib.engine = open_library(lib.db)
+    lib.Session = session_factory(lib.engine)
+    second = FakePipeline(dict(VERSIONS))
+    runner = make_runner(lib, second)
+    assert runner.enqueue_missing() == 0  # the queue already holds the rest: no duplicates
+    runner.run(threading.Event())
+
+    assert {Path(j.path).name for j in second.seen} == {f"img{i}.png" for i in range(6)} - {
+        Path(j.path).name for j in first.seen}
+    assert len(lib.results()) == 6 * 3
+    assert {cid for cid, _ in lib.results()} == set(ids)
+    assert lib.count(QueuedAnalysis) == 0
+
+
+def test_a_clean_stop_does_not_count_as_a_failed_attempt(lib):
+    for i in range(4):
+        lib.add_image(f"img{i}.png")
+    stop = threading.Event()
+
+    class StopAfterFirst(FakePipeline):
+        def run(self, jobs):
+            for pair in super().run(jobs):
+                yield pair
+                stop.set()  # interrupted mid-batch, after one output
+
+    make_runner(lib, StopAfterFirst(dict(VERSIONS)), take=4).run(stop)
+    with lib.Session() as s:
+        attempts = list(s.scalars(select(QueuedAnalysis.attempts)))
+    assert len(attempts) == 4
+    assert attempts == [0, 0, 0, 0]
+
+
+def test_a_content_that_never_finishes_is_given_up(lib):
+    stuck = lib.add_image("stuck.png")
+    other = lib.add_image("other.png")
+    runner = make_runner(lib, FakePipeline(dict(VERSIONS)))
+    runner.enqueue_missing()
+    with lib.Session.begin() as s:  # as if the process died during its batch every time
+        s.get(QueuedAnalysis, stuck).attempts = MAX_ATTEMPTS
+    pipeline = FakePipeline(dict(VERSIONS))
+    stats = make_runner(lib, pipeline).run(threading.Event())
+
+    assert [Path(j.path).name for j in pipeline.seen] == ["other.png"]
+    results = lib.results()
+    assert all("did not finish" in results[(stuck, a)].error for a in VERSIONS)
+    assert results[(other, "aesthetic")].error is None
+    assert stats.gave_up == 1
+    assert lib.count(QueuedAnalysis) == 0
+
+
+def test_prioritised_contents_are_analysed_first(lib):
+    ids = [lib.add_image(f"img{i}.png") for i in range(5)]
+    pipeline = FakePipeline(dict(VERSIONS))
+    runner = make_runner(lib, pipeline, take=1)
+    runner.load()
+    runner.enqueue_missing()
+    runner.prioritise([ids[1]])
+    runner.prioritise([ids[3]])  # the latest request wins
+    runner.run(threading.Event())
+    order = [Path(j.path).name for j in pipeline.seen]
+    # Prioritised first (most recent request first), then newest first.
+    assert order == ["img3.png", "img1.png", "img4.png", "img2.png", "img0.png"]
+
+
+def test_only_enabled_and_ready_analysers_are_required(lib):
+    cid = lib.add_image("img.png")
+    pipeline = FakePipeline({"nsfw-default": "v1"})  # aesthetic enabled but not ready
+    runner = make_runner(lib, pipeline, enabled=["nsfw-default", "aesthetic"])
+    runner.run(threading.Event())
+    assert set(lib.results()) == {(cid, "nsfw-default")}
+    assert lib.count(QueuedAnalysis) == 0
+
+
+def test_waits_for_new_work_until_stopped(lib):
+    lib.add_image("first.png")
+    stop, wake = threading.Event(), threading.Event()
+    pipeline = FakePipeline({"nsfw-default": "v1"})
+    runner = make_runner(lib, pipeline)
+    done = threading.Event()
+    seen_results: list[int] = []
+
+    def on_results(ids):
+        seen_results.extend(ids)
+        done.set()
+
+    runner._on_results = on_results
+    thread = threading.Thread(target=runner.run, args=(stop, wake, False))
+    thread.start()
+    try:
+        assert done.wait(10)
+        done.clear()
+        late = lib.add_image("late.png")
+        with lib.Session.begin() as s:
+            s.add(QueuedAnalysis(content_id=late))
+        wake.set()
+        assert done.wait(10)
+        assert late in seen_results
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_real_pipeline_with_the_bundled_nsfw_analyser(lib):
+    pytest.importorskip("inference.pipeline")
+    ids = [lib.add_image(f"img{i}.png") for i in range(2)]
+    settings = Settings(enabled_analysers=["nsfw-default"])
+    runner = AnalysisRunner(lib.Session, lib.root / "models", settings, device="cpu")
+    stats = runner.run(threading.Event())
+    results = lib.results()
+    assert set(results) == {(cid, "nsfw-default") for cid in ids}
+    assert all(0.0 <= r.score <= 1.0 and r.version for r in results.values())
+    assert stats.analysed["nsfw-default"] == 2
+    assert lib.count(QueuedAnalysis) == 0
