@@ -1,0 +1,254 @@
+"""The composition root: the only place that creates the app's components and connects them.
+
+Start-up order is chosen so the window is usable fast: open the database (migrations), build
+the window, show the first page of the grid, *then* start the services — the folder scan
+(a background thread; new files appear as they are recorded), the folder watcher, and the
+inference QThread, which imports the analysis runner and with it torch. Nothing on the GUI
+path imports torch. If the runner or its models cannot start, the status bar says so and
+everything else works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from db import store
+from db.engine import DatabaseError, open_library, session_factory
+from desktop.blur import BlurPolicy
+from desktop.grid.model import GridModel
+from desktop.grid.thumbnail_loader import ThumbnailLoader
+from desktop.grid.view import GridView
+from desktop.main_window import MainWindow
+from desktop.preview import FullView, ImagePreview
+from desktop.theme import apply_theme
+from desktop.workers import (
+    AnalysisThread,
+    AnalysisWorker,
+    FlagRecomputer,
+    ScanBridge,
+    WatcherBridge,
+)
+from library.paths import Locations
+from library.settings import Settings
+from library.thumbnails import ThumbnailCache
+
+log = logging.getLogger(__name__)
+
+
+class GenTriageApp(QObject):
+    """Everything one window needs, created and connected. Tests build this directly (with
+    `analysis=False` or a fake runner) and drive the real window."""
+
+    def __init__(self, engine: Engine, locations: Locations, settings: Settings,
+                 folders: list[str] | None = None, device: str | None = None,
+                 models_dir: str | None = None, *, analysis: bool = True,
+                 watch: bool = True, scan_executor: str = "process",
+                 runner_factory: Any = None) -> None:
+        super().__init__()
+        self.engine = engine
+        self.locations = locations
+        self.settings = settings
+        self.sessions: sessionmaker[Session] = session_factory(engine)
+        self.device = device or settings.device
+        self._explicit_models = models_dir
+        self.folders = self._register_folders(folders or [])
+
+        # --- the window ------------------------------------------------------------------
+        self.thumbnail_cache = ThumbnailCache(locations.thumbnails)
+        self.thumbnails = ThumbnailLoader(self.thumbnail_cache)
+        self.blur = BlurPolicy.from_settings(settings)
+        self.model = GridModel(self.sessions, self.thumbnails, self.blur)
+        self.view = GridView(thumbnail_size=settings.thumbnail_size)
+        self.preview = ImagePreview(self.blur, self.thumbnails)
+        self.full_view = FullView(self.blur, self.thumbnails)
+        self.window = MainWindow(self.sessions, settings, self.model, self.view, self.blur,
+                                 self.preview, self.full_view, save_settings=self.save_settings,
+                                 default_models_dir=str(locations.models))
+
+        # --- services --------------------------------------------------------------------
+        self._scan_executor = scan_executor
+        self.scanner = ScanBridge(self.sessions, self.thumbnail_cache, scan_executor, self)
+        self.watcher = WatcherBridge(self) if watch else None
+        self.flags = FlagRecomputer(self.sessions, self)
+        self.analysis: AnalysisThread | None = None
+        if analysis:
+            worker = AnalysisWorker(self.sessions, self.models_dir(settings), settings,
+                                    self.device, runner_factory=runner_factory)
+            self.analysis = AnalysisThread(worker, self)
+        self._connect()
+
+    # ---------------------------------------------------------------- set-up
+
+    def models_dir(self, settings: Settings) -> Path:
+        """--models-dir, else the settings' choice, else $GENTRIAGE_MODELS_DIR / default."""
+        if self._explicit_models:
+            return Path(self._explicit_models).expanduser()
+        if settings.models_dir:
+            return Path(settings.models_dir).expanduser()
+        return self.locations.models
+
+    def _register_folders(self, folders: list[str]) -> list[str]:
+        """Folders from the command line join the library; none = the remembered ones."""
+        with self.sessions() as session:
+            for folder in folders:
+                store.add_folder(session, folder)
+            session.commit()
+            return [f.path for f in store.list_folders(session)]
+
+    def _connect(self) -> None:
+        w = self.window
+        w.folder_added.connect(self._on_window_folder_added)
+        w.folder_removed.connect(self._on_window_folder_removed)
+        w.rescan_requested.connect(self.scanner.scan)
+        w.settings_changed.connect(self._on_window_settings_changed)
+        self.scanner.images_indexed.connect(w._on_scanner_images_indexed)
+        self.scanner.scan_finished.connect(w._on_scanner_scan_finished)
+        self.scanner.scan_failed.connect(w._on_service_error_reported)
+        self.scanner.images_indexed.connect(self._on_scanner_images_indexed)
+        self.flags.flags_recomputed.connect(w._on_flags_recomputed)
+        self.flags.recompute_failed.connect(w._on_service_error_reported)
+        if self.watcher is not None:
+            self.watcher.images_indexed.connect(w._on_watcher_images_indexed)
+            self.watcher.images_indexed.connect(self._on_scanner_images_indexed)
+            self.watcher.images_missing.connect(w._on_watcher_images_changed)
+            self.watcher.images_moved.connect(w._on_watcher_images_changed)
+            self.watcher.folder_lost.connect(w._on_watcher_folder_lost)
+            self.watcher.error_reported.connect(w._on_service_error_reported)
+            self.watcher.state_changed.connect(w._on_watcher_state_changed)
+        else:
+            w.status.show_watch_state("Not watching (disabled)")
+        if self.analysis is not None:
+            worker = self.analysis.worker
+            worker.results_written.connect(w._on_analysis_results_written)
+            worker.progress_changed.connect(w._on_analysis_progress_changed)
+            worker.status_changed.connect(w._on_analysis_status_changed)
+            worker.analysis_unavailable.connect(w._on_analysis_unavailable)
+            w.analysis_pause_requested.connect(self._on_window_analysis_pause_requested)
+            w.visible_contents_changed.connect(worker.prioritise)
+        else:
+            w._on_analysis_unavailable("Analysis is off for this window")
+
+    def start(self) -> None:
+        """Show the first page now; start scanning, watching and analysing right after."""
+        self.window.start()
+        QTimer.singleShot(0, self.start_services)
+
+    def start_services(self) -> None:
+        if self.folders:
+            self.scanner.scan(self.folders)
+        if self.watcher is not None:
+            self.watcher.start(self._create_watcher, len(self.folders))
+        if self.analysis is not None:
+            self.analysis.start()
+
+    def _create_watcher(self, **callbacks: Any) -> Any:
+        from library.watch import FolderWatcher
+
+        # The scan bridge does the initial scan (showing images as they are recorded), so
+        # the watcher only follows changes from now on.
+        return FolderWatcher(self.sessions, self.thumbnail_cache, list(self.folders),
+                             initial_scan=False, executor=self._scan_executor, **callbacks)
+
+    # ---------------------------------------------------------------- reactions
+
+    def _on_window_folder_added(self, path: str) -> None:
+        if path not in self.folders:
+            self.folders.append(path)
+        self.scanner.scan([path])
+        if self.watcher is not None:
+            self.watcher.add_folder(path, len(self.folders))
+
+    def _on_window_folder_removed(self, path: str) -> None:
+        if path in self.folders:
+            self.folders.remove(path)
+        if self.watcher is not None:
+            self.watcher.remove_folder(path, len(self.folders))
+
+    def _on_scanner_images_indexed(self, _ids: list) -> None:
+        if self.analysis is not None:
+            self.analysis.worker.wake()  # new work may be queued
+
+    def _on_window_analysis_pause_requested(self, paused: bool) -> None:
+        if self.analysis is None:
+            return
+        worker = self.analysis.worker
+        worker.pause() if paused else worker.resume()
+
+    def _on_window_settings_changed(self, old: Settings, new: Settings) -> None:
+        app = QApplication.instance()
+        if old.theme != new.theme and isinstance(app, QApplication):
+            apply_theme(app, new.theme)
+        if old.thresholds != new.thresholds or old.enabled_analysers != new.enabled_analysers:
+            self.flags.recompute(new.thresholds, new.enabled_analysers)
+        if self.analysis is not None and (
+                old.enabled_analysers != new.enabled_analysers or old.device != new.device
+                or old.models_dir != new.models_dir
+                or old.thresholds.tagger != new.thresholds.tagger):
+            self.device = new.device
+            self.analysis.worker.restart(new, self.models_dir(new), new.device)
+        self.settings = new
+
+    def save_settings(self, settings: Settings) -> None:
+        self.settings = settings
+        try:
+            settings.save(self.locations.settings)
+        except OSError as exc:
+            self.window.status.post(f"Settings not saved: {exc}")
+
+    # ---------------------------------------------------------------- shutdown
+
+    def shutdown(self) -> None:
+        """Stop every service; the database stays consistent whatever was running."""
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.analysis is not None and not self.analysis.stop():
+            log.warning("the analysis thread did not stop in time")
+        self.scanner.wait(10)
+        self.flags.wait()
+        self.preview.shutdown()
+        self.full_view.shutdown()
+        self.thumbnails.shutdown()
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """`gentriage [FOLDER…]`: open the window. Returns the exit status."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("GenTriage")
+    app.setOrganizationName("GenTriage")
+    locations = Locations.resolve(getattr(args, "db", None), getattr(args, "models_dir", None))
+    settings = Settings.load(locations.settings)
+    apply_theme(app, settings.theme)
+    try:
+        engine = open_library(locations.database)
+    except DatabaseError as exc:
+        QMessageBox.critical(None, "GenTriage cannot open its library",
+                             f"{exc}\n\nIf another program holds the database, close it; if "
+                             "the file is damaged, move it away and GenTriage starts a new one "
+                             "(use --db to choose another file).")
+        return 2
+    folders = [str(Path(f).expanduser().resolve()) for f in getattr(args, "folders", []) or []]
+    missing = [f for f in folders if not Path(f).is_dir()]
+    if missing:
+        QMessageBox.warning(None, "GenTriage", "Not a folder:\n" + "\n".join(missing))
+        folders = [f for f in folders if f not in missing]
+    gentriage = GenTriageApp(engine, locations, settings, folders,
+                             device=getattr(args, "device", None),
+                             models_dir=getattr(args, "models_dir", None))
+    gentriage.window.show()
+    gentriage.start()
+    try:
+        return app.exec()
+    finally:
+        gentriage.shutdown()
+        engine.dispose()

@@ -1,0 +1,560 @@
+"""The main window: folder sidebar, filter bar, thumbnail grid (or the full view), details
+pane, status bar, menus built from the action registry.
+
+The window composes its own widgets (sidebar → filter, filter bar → grid model, grid →
+details) and exposes slots `_on_<source>_<signal>` for the background services, which the
+composition root (desktop.app) connects. It never starts threads itself: what it needs from
+the outside world it asks for with `*_requested` signals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from db import queries, store
+from db.filters import ImageFilter
+from db.schema import AnalysisResult, Folder
+from desktop.actions import ActionRegistry, HoldKeyFilter
+from desktop.blur import BlurPolicy
+from desktop.details import DetailsPane, load_details
+from desktop.filter_bar import DEFAULT_FILTER, FilterBar
+from desktop.grid.model import GridModel
+from desktop.grid.view import GridView
+from desktop.help_overlay import HelpOverlay
+from desktop.preview import FullView, ImagePreview
+from desktop.review_controller import ReviewController
+from desktop.settings_dialog import SettingsDialog
+from desktop.sidebar import ALL_FOLDERS, FolderEntry, FolderSidebar
+from desktop.status_bar import StatusBar
+from library.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Live updates (new files, results) arrive in bursts; the sidebar counts and the choice lists
+# are re-read at most this often.
+SIDEBAR_REFRESH_MS = 1500
+
+
+class MainWindow(QMainWindow):
+    # Asked of the composition root (it owns scanning, watching and the workers).
+    folder_added = Signal(str)
+    folder_removed = Signal(str)
+    rescan_requested = Signal(list)  # folder paths
+    settings_changed = Signal(object, object)  # old Settings, new Settings
+    analysis_pause_requested = Signal(bool)
+    visible_contents_changed = Signal(list)  # content ids on screen: analyse these first
+    first_page_shown = Signal()
+
+    def __init__(self, sessions: sessionmaker[Session], settings: Settings,
+                 model: GridModel, view: GridView, blur: BlurPolicy,
+                 preview: ImagePreview | None = None, full_view: FullView | None = None,
+                 save_settings: Callable[[Settings], None] | None = None,
+                 default_models_dir: str = "") -> None:
+        super().__init__()
+        self.setWindowTitle("GenTriage")
+        self.setObjectName("mainWindow")
+        self._fit_to_screen()
+        self.sessions = sessions
+        self.settings = settings
+        self.model = model
+        self.view = view
+        self.blur = blur
+        self.preview = preview
+        self.full_view = full_view
+        self._save_settings = save_settings or (lambda _s: None)
+        self._default_models_dir = default_models_dir
+        self._first_page_announced = False
+
+        # --- widgets ---------------------------------------------------------------------
+        self.sidebar = FolderSidebar()
+        self.filter_bar = FilterBar()
+        self.details = DetailsPane(preview)
+        self.status = StatusBar()
+        self.setStatusBar(self.status)
+        self.view.setModel(model)
+        self.view.setObjectName("grid")
+        self.stack = QStackedWidget()
+        self.stack.addWidget(view)
+        if full_view is not None:
+            self.stack.addWidget(full_view)
+        centre = QWidget()
+        centre_layout = QVBoxLayout(centre)
+        centre_layout.setContentsMargins(0, 0, 0, 0)
+        centre_layout.setSpacing(0)
+        centre_layout.addWidget(self.filter_bar)
+        centre_layout.addWidget(self.stack, 1)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.sidebar)
+        self.splitter.addWidget(centre)
+        self.splitter.addWidget(self.details)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 0)
+        self.splitter.setSizes([210, 850, 340])
+        self.setCentralWidget(self.splitter)
+
+        self.controller = ReviewController(sessions, model, view.selectionModel(), settings,
+                                           parent=self)
+        self.registry = ActionRegistry(self, settings.extra.get("shortcuts") or {})
+        self._bind_actions()
+        self._build_menus()
+        self.help_overlay = HelpOverlay(self.registry, self)
+        self._hold_filter = HoldKeyFilter(self.registry, self)
+        QApplication.instance().installEventFilter(self._hold_filter)
+
+        self._sidebar_timer = QTimer(self)
+        self._sidebar_timer.setSingleShot(True)
+        self._sidebar_timer.setInterval(SIDEBAR_REFRESH_MS)
+        self._sidebar_timer.timeout.connect(self.refresh_library_lists)
+
+        # --- internal wiring -------------------------------------------------------------
+        self.sidebar.folder_selected.connect(self._on_sidebar_folder_selected)
+        self.sidebar.add_requested.connect(self.add_folder_dialog)
+        self.sidebar.remove_requested.connect(self._on_sidebar_remove_requested)
+        self.sidebar.rescan_requested.connect(self._on_sidebar_rescan_requested)
+        self.sidebar.sensitive_toggled.connect(self._on_sidebar_sensitive_toggled)
+        self.filter_bar.filter_changed.connect(self._on_filter_bar_filter_changed)
+        self.filter_bar.save_requested.connect(self._on_filter_bar_save_requested)
+        self.filter_bar.delete_requested.connect(self._on_filter_bar_delete_requested)
+        self.filter_bar.set_tag_suggester(self._suggest_tags)
+        self.view.selectionModel().currentChanged.connect(self._on_view_current_changed)
+        self.view.visible_range_changed.connect(self._on_view_visible_range_changed)
+        self.view.doubleClicked.connect(lambda _index: self.open_full_view())
+        self.model.modelReset.connect(self._on_model_reset)
+        self.model.rowsInserted.connect(self._on_model_rows_inserted)
+        self.model.new_images_pending.connect(self._on_model_new_images_pending)
+        self.controller.message_posted.connect(self.status.post)
+        self.controller.history_changed.connect(self._on_controller_history_changed)
+        self.controller.decisions_written.connect(self._on_controller_decisions_written)
+        self.status.pause_toggled.connect(self._on_status_pause_toggled)
+        if full_view is not None:
+            full_view.close_requested.connect(self.back)
+
+    # ================================================================ set-up
+
+    def _fit_to_screen(self) -> None:
+        screen = QApplication.primaryScreen()
+        available = screen.availableGeometry() if screen is not None else None
+        width, height = 1400, 880
+        if available is not None and available.width() > 0:
+            width = min(width, int(available.width() * 0.95))
+            height = min(height, int(available.height() * 0.92))
+        self.resize(width, height)
+
+    def _bind_actions(self) -> None:
+        r, c = self.registry, self.controller
+        r.bind("review.accept", lambda: c.decide("accepted"))
+        r.bind("review.reject", lambda: c.decide("rejected"))
+        r.bind("review.clear", lambda: c.decide("none"))
+        for n in range(6):
+            r.bind(f"review.rate_{n}", lambda n=n: c.rate(n))
+        r.bind("review.auto_advance", self._on_auto_advance_toggled)
+        r.action("review.auto_advance").setChecked(self.settings.auto_advance)
+        r.bind("edit.undo", c.undo)
+        r.bind("edit.redo", c.redo)
+        r.bind("edit.search", self.filter_bar.focus_search)
+        r.bind("nav.previous", lambda: c.move(-1))
+        r.bind("nav.next", lambda: c.move(1))
+        r.bind("nav.next_unreviewed", c.next_unreviewed)
+        r.bind("view.full", self.open_full_view)
+        r.bind("view.back", self.back)
+        r.bind("view.peek", self.peek)
+        r.bind("view.toggle_blur", self._on_toggle_blur_toggled)
+        r.bind("view.zoom_in", self.view.zoom_in)
+        r.bind("view.zoom_out", self.view.zoom_out)
+        r.bind("help.shortcuts", lambda: self.help_overlay.toggle())
+        r.bind("file.add_folder", self.add_folder_dialog)
+        r.bind("file.rescan", lambda: self._on_sidebar_rescan_requested(ALL_FOLDERS))
+        r.bind("file.open_folder", self.details.open_containing_folder)
+        r.bind("file.settings", self.open_settings)
+        r.bind("file.quit", self.close)
+        r.bind("analysis.pause", self._on_pause_action_toggled)
+        r.action("edit.undo").setEnabled(True)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        self.registry.fill_menu(bar.addMenu("&File"), [
+            "file.add_folder", "file.rescan", "file.open_folder", None, "analysis.pause",
+            None, "file.settings", None, "file.quit"])
+        self.registry.fill_menu(bar.addMenu("&Edit"), ["edit.undo", "edit.redo", None,
+                                                      "edit.search"])
+        self.registry.fill_menu(bar.addMenu("&Review"), [
+            "review.accept", "review.reject", "review.clear", None,
+            *(f"review.rate_{n}" for n in range(6)), None, "review.auto_advance"])
+        self.registry.fill_menu(bar.addMenu("&View"), [
+            "nav.previous", "nav.next", "nav.next_unreviewed", None, "view.full", "view.back",
+            None, "view.peek", "view.toggle_blur", None, "view.zoom_in", "view.zoom_out"])
+        self.registry.fill_menu(bar.addMenu("&Help"), ["help.shortcuts"])
+
+    def start(self, initial_filter: ImageFilter = DEFAULT_FILTER) -> None:
+        """Fill the window: folders, choices, and the first page of the grid."""
+        self.refresh_library_lists()
+        self.filter_bar.set_filter(initial_filter)
+        if self.model.filter is None:  # set_filter emitted nothing: same as the default
+            self.model.set_filter(initial_filter)
+        self.controller.refresh_history()
+
+    # ================================================================ library lists
+
+    def refresh_library_lists(self) -> None:
+        """Folder counts, sensitive folders, generator/model/label choices, saved filters."""
+        with self.sessions() as session:
+            counts = queries.folder_counts(session)
+            folders = store.list_folders(session)
+            entries = [FolderEntry(f.id, f.path, counts.get(f.id, 0), f.sensitive,
+                                   lost=not Path(f.path).is_dir()) for f in folders]
+            generators = queries.distinct_values(session, "generator")
+            models = queries.distinct_values(session, "model")
+            labels: dict[str, set[str]] = {}
+            for analyser, label in session.execute(
+                    select(AnalysisResult.analyser, AnalysisResult.label)
+                    .where(AnalysisResult.label.is_not(None)).distinct()):
+                labels.setdefault(analyser, set()).add(label)
+            saved = queries.saved_filters(session)
+        self.sidebar.set_folders(entries)
+        self.blur.set_sensitive_folders({e.id for e in entries if e.sensitive})
+        self.filter_bar.set_choices(generators, models)
+        self.filter_bar.set_label_choices(labels)
+        self.filter_bar.set_saved_filters(saved)
+        self._update_counts()
+
+    def schedule_lists_refresh(self) -> None:
+        if not self._sidebar_timer.isActive():
+            self._sidebar_timer.start()
+
+    def _update_counts(self) -> None:
+        total = sum(e.count for e in self.sidebar.entries())
+        self.status.show_counts(self.model.total_count() if self.model.filter else 0, total)
+
+    def _suggest_tags(self, prefix: str) -> list[str]:
+        with self.sessions() as session:
+            return [tag for tag, _count in queries.tag_suggestions(session, prefix)]
+
+    # ================================================================ folders
+
+    def add_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Watch a folder of generated images")
+        if folder:
+            self.add_folder(folder)
+
+    def add_folder(self, path: str) -> None:
+        with self.sessions() as session:
+            folder = store.add_folder(session, path)
+            session.commit()
+            normalised = folder.path
+        self.refresh_library_lists()
+        self.folder_added.emit(normalised)
+        self.status.post(f"Watching {normalised}; indexing…")
+
+    def _on_sidebar_remove_requested(self, folder_id: int) -> None:
+        entry = next((e for e in self.sidebar.entries() if e.id == folder_id), None)
+        if entry is None:
+            return
+        answer = QMessageBox.question(
+            self, "Stop watching folder",
+            f"Stop watching {entry.path}?\n\nIts {entry.count:,} images leave the library; the "
+            "files on disk are not touched, and reviews are kept if you add it again.")
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        self.remove_folder(folder_id)
+
+    def remove_folder(self, folder_id: int) -> None:
+        with self.sessions() as session:
+            folder = session.get(Folder, folder_id)
+            if folder is None:
+                return
+            path = folder.path
+            store.remove_folder(session, folder_id)
+            session.commit()
+        self.folder_removed.emit(path)
+        self.refresh_library_lists()
+        self.model.reload()
+
+    def _on_sidebar_rescan_requested(self, folder_id: int) -> None:
+        entries = self.sidebar.entries()
+        paths = [e.path for e in entries if folder_id in (ALL_FOLDERS, e.id)]
+        if paths:
+            self.rescan_requested.emit(paths)
+            self.status.post(f"Rescanning {len(paths)} folder(s)…")
+
+    def _on_sidebar_sensitive_toggled(self, folder_id: int, sensitive: bool) -> None:
+        with self.sessions() as session:
+            folder = session.get(Folder, folder_id)
+            if folder is not None:
+                folder.sensitive = sensitive
+                session.commit()
+        self.refresh_library_lists()
+
+    def _on_sidebar_folder_selected(self, folder_id: int) -> None:
+        self.filter_bar.set_folder(None if folder_id == ALL_FOLDERS else folder_id)
+
+    # ================================================================ filter → grid
+
+    def _on_filter_bar_filter_changed(self, f: ImageFilter) -> None:
+        keep = self.current_image_id()
+        self.model.set_filter(f)
+        row = self.model.row_of_image(keep) if keep is not None else None
+        self.controller.select_row(row if row is not None else 0)
+        self._update_counts()
+
+    def _on_filter_bar_save_requested(self, name: str, text: str) -> None:
+        with self.sessions() as session:
+            queries.save_filter(session, name, text)
+            session.commit()
+            saved = queries.saved_filters(session)
+        self.filter_bar.set_saved_filters(saved)
+        self.status.post(f"Saved filter “{name}”")
+
+    def _on_filter_bar_delete_requested(self, name: str) -> None:
+        with self.sessions() as session:
+            queries.delete_saved_filter(session, name)
+            session.commit()
+            saved = queries.saved_filters(session)
+        self.filter_bar.set_saved_filters(saved)
+
+    def _on_model_reset(self) -> None:
+        self._refresh_preview()
+
+    def _on_model_rows_inserted(self, _parent: QModelIndex, first: int, _last: int) -> None:
+        if not self.view.currentIndex().isValid() and self.model.rowCount():
+            self.controller.select_row(0)
+        self._update_counts()
+        if not self._first_page_announced and self.model.rowCount():
+            self._first_page_announced = True
+            QTimer.singleShot(0, self.first_page_shown.emit)
+
+    def _on_model_new_images_pending(self, count: int) -> None:
+        self.status.post(f"{count} new image(s) arrived further down; press F5 to refresh")
+
+    # ================================================================ current image
+
+    def current_image_id(self) -> int | None:
+        index = self.view.currentIndex()
+        return self.model.image_id_at(index.row()) if index.isValid() else None
+
+    def current_grid_row(self) -> Any:
+        index = self.view.currentIndex()
+        return self.model.grid_row(index.row()) if index.isValid() else None
+
+    def _on_view_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if current.isValid():
+            self.view.scrollTo(current)
+        self._refresh_preview()
+
+    def _refresh_preview(self) -> None:
+        row = self.current_grid_row()
+        details = None
+        if row is not None:
+            with self.sessions() as session:
+                details = load_details(session, row.image_id)
+        self.details.show_details(details)
+        if self.preview is not None:
+            self.preview.set_row(row)
+        if self.is_full_view():
+            self.full_view.set_row(row)
+
+    def _on_view_visible_range_changed(self, first: int, last: int) -> None:
+        self.model.set_visible_rows(first, last)
+        ids = []
+        for row in range(max(0, first), last + 1):
+            grid_row = self.model.grid_row(row)
+            if grid_row is not None and grid_row.content_id is not None \
+                    and not grid_row.analysed:
+                ids.append(grid_row.content_id)
+        if ids:
+            self.visible_contents_changed.emit(ids)
+
+    # ================================================================ review side effects
+
+    def _on_controller_history_changed(self, can_undo: bool, can_redo: bool) -> None:
+        self.registry.action("edit.undo").setEnabled(True)  # other processes may add history
+        self.registry.action("edit.redo").setEnabled(True)
+        self.registry.action("edit.undo").setToolTip("Undo" if can_undo else "Nothing to undo")
+        self.registry.action("edit.redo").setToolTip("Redo" if can_redo else "Nothing to redo")
+
+    def _on_controller_decisions_written(self, _content_ids: list) -> None:
+        self._refresh_preview()
+        self.schedule_lists_refresh()
+
+    def _on_auto_advance_toggled(self, enabled: bool) -> None:
+        self.controller.set_auto_advance(enabled)
+        if self.settings.auto_advance != enabled:
+            self.settings.auto_advance = enabled
+            self._save_settings(self.settings)
+        self.status.post("Auto-advance on" if enabled else "Auto-advance off")
+
+    # ================================================================ view modes
+
+    def open_full_view(self) -> None:
+        if self.full_view is None or self.current_grid_row() is None:
+            return
+        self.stack.setCurrentWidget(self.full_view)
+        self.full_view.set_row(self.current_grid_row())
+        self.full_view.setFocus()
+
+    def back(self) -> None:
+        if self.help_overlay.isVisible():
+            self.help_overlay.hide()
+        elif self.stack.currentWidget() is not self.view:
+            self.stack.setCurrentWidget(self.view)
+            self.view.setFocus()
+        elif self.filter_bar.query_edit.hasFocus():
+            self.view.setFocus()
+
+    def is_full_view(self) -> bool:
+        return self.full_view is not None and self.stack.currentWidget() is self.full_view
+
+    def peek(self, pressed: bool) -> None:
+        """Space held: show the current image clear while the key is down."""
+        image_id = self.current_image_id()
+        if pressed and image_id is not None:
+            self.blur.peek(image_id)
+        else:
+            self.blur.end_peek()
+
+    def _on_toggle_blur_toggled(self, unblurred: bool) -> None:
+        if unblurred and not self.blur.session_unblurred:
+            answer = QMessageBox.question(
+                self, "Show flagged images?",
+                "Show flagged and unreviewed images unblurred until GenTriage closes?\n\n"
+                "Rejected images stay covered. Press B again to blur them again.")
+            if answer != QMessageBox.StandardButton.Yes:
+                action = self.registry.action("view.toggle_blur")
+                action.blockSignals(True)
+                action.setChecked(False)
+                action.blockSignals(False)
+                return
+        self.blur.set_session_unblurred(unblurred)
+        self.status.post("Blur off for this session" if unblurred else "Blur on")
+
+    # ================================================================ settings
+
+    def open_settings(self) -> None:
+        dialog = SettingsDialog(self.settings, self.registry, self._default_models_dir, self)
+        if dialog.exec() != SettingsDialog.DialogCode.Accepted:
+            return
+        new = dialog.result_settings()
+        for action_id, shortcuts in dialog.shortcut_choices().items():
+            self.registry.rebind(action_id, shortcuts)
+        new.extra = {**new.extra, "shortcuts": self.registry.overrides()}
+        if not new.extra["shortcuts"]:
+            new.extra.pop("shortcuts")
+        self.apply_settings(new)
+
+    def apply_settings(self, new: Settings) -> None:
+        old = self.settings
+        self.settings = new
+        self._save_settings(new)
+        self.controller.set_settings(new)
+        self.blur.apply_settings(new)
+        auto = self.registry.action("review.auto_advance")
+        if auto.isChecked() != new.auto_advance:
+            auto.setChecked(new.auto_advance)
+        self.settings_changed.emit(old, new)
+
+    # ================================================================ services (slots)
+
+    def _on_scanner_images_indexed(self, image_ids: list) -> None:
+        self._on_new_images(image_ids)
+
+    def _on_watcher_images_indexed(self, image_ids: list) -> None:
+        self._on_new_images(image_ids)
+
+    def _on_new_images(self, image_ids: list) -> None:
+        if not image_ids:
+            return
+        self.model.refresh_images(image_ids)  # changed files already shown
+        self.model.insert_new_images(image_ids)
+        if not self.view.currentIndex().isValid() and self.model.rowCount():
+            self.controller.select_row(0)
+        self.schedule_lists_refresh()
+
+    def _on_watcher_images_changed(self, image_ids: list) -> None:
+        """Missing or moved files: repaint them; a later filter change drops them."""
+        self.model.refresh_images(image_ids)
+        self.schedule_lists_refresh()
+
+    def _on_watcher_folder_lost(self, path: str) -> None:
+        self.status.post(f"Folder not available: {path} (its images are kept)")
+        self.schedule_lists_refresh()
+
+    def _on_watcher_state_changed(self, text: str) -> None:
+        self.status.show_watch_state(text)
+
+    def _on_service_error_reported(self, message: str) -> None:
+        log.warning("%s", message)
+        self.status.post(message)
+
+    def _on_scanner_scan_finished(self, summary: Any) -> None:
+        indexed = getattr(summary, "indexed", 0)
+        errors = getattr(summary, "errors", [])
+        self.status.post(f"Scan finished: {indexed:,} new or changed"
+                         + (f", {len(errors)} problem(s): {errors[0]}" if errors else ""))
+        self.refresh_library_lists()
+
+    def _on_analysis_results_written(self, content_ids: list) -> None:
+        self.model.refresh_contents(content_ids)
+        current = self.current_grid_row()
+        if current is not None and current.content_id in set(content_ids):
+            self._refresh_preview()
+        self.schedule_lists_refresh()
+
+    def _on_analysis_progress_changed(self, progress: Any) -> None:
+        self.status.show_progress(progress)
+        paused = bool(getattr(progress, "paused", False))
+        action = self.registry.action("analysis.pause")
+        if action.isChecked() != paused:
+            action.blockSignals(True)
+            action.setChecked(paused)
+            action.blockSignals(False)
+
+    def _on_analysis_status_changed(self, text: str) -> None:
+        self.status.show_analysis_status(text)
+
+    def _on_analysis_unavailable(self, reason: str) -> None:
+        self.status.show_analysis_unavailable(reason)
+        self.registry.action("analysis.pause").setEnabled(False)
+
+    def _on_flags_recomputed(self, content_ids: list) -> None:
+        self.model.refresh_contents(content_ids)
+        self._refresh_preview()
+        self.status.post(f"Flags recomputed: {len(content_ids):,} image(s) changed")
+
+    def _on_status_pause_toggled(self, paused: bool) -> None:
+        self.registry.action("analysis.pause").setChecked(paused)
+
+    def _on_pause_action_toggled(self, paused: bool) -> None:
+        self.status.set_paused(paused)
+        self.analysis_pause_requested.emit(paused)
+
+    # ================================================================ closing
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        QApplication.instance().removeEventFilter(self._hold_filter)
+        super().closeEvent(event)
+
+
+def select_current(view: GridView, row: int) -> None:
+    """Make `row` current and the only selection (tests and the app use it)."""
+    index = view.model().index(row, 0)
+    view.selectionModel().setCurrentIndex(index,
+                                          QItemSelectionModel.SelectionFlag.ClearAndSelect)
+
