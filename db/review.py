@@ -25,6 +25,10 @@ UNDO_HORIZON_GROUPS = 5000
 
 DECISIONS = {d.value for d in Decision}
 
+# Sources of actions a person took (undoable). Other sources ("scan", "watch": a file moved
+# outside GenTriage and noticed by the library) are logged for audit but are not undo steps.
+USER_SOURCES = frozenset({"app", "cli"})
+
 
 @dataclass(frozen=True)
 class Change:
@@ -133,7 +137,7 @@ def _stacks(session: Session) -> tuple[list[int], list[int]]:
             if reverts in undone:
                 undone.remove(reverts)
                 done.append(reverts)
-        else:
+        elif source in USER_SOURCES:
             done.append(group)
             undone.clear()  # a new action forks history: what was undone cannot be redone
     return done, undone

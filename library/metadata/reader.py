@@ -88,7 +88,6 @@ def raised_png_text_limit() -> Iterator[None]:
                 PngImagePlugin.MAX_TEXT_CHUNK = _saved_text_chunk
 
 
-_raised_png_text_limit = raised_png_text_limit  # the name library/decode.py imports
 
 
 def open_image(path: str | os.PathLike[str]) -> Image.Image:

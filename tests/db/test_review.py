@@ -116,3 +116,18 @@ def test_bad_values_are_refused(Session, contents):
             review.set_decision(session, contents, "maybe")
         with pytest.raises(review.ReviewError):
             review.set_rating(session, contents, 6)
+
+
+def test_moves_noticed_by_the_library_are_audit_entries_not_undo_steps(Session, contents):
+    a = contents[0]
+    with Session.begin() as session:
+        review.set_decision(session, [a], "accepted")
+    with Session.begin() as session:
+        review.undo(session)
+    with Session.begin() as session:
+        review.record_path_changes(session, [(a, "/out/a.png", "/out/b/a.png")], source="watch")
+    with Session.begin() as session:
+        # the watch entry neither became the undo step nor dropped the redo branch
+        assert not review.can_undo(session)
+        assert [c.field for c in review.redo(session)] == ["decision"]
+    assert state(Session, [a]) == [("accepted", 0)]

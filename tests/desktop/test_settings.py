@@ -10,7 +10,7 @@ from PySide6.QtGui import QKeySequence
 from sqlalchemy import select
 
 from db.engine import session_factory
-from db.schema import AnalysisResult, Content, Image
+from db.schema import AnalysisResult, Content
 from desktop.settings_dialog import SettingsDialog
 from fixtures_app import (  # noqa: F401 - fixtures
     N_IMAGES,

@@ -1,0 +1,252 @@
+"""Decode an image ONCE from bytes already read, for every consumer at the same time.
+
+Ingest reads a file's bytes once (they are hashed for the content's identity), then calls
+`decode_bytes`, which:
+
+1. detects the format from the content (never from the extension), among the formats the
+   library indexes (`INDEXED_FORMATS`);
+2. reads the header: full width/height (as displayed, i.e. after EXIF orientation), format;
+3. decodes at reduced size where the format allows it (JPEG's DCT-domain `draft`), or decodes
+   and then shrinks by an integer factor with `Image.reduce` (a fast box filter) — the result
+   keeps its shorter side at least `reduce_to` pixels, enough for a 512 px thumbnail and for
+   the analysers' 224–448 px inputs;
+4. reads the generation metadata (`library.metadata.read_metadata`) from the opened image;
+5. returns one plain RGB picture: EXIF orientation applied, transparency composited over a
+   background, wide/float modes scaled to 8 bits. Its `info` is emptied so nothing downstream
+   applies the orientation a second time.
+
+The analysis pipeline can use the same function (`decode_bytes(data, reduce_to=448,
+with_metadata=False)`) so every consumer sees identical pixels.
+
+Failures raise `DecodeError` with a message meant for the user ("truncated", "not an image",
+"too large to decode safely"); Pillow's decompression-bomb guard stays on, and truncated files
+stay errors (ImageFile.LOAD_TRUNCATED_IMAGES is never set: a half-written file must not be
+indexed as if it were whole).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from PIL import Image, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    from library.metadata import GenerationMetadata
+
+# Pillow's own default (~89.5 MP; an error at twice that). Upscaled SD images reach 8k×8k
+# (67 MP). Some libraries set the limit to None process-wide; `ensure_pixel_limit` puts a
+# bound back before every decode.
+DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
+
+# Pillow format names the library indexes (what Image.open may try). The JPEG opener also
+# yields "MPO" — a JPEG carrying extra frames (cameras, some phone exports).
+INDEXED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
+_DRAFTABLE = frozenset({"JPEG", "MPO"})
+
+# File names the library considers at all (the content decides the format). Files with other
+# suffixes — workflow JSON, .txt captions, temp names like *.tmp / *.part — are not images.
+IMAGE_SUFFIXES = frozenset({
+    ".png", ".apng", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".gif", ".bmp", ".dib",
+    ".tif", ".tiff", ".avif",
+})
+
+DEFAULT_BACKGROUND = (255, 255, 255)
+
+# EXIF orientation → the transpose that shows the picture upright (as ImageOps.exif_transpose).
+_ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_EXIF_ORIENTATION_TAG = 0x0112
+
+
+class DecodeError(Exception):
+    """The bytes are not a readable image of an indexed format; str() is the user message."""
+
+
+@dataclass
+class DecodedImage:
+    format: str  # Pillow's name: "PNG", "JPEG", "WEBP", …
+    width: int  # full size as displayed (EXIF orientation applied)
+    height: int
+    image: Image.Image  # RGB, upright, composited; shorter side >= reduce_to unless smaller
+    metadata: GenerationMetadata | None
+
+
+def ensure_pixel_limit() -> None:
+    """Keep Pillow's decompression-bomb guard bounded even if something disabled it."""
+    if Image.MAX_IMAGE_PIXELS is None:
+        Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_IMAGE_PIXELS
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The indexed format of `data` judged from its content, or None."""
+    try:
+        with Image.open(io.BytesIO(data), formats=INDEXED_FORMATS) as im:
+            return im.format
+    except Exception:  # noqa: BLE001 - anything unreadable is simply "not an image"
+        return None
+
+
+def exif_orientation(im: Image.Image) -> int:
+    """The EXIF orientation (1–8) of an opened image; 1 when absent or malformed."""
+    try:
+        value = im.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+        return int(value) if int(value) in range(1, 9) else 1
+    except Exception:  # noqa: BLE001 - malformed EXIF must not make a good image broken
+        return 1
+
+
+def to_rgb(im: Image.Image, background: tuple[int, int, int] = DEFAULT_BACKGROUND) -> Image.Image:
+    """Any Pillow mode → 8-bit RGB; transparency is composited over `background`."""
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        # 16-bit greyscale (and 32-bit int/float): scale to 8 bits rather than clip to white.
+        peak = 65535 if im.mode.startswith("I;16") else max(1.0, float(im.getextrema()[1] or 1))
+        im = im.convert("F").point(lambda v: v * (255.0 / peak)).convert("L")
+    has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        im.mode == "P" and "transparency" in im.info)
+    if has_alpha:
+        rgba = im.convert("RGBA")
+        base = Image.new("RGB", rgba.size, background)
+        base.paste(rgba, mask=rgba.getchannel("A"))
+        return base
+    return im if im.mode == "RGB" else im.convert("RGB")
+
+
+def _reduce_factor(size: tuple[int, int], reduce_to: int) -> int:
+    return max(1, min(size) // reduce_to)
+
+
+def _read_metadata(im: Image.Image) -> GenerationMetadata | None:
+    from library.metadata import read_metadata  # the parser package; imported on first use
+
+    try:
+        return read_metadata(im)
+    except Exception:  # noqa: BLE001 - documented never to raise; a bug there loses no image
+        return None
+
+
+def _signature_format(data: bytes) -> str | None:
+    """The format whose magic bytes `data` starts with (for error messages only)."""
+    head = data[:16]
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "GIF"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return "TIFF"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
+        return "AVIF"
+    if head.startswith(b"BM"):
+        return "BMP"
+    return None
+
+
+class _TextChunksTooLarge(Exception):
+    """Pillow refused a PNG text chunk over its MAX_TEXT_CHUNK (big ComfyUI workflows)."""
+
+
+def decode_bytes(
+    data: bytes,
+    *,
+    reduce_to: int | None = 512,
+    with_metadata: bool = True,
+    background: tuple[int, int, int] = DEFAULT_BACKGROUND,
+) -> DecodedImage:
+    """Decode `data` once: header, metadata and an upright RGB picture (see module doc).
+
+    `reduce_to=None` decodes at full size. Animated images give their first frame.
+    """
+    if not data:
+        raise DecodeError("empty file (0 bytes)")
+    ensure_pixel_limit()
+    try:
+        return _decode(data, reduce_to, with_metadata, background)
+    except _TextChunksTooLarge:
+        # Retried with the metadata reader's bounded, thread-safe raise of Pillow's limit.
+        from library.metadata import raised_png_text_limit
+
+        with raised_png_text_limit():
+            try:
+                return _decode(data, reduce_to, with_metadata, background)
+            except _TextChunksTooLarge as exc:
+                raise DecodeError(f"PNG text chunks too large: {exc}") from exc
+
+
+def _failure(exc: Exception, fmt: str, width: int, height: int) -> Exception:
+    """The exception to raise for a failed load(): a clear DecodeError, or the retry signal."""
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, ValueError) and ("MAX_TEXT" in message or "text chunks" in message):
+        return _TextChunksTooLarge(message)
+    if isinstance(exc, Image.DecompressionBombError):
+        return DecodeError(f"image too large to decode safely (decompression bomb guard): "
+                           f"{message}")
+    if isinstance(exc, MemoryError):
+        return DecodeError(f"not enough memory to decode a {width}×{height} {fmt}")
+    if "truncated" in message or isinstance(exc, EOFError):
+        return DecodeError(f"truncated or incomplete {fmt} file ({message})")
+    return DecodeError(f"cannot decode {fmt} data: {message}")
+
+
+def _decode(data: bytes, reduce_to: int | None, with_metadata: bool,
+            background: tuple[int, int, int]) -> DecodedImage:
+    try:
+        with warnings.catch_warnings():
+            # Between MAX_IMAGE_PIXELS and twice it Pillow only warns; that is fine.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data), formats=INDEXED_FORMATS)
+    except UnidentifiedImageError as exc:
+        claimed = _signature_format(data)
+        if claimed:
+            raise DecodeError(f"damaged {claimed} file: its header cannot be read") from exc
+        raise DecodeError(
+            "not a supported image: the content is none of "
+            + ", ".join(INDEXED_FORMATS)) from exc
+    except Exception as exc:  # noqa: BLE001 - malformed headers raise all sorts
+        failure = _failure(exc, "image", 0, 0)
+        if isinstance(failure, DecodeError) and failure.args[0].startswith("cannot decode"):
+            failure = DecodeError(f"unreadable image header: {exc}")
+        raise failure from exc
+
+    with im:
+        fmt = im.format or "unknown"
+        width, height = im.size
+        try:
+            if reduce_to and fmt in _DRAFTABLE:
+                im.draft(None, (reduce_to, reduce_to))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                im.load()
+        except Exception as exc:  # noqa: BLE001 - every decoder failure becomes one message
+            raise _failure(exc, fmt, width, height) from exc
+        # Read after load(): Pillow's TIFF plugin applies the orientation itself while loading
+        # (its size is already upright) and then drops the tag.
+        orientation = exif_orientation(im)
+        # After load(): the reader also sees PNG text chunks that follow the pixel data.
+        metadata = _read_metadata(im) if with_metadata else None
+        picture = to_rgb(im, background)
+        if picture is im:
+            picture = im.copy()  # `im` is closed on leaving this block
+
+    if reduce_to:
+        factor = _reduce_factor(picture.size, reduce_to)
+        if factor > 1:
+            picture = picture.reduce(factor)
+    if orientation in _ORIENTATION_TRANSPOSE:
+        picture = picture.transpose(_ORIENTATION_TRANSPOSE[orientation])
+        if orientation >= 5:
+            width, height = height, width
+    picture.info = {}  # orientation is applied: nothing downstream may apply it again
+    return DecodedImage(fmt, width, height, picture, metadata)

@@ -1,0 +1,25 @@
+"""Fixtures for the library tests: a migrated library on disk and a thumbnail cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from db.engine import open_library, session_factory
+from library.thumbnails import ThumbnailCache
+
+
+@pytest.fixture
+def library_engine(tmp_path):
+    engine = open_library(tmp_path / "library.sqlite3")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def library_sessions(library_engine):
+    return session_factory(library_engine)
+
+
+@pytest.fixture
+def thumbnail_cache(tmp_path):
+    return ThumbnailCache(tmp_path / "thumbnails")
