@@ -1,1 +1,9 @@
-"""inference."""
+"""Image analysers and the batch pipeline that runs them. No Qt, no database.
+
+Entry points:
+- `inference.registry.ANALYSER_KEYS` / `ANALYSERS`: the analysers, cheapest first.
+- `inference.weights.discover(models_dir)`: ready / missing / broken per analyser, from file
+  headers only (no torch import).
+- `inference.pipeline.Pipeline`: load, then iterate `run(jobs)` for results as they come.
+- `inference.testing`: tiny models in the upstream file layouts, for tests and benchmarks.
+"""

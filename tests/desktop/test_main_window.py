@@ -68,10 +68,10 @@ def test_ratings_and_navigation_keys(qtbot, gentriage):
     assert ratings(gentriage)[NEWEST] == 4
     press(qtbot, gentriage, Qt.Key.Key_Right)
     assert current_name(gentriage) == "gen_006.png"
-    press(qtbot, gentriage, Qt.Key.Key_K)
+    press(qtbot, gentriage, Qt.Key.Key_J)  # J next, K previous: the Gmail/vim convention
     assert current_name(gentriage) == "gen_005.png"
     press(qtbot, gentriage, Qt.Key.Key_5)
-    press(qtbot, gentriage, Qt.Key.Key_J)
+    press(qtbot, gentriage, Qt.Key.Key_K)
     assert current_name(gentriage) == "gen_006.png"
     press(qtbot, gentriage, Qt.Key.Key_0)
     assert ratings(gentriage) == {**{f"gen_{i:03d}.png": 0 for i in range(N_IMAGES)},

@@ -1,0 +1,88 @@
+"""`gentriage models [--json]`: each analyser's weights — ready, missing or broken, where
+they were found, what is expected and how to get it. `gentriage models download KEY` fetches
+the upstream files with huggingface_hub (optional; only for online users).
+
+Cheap: discovery reads file headers only and never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from gentriage.cli import EXIT_OK, EXIT_SOME_BROKEN, EXIT_USAGE, add_storage_options
+
+INSTALL_HINT = ("downloading needs huggingface_hub: pip install 'gentriage[download]' "
+                "(or: pip install huggingface_hub)")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    from inference.registry import ANALYSER_KEYS
+
+    add_storage_options(parser)
+    parser.add_argument("--json", action="store_true",
+                        help="print a JSON list (key, status, path, message, …)")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    download = sub.add_parser("download", help="fetch an analyser's upstream files from "
+                              "Hugging Face into the models directory")
+    download.add_argument("key", choices=[k for k in ANALYSER_KEYS if k != "nsfw-default"])
+    # SUPPRESS: otherwise the subparser's default would overwrite a --models-dir given
+    # before the word "download".
+    download.add_argument("--models-dir", metavar="DIR", default=argparse.SUPPRESS,
+                          help="models folder (default: as for `gentriage models`)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from library.paths import models_dir
+
+    folder = models_dir(getattr(args, "models_dir", None))
+    if getattr(args, "action", None) == "download":
+        return download(args.key, folder)
+    from inference.weights import BROKEN, discover
+
+    statuses = discover(folder)
+    if args.json:
+        print(json.dumps([s.to_json() for s in statuses], indent=2))
+    else:
+        print_table(statuses, folder)
+    return EXIT_SOME_BROKEN if any(s.status == BROKEN for s in statuses) else EXIT_OK
+
+
+def print_table(statuses: list, folder: Path) -> None:
+    print(f"models directory: {folder}")
+    width = max(len(s.key) for s in statuses)
+    for s in statuses:
+        print(f"  {s.key:<{width}}  {s.status:<7}  {s.path or '-'}")
+        print(f"  {'':<{width}}           {s.message}")
+        if s.status != "ready":
+            print(f"  {'':<{width}}           expects: {', '.join(s.expected_files)}")
+            print(f"  {'':<{width}}           get it:  {s.how_to_get}")
+
+
+def download(key: str, folder: Path) -> int:
+    from inference.registry import analyser_class
+    from inference.weights import READY, discover
+
+    try:
+        import huggingface_hub
+    except ImportError:
+        print(INSTALL_HINT, file=sys.stderr)
+        return EXIT_USAGE
+    cls = analyser_class(key)
+    for source, subdir in cls.download_plan():
+        target = folder / key / subdir if subdir else folder / key
+        target.mkdir(parents=True, exist_ok=True)
+        patterns = list(source.allow_patterns) or None
+        print(f"downloading {source.repo_id} -> {target}")
+        try:
+            huggingface_hub.snapshot_download(repo_id=source.repo_id, local_dir=str(target),
+                                              allow_patterns=patterns)
+        except Exception as exc:  # noqa: BLE001 — network, auth, missing repo: all reported
+            print(f"download of {source.repo_id} failed: {exc}\n{cls.how_to_get}",
+                  file=sys.stderr)
+            return EXIT_SOME_BROKEN
+    (status,) = discover(folder, [key])
+    print(f"{key}: {status.status} — {status.message}")
+    return EXIT_OK if status.status == READY else EXIT_SOME_BROKEN

@@ -1,0 +1,102 @@
+"""nsfw-vit: Falconsai/nsfw_image_detection, a ViT-B/16 classifier (normal / nsfw)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from inference.base import HFSource, TorchAnalyser, require
+from inference.hf_common import check_loading_info, header_or_none, weights_file
+from inference.types import AnalyserOutput, Job
+from inference.weights import Found, WeightsError, expect_shape, read_json
+
+PATCH_KEY = "vit.embeddings.patch_embeddings.projection.weight"
+# transformers 4.x names (upstream file) and 5.x names (re-saved copies) of layer 0.
+LAYER0_KEYS = ("vit.encoder.layer.0.attention.attention.query.weight",
+               "vit.layers.0.attention.q_proj.weight")
+
+
+class NsfwVit(TorchAnalyser):
+    key = "nsfw-vit"
+    title = "NSFW (Falconsai ViT)"
+    cpu_ms_per_image = 280.0
+    hf_sources = (HFSource("Falconsai/nsfw_image_detection", allow_patterns=(
+        "config.json", "preprocessor_config.json", "model.safetensors")),)
+    expected_files = ("config.json", "preprocessor_config.json", "model.safetensors")
+    how_to_get = ("download config.json, preprocessor_config.json and model.safetensors from "
+                  "https://huggingface.co/Falconsai/nsfw_image_detection into <models>/nsfw-vit/, "
+                  "or run: gentriage models download nsfw-vit")
+
+    @classmethod
+    def inspect(cls, folder: Path) -> Found | None:
+        weights = weights_file(folder)
+        config_path = folder / "config.json"
+        if weights is None and not config_path.is_file():
+            return None
+        require(config_path.is_file(), f"{config_path}: missing (needed beside {weights})")
+        require(weights is not None, f"{folder / 'model.safetensors'}: missing (config.json is "
+                "there but no weights)")
+        config = read_json(config_path, "config.json")
+        require(config.get("model_type") == "vit", f"{config_path}: model_type "
+                f"{config.get('model_type')!r}, expected 'vit'")
+        labels = {int(i): str(name) for i, name in config.get("id2label", {}).items()}
+        nsfw = [i for i, name in labels.items() if name.lower() == "nsfw"]
+        require(len(nsfw) == 1, f"{config_path}: id2label {labels} has no 'nsfw' class")
+        hidden = int(config.get("hidden_size", 768))
+        patch = int(config.get("patch_size", 16))
+        tensors = header_or_none(weights)
+        if tensors is not None:
+            expect_shape(tensors, PATCH_KEY, (hidden, 3, patch, patch), weights)
+            expect_shape(tensors, "classifier.weight", (len(labels), hidden), weights)
+            require(any(k in tensors for k in LAYER0_KEYS),
+                    f"{weights}: no ViT encoder layers (expected {LAYER0_KEYS[0]!r})")
+        files = {"weights": weights, "config": config_path}
+        if (folder / "preprocessor_config.json").is_file():
+            files["preprocessor"] = folder / "preprocessor_config.json"
+        return Found(folder, files, {"labels": [labels[i] for i in sorted(labels)],
+                                     "nsfw_index": nsfw[0]})
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        from inference.preprocess import VitRecipe
+
+        pre = self.status.files.get("preprocessor")
+        cfg = read_json(Path(pre), "preprocessor_config.json") if pre else {}
+        self.recipe = VitRecipe.from_config(cfg)
+        self.labels: list[str] = list(self.status.details["labels"])
+        self.nsfw_index: int = int(self.status.details["nsfw_index"])
+
+    def load(self) -> None:
+        from transformers import ViTForImageClassification
+
+        from inference.hf_common import quiet_transformers
+
+        quiet_transformers()
+
+        folder = Path(self.status.files["config"]).parent
+        try:
+            model, info = ViTForImageClassification.from_pretrained(
+                folder, local_files_only=True, output_loading_info=True)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise WeightsError(f"{self.status.files['weights']}: cannot load ({exc})") from exc
+        check_loading_info(info, Path(self.status.files["weights"]))
+        self.model = self._place(model)
+
+    def preprocess(self, image: Any) -> Any:
+        from inference.preprocess import as_tensor
+
+        return as_tensor(self.recipe(image.rgb()))
+
+    def predict(self, inputs: Sequence[Any], jobs: Sequence[Job]) -> list[AnalyserOutput]:
+        import torch
+
+        with torch.inference_mode():
+            logits = self.model(pixel_values=self.batch_tensor(inputs)).logits
+            probs = torch.softmax(logits.float(), dim=1).cpu()
+        results = []
+        for row in probs.tolist():
+            best = max(range(len(row)), key=row.__getitem__)
+            results.append(self.output(self.labels[best], row[self.nsfw_index],
+                                       dict(zip(self.labels, row))))
+        return results

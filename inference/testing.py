@@ -1,0 +1,380 @@
+"""Builders of small random models in the exact upstream file layouts, for tests (inference,
+CLI, app) and benchmarks. Each writes `<models_dir>/<key>/…` with upstream file names, key
+names (transformers 4.x names where upstream has them), config and label files, so the real
+discovery and loaders run on them. Architectures are built here independently of the
+loaders on purpose: a loader that drifted from the upstream layout fails against these.
+
+torch/transformers/timm are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+CLIP_PREPROCESSOR = {  # openai/clip-vit-large-patch14 and the CompVis safety checker
+    "crop_size": 224, "do_center_crop": True, "do_normalize": True, "do_resize": True,
+    "feature_extractor_type": "CLIPFeatureExtractor",
+    "image_mean": [0.48145466, 0.4578275, 0.40821073],
+    "image_std": [0.26862954, 0.26130258, 0.27577711], "resample": 3, "size": 224}
+VIT_PREPROCESSOR = {  # Falconsai/nsfw_image_detection
+    "do_normalize": True, "do_rescale": True, "do_resize": True, "image_mean": [0.5, 0.5, 0.5],
+    "image_processor_type": "ViTImageProcessor", "image_std": [0.5, 0.5, 0.5], "resample": 2,
+    "rescale_factor": 0.00392156862745098, "size": {"height": 224, "width": 224}}
+
+
+def _folder(models_dir: Path, key: str) -> Path:
+    folder = Path(models_dir) / key
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _save_safetensors(state: dict[str, Any], path: Path) -> None:
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, str(path),
+              metadata={"format": "pt"})
+
+
+def _randomise_norm_stats(module: Any, generator: Any) -> None:
+    """Random BatchNorm running stats, so normalisation is really exercised."""
+    import torch
+
+    for m in module.modules():
+        if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=generator) * 0.1)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=generator) + 0.5)
+
+
+# ---------------------------------------------------------------- coherence
+
+
+def coherence_reference_model(num_classes: int = 3, seed: int = 0,
+                              logit_bias: list[float] | None = None) -> Any:
+    """FastAI cnn_learner(resnet34) layout: Sequential(body, head). With `logit_bias` the
+    head's last BatchNorm outputs ones and the classifier row i is logit_bias[i] / 512, so
+    the logits are exactly logit_bias for any image (to test label order)."""
+    import torch
+    import torchvision
+    from torch import nn
+
+    class ConcatPool(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ap, self.mp = nn.AdaptiveAvgPool2d(1), nn.AdaptiveMaxPool2d(1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cat([self.mp(x), self.ap(x)], 1)
+
+    torch.manual_seed(seed)
+    body = nn.Sequential(*list(torchvision.models.resnet34(weights=None).children())[:-2])
+    head = nn.Sequential(ConcatPool(), nn.Flatten(), nn.BatchNorm1d(1024), nn.Dropout(0.25),
+                         nn.Linear(1024, 512, bias=False), nn.ReLU(inplace=True),
+                         nn.BatchNorm1d(512), nn.Dropout(0.5),
+                         nn.Linear(512, num_classes, bias=False))
+    model = nn.Sequential(body, head).eval()
+    with torch.no_grad():
+        _randomise_norm_stats(model, torch.Generator().manual_seed(seed))
+        if logit_bias is not None:
+            bn = head[6]
+            bn.weight.zero_()
+            bn.bias.fill_(1.0)
+            head[8].weight.copy_(torch.tensor(logit_bias)[:, None].expand(-1, 512) / 512)
+    return model
+
+
+def write_coherence(models_dir: Path, *, prefix: str = "", seed: int = 0,
+                    num_classes: int = 3, logit_bias: list[float] | None = None) -> Any:
+    """`coherence/coherence_model.safetensors` (full-size ResNet-34: builds in ~1 s).
+    Returns the reference model (eval mode)."""
+    model = coherence_reference_model(num_classes, seed, logit_bias)
+    folder = _folder(models_dir, "coherence")
+    _save_safetensors({prefix + k: v for k, v in model.state_dict().items()},
+                      folder / "coherence_model.safetensors")
+    return model
+
+
+# ---------------------------------------------------------------- nsfw-vit
+
+_VIT_TO_4X = [
+    (r"^vit\.layers\.(\d+)\.attention\.q_proj\.", r"vit.encoder.layer.\1.attention.attention.query."),
+    (r"^vit\.layers\.(\d+)\.attention\.k_proj\.", r"vit.encoder.layer.\1.attention.attention.key."),
+    (r"^vit\.layers\.(\d+)\.attention\.v_proj\.", r"vit.encoder.layer.\1.attention.attention.value."),
+    (r"^vit\.layers\.(\d+)\.attention\.o_proj\.", r"vit.encoder.layer.\1.attention.output.dense."),
+    (r"^vit\.layers\.(\d+)\.mlp\.fc1\.", r"vit.encoder.layer.\1.intermediate.dense."),
+    (r"^vit\.layers\.(\d+)\.mlp\.fc2\.", r"vit.encoder.layer.\1.output.dense."),
+    (r"^vit\.layers\.(\d+)\.", r"vit.encoder.layer.\1."),
+]
+
+
+def vit_key_to_4x(key: str) -> str:
+    """transformers 5 ViT names -> the 4.x names in the upstream model.safetensors."""
+    for pattern, repl in _VIT_TO_4X:
+        new, n = re.subn(pattern, repl, key)
+        if n:
+            return new
+    return key
+
+
+def write_nsfw_vit(models_dir: Path, *, seed: int = 0,
+                   id2label: dict[int, str] | None = None) -> Any:
+    """Tiny ViTForImageClassification in Falconsai's layout. Returns the reference model."""
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification
+
+    labels = id2label or {0: "normal", 1: "nsfw"}
+    torch.manual_seed(seed)
+    config = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                       intermediate_size=64, image_size=224, patch_size=16,
+                       id2label={int(k): v for k, v in labels.items()},
+                       label2id={v: int(k) for k, v in labels.items()},
+                       architectures=["ViTForImageClassification"])
+    model = ViTForImageClassification(config).eval()
+    folder = _folder(models_dir, "nsfw-vit")
+    config.to_json_file(str(folder / "config.json"))
+    (folder / "preprocessor_config.json").write_text(json.dumps(VIT_PREPROCESSOR, indent=2))
+    state = {vit_key_to_4x(k): v for k, v in model.state_dict().items()}
+    assert "vit.encoder.layer.0.attention.attention.query.weight" in state
+    _save_safetensors(state, folder / "model.safetensors")
+    return model
+
+
+# ---------------------------------------------------------------- CLIP pieces
+
+
+def _tiny_clip_config(projection_dim: int = 768) -> Any:
+    from transformers import CLIPConfig
+
+    return CLIPConfig(
+        text_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+                     "num_attention_heads": 2, "vocab_size": TOKENIZER_VOCAB_SIZE,
+                     "max_position_embeddings": 77, "bos_token_id": BOS_ID,
+                     "eos_token_id": EOS_ID, "pad_token_id": EOS_ID},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                       "num_attention_heads": 2, "image_size": 224, "patch_size": 32},
+        projection_dim=projection_dim)
+
+
+def tiny_clip_vision_state(seed: int = 0) -> dict[str, Any]:
+    """transformers-5 CLIPVisionModel state (keys 'embeddings.…', 'encoder.…')."""
+    import torch
+    from transformers import CLIPVisionModel
+
+    torch.manual_seed(seed)
+    vision = CLIPVisionModel(_tiny_clip_config().vision_config)
+    with torch.no_grad():  # default init leaves LayerNorms at identity; perturb them
+        for name, p in vision.named_parameters():
+            if "norm" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+    return vision.state_dict()
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP byte -> printable unicode table."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+_CHARS = list(_bytes_to_unicode().values())
+TOKENIZER_VOCAB_SIZE = 2 * len(_CHARS) + 2
+BOS_ID, EOS_ID = 2 * len(_CHARS), 2 * len(_CHARS) + 1
+
+
+def write_clip_tokenizer(folder: Path) -> None:
+    """A character-level CLIP BPE tokenizer (no merges) in openai's file layout."""
+    vocab = {c: i for i, c in enumerate(_CHARS)}
+    vocab.update({c + "</w>": len(_CHARS) + i for i, c in enumerate(_CHARS)})
+    vocab["<|startoftext|>"], vocab["<|endoftext|>"] = BOS_ID, EOS_ID
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
+        "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "model_max_length": 77,
+        "do_lower_case": True, "tokenizer_class": "CLIPTokenizer"}), encoding="utf-8")
+    (folder / "special_tokens_map.json").write_text(json.dumps({
+        "bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>",
+        "pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}), encoding="utf-8")
+
+
+# ---------------------------------------------------------------- safety checker
+
+
+def write_safety_checker(models_dir: Path, *, seed: int = 0, vision_seed: int = 0,
+                         fmt: str = "bin", concept_threshold: float = 0.2,
+                         special_threshold: float = 0.2, with_position_ids: bool = True
+                         ) -> dict[str, Any]:
+    """CompVis layout: config.json (CLIPConfig), preprocessor_config.json and
+    pytorch_model.bin (torch.save zip; or model.safetensors with fmt="safetensors") with the
+    4.x keys `vision_model.vision_model.…`. Returns the state dict written."""
+    import torch
+
+    config = _tiny_clip_config()
+    config.architectures = ["StableDiffusionSafetyChecker"]
+    g = torch.Generator().manual_seed(seed)
+    dim = config.projection_dim
+    state: dict[str, Any] = {"vision_model.vision_model." + k: v
+                             for k, v in tiny_clip_vision_state(vision_seed).items()}
+    if with_position_ids:  # old checkpoints carry this buffer; loaders must ignore it
+        n_pos = (224 // 32) ** 2 + 1
+        state["vision_model.vision_model.embeddings.position_ids"] = torch.arange(n_pos)[None]
+    state["visual_projection.weight"] = torch.randn(dim, 32, generator=g) * 0.2
+    state["concept_embeds"] = torch.randn(17, dim, generator=g)
+    state["special_care_embeds"] = torch.randn(3, dim, generator=g)
+    state["concept_embeds_weights"] = torch.full((17,), concept_threshold)
+    state["special_care_embeds_weights"] = torch.full((3,), special_threshold)
+    folder = _folder(models_dir, "safety-checker")
+    config.to_json_file(str(folder / "config.json"))
+    (folder / "preprocessor_config.json").write_text(json.dumps(CLIP_PREPROCESSOR, indent=2))
+    if fmt == "bin":
+        torch.save(state, folder / "pytorch_model.bin")
+    else:
+        _save_safetensors(state, folder / "model.safetensors")
+    return state
+
+
+# ---------------------------------------------------------------- aesthetic
+
+
+def write_aesthetic(models_dir: Path, *, seed: int = 0, vision_seed: int = 0,
+                    with_text: bool = True, clip_subdir: str = "clip-vit-large-patch14"
+                    ) -> dict[str, Any]:
+    """`aesthetic/sac+logos+ava1-l14-linearMSE.pth` (full-size random MLP, a plain
+    state_dict saved with torch.save) and a tiny CLIP (projection_dim 768) in
+    `aesthetic/<clip_subdir>/` with openai's file names. Returns {"mlp": state, "clip": state}."""
+    import torch
+    from torch import nn
+    from transformers import CLIPModel
+
+    torch.manual_seed(seed)
+    mlp = nn.Module()
+    mlp.layers = nn.Sequential(nn.Linear(768, 1024), nn.Dropout(0.2), nn.Linear(1024, 128),
+                               nn.Dropout(0.2), nn.Linear(128, 64), nn.Dropout(0.1),
+                               nn.Linear(64, 16), nn.Linear(16, 1))
+    with torch.no_grad():
+        mlp.layers[7].bias.fill_(5.0)  # centre scores where real ones live (~5)
+    folder = _folder(models_dir, "aesthetic")
+    torch.save(mlp.state_dict(), folder / "sac+logos+ava1-l14-linearMSE.pth")
+
+    config = _tiny_clip_config()
+    config.architectures = ["CLIPModel"]
+    clip = CLIPModel(config).eval()
+    clip.vision_model.load_state_dict(tiny_clip_vision_state(vision_seed))
+    clip_folder = folder / clip_subdir
+    clip_folder.mkdir(parents=True, exist_ok=True)
+    config.to_json_file(str(clip_folder / "config.json"))
+    (clip_folder / "preprocessor_config.json").write_text(json.dumps(CLIP_PREPROCESSOR, indent=2))
+    state = clip.state_dict()
+    if not with_text:
+        state = {k: v for k, v in state.items() if not k.startswith(("text_", "logit_scale"))}
+    _save_safetensors(state, clip_folder / "model.safetensors")
+    if with_text:
+        write_clip_tokenizer(clip_folder)
+    return {"mlp": mlp.state_dict(), "clip": state}
+
+
+# ---------------------------------------------------------------- JTP tagger
+
+JTP_TINY = {"embed_dim": 32, "depth": 2, "num_heads": 2, "mlp_ratio": 2.0}
+JTP_DIRS = {"PILOT": ("JTP_PILOT", "JTP_PILOT-e4-vit_so400m_patch14_siglip_384.safetensors"),
+            "PILOT2": ("JTP_PILOT2", "JTP_PILOT2-e3-vit_so400m_patch14_siglip_384.safetensors")}
+
+
+def jtp_reference_model(variant: str = "PILOT2", n_tags: int = 12, seed: int = 0) -> Any:
+    import timm
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    model = timm.create_model("vit_so400m_patch14_siglip_384", pretrained=False,
+                              num_classes=n_tags, **JTP_TINY)
+    if variant == "PILOT2":
+        class GatedHead(nn.Module):
+            def __init__(self, features: int, classes: int):
+                super().__init__()
+                self.num_classes = classes
+                self.linear = nn.Linear(features, classes * 2)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                x = self.linear(x)
+                return torch.sigmoid(x[:, :self.num_classes]) * torch.sigmoid(x[:, self.num_classes:])
+
+        model.head = GatedHead(model.num_features, n_tags)
+    with torch.no_grad():  # spread the outputs so thresholds bite both ways
+        head = model.head.linear if variant == "PILOT2" else model.head
+        head.weight.normal_(0, 2.0)
+        head.bias.normal_(0, 2.0)
+    return model.eval()
+
+
+def jtp_tag_names(n_tags: int) -> list[str]:
+    base = ["long_hair", "smile", "blue_eyes", "outdoors", "solo", "looking_at_viewer"]
+    return [base[i] if i < len(base) else f"tag_{i}" for i in range(n_tags)]
+
+
+def write_jtp(models_dir: Path, *, variant: str = "PILOT2", n_tags: int = 12,
+              seed: int = 0) -> Any:
+    """`tagger-jtp/JTP_PILOT{,2}/<upstream name>.safetensors` + `tags.json` ({tag: index})
+    with a tiny SigLIP (timm so400m name, embed_dim 32, depth 2, 2 heads). Returns the model."""
+    model = jtp_reference_model(variant, n_tags, seed)
+    sub, name = JTP_DIRS[variant]
+    folder = _folder(models_dir, "tagger-jtp") / sub
+    folder.mkdir(parents=True, exist_ok=True)
+    _save_safetensors(model.state_dict(), folder / name)
+    tags = {tag: i for i, tag in enumerate(jtp_tag_names(n_tags))}
+    (folder / "tags.json").write_text(json.dumps(tags), encoding="utf-8")
+    return model
+
+
+# ---------------------------------------------------------------- everything + images
+
+
+def write_all(models_dir: Path, *, seed: int = 0) -> Path:
+    """Every analyser's folder (safety checker and aesthetic share one CLIP vision tower,
+    as the real ones do). ~3 s on 2 cores."""
+    write_coherence(models_dir, seed=seed)
+    write_nsfw_vit(models_dir, seed=seed)
+    write_safety_checker(models_dir, seed=seed, vision_seed=seed)
+    write_aesthetic(models_dir, seed=seed, vision_seed=seed)
+    write_jtp(models_dir, seed=seed)
+    return Path(models_dir)
+
+
+def photo_like(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
+    """A smooth, photo-like test image: low-frequency colour fields plus mild grain."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.random((6, 6, 3)) * 255
+    img = Image.fromarray(coarse.astype(np.uint8)).resize((width, height),
+                                                          Image.Resampling.BICUBIC)
+    arr = np.asarray(img, dtype=np.float32) + rng.normal(0, 6, (height, width, 3))
+    img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+    if mode == "RGBA":
+        alpha = np.linspace(0, 255, width, dtype=np.float32)[None, :].repeat(height, 0)
+        img.putalpha(Image.fromarray(alpha.astype(np.uint8)))
+    elif mode != "RGB":
+        img = img.convert(mode)
+    return img
+
+
+def write_images(folder: Path, count: int, size: tuple[int, int] = (320, 256),
+                 seed: int = 0) -> list[Path]:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = folder / f"img_{i:04d}.png"
+        photo_like(*size, seed=seed + i).save(path)
+        paths.append(path)
+    return paths

@@ -1,0 +1,53 @@
+"""Plain data passed between the pipeline, the analysers and the caller (no torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Job:
+    """One image to analyse. `prompt` (from the image's metadata) feeds CLIPScore."""
+
+    job_id: int
+    path: str
+    prompt: str | None = None
+
+
+@dataclass
+class AnalyserOutput:
+    """One analyser's verdict on one image.
+
+    label/score per analyser: nsfw-default "nsfw"/"sfw" + P(nsfw); coherence argmax label +
+    P(label); nsfw-vit argmax label + P(nsfw); safety-checker "nsfw"/"sfw" + the largest
+    concept margin; aesthetic None + score ≈1–10; tagger-jtp None + the largest tag probability.
+    """
+
+    analyser: str
+    version: str
+    label: str | None
+    score: float | None
+    scores: dict[str, float] = field(default_factory=dict)
+    tags: list[tuple[str, float]] = field(default_factory=list)
+    error: str | None = None  # this image failed in this analyser; the others continue
+
+    @classmethod
+    def failed(cls, analyser: str, version: str, message: str) -> "AnalyserOutput":
+        return cls(analyser, version, None, None, {}, [], message)
+
+
+@dataclass
+class DecodeFailure:
+    """The image could not be read at all: reported once per job, for every analyser."""
+
+    job: Job
+    message: str
+
+
+@dataclass
+class Progress:
+    done: int            # images every enabled analyser has finished (or failed) this run
+    queued: int          # images taken but not done (plus not yet taken when jobs has len())
+    images_per_s: float  # recent completion rate
+    device: str
+    paused: bool
