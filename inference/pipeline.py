@@ -41,12 +41,13 @@ class _Open:
     """An image between being taken and every analyser having answered."""
 
     job: Job
-    remaining: int
+    remaining: int  # analysers (of those this job asked for) yet to answer
 
 
 @dataclass
 class _Prepared:
     job: Job
+    analysers: list[Analyser]  # the loaded analysers this job asked for, cost order
     inputs: dict[str, Any] = field(default_factory=dict)  # input_key -> tensor | Exception
 
 
@@ -256,7 +257,12 @@ class _Run:
 
     # ---- prefetch side (runs in pool threads)
 
-    def _prepare(self, job: Job) -> _Prepared | DecodeFailure:
+    def _wanted(self, job: Job) -> list[Analyser]:
+        if job.analysers is None:
+            return self.analysers
+        return [a for a in self.analysers if a.key in job.analysers]
+
+    def _prepare(self, job: Job, analysers: list[Analyser]) -> _Prepared | DecodeFailure:
         from inference.preprocess import DecodeError, decode
 
         try:
@@ -265,8 +271,11 @@ class _Run:
             return DecodeFailure(job, str(exc))
         except Exception as exc:  # noqa: BLE001 — anything else about the file
             return DecodeFailure(job, f"cannot decode {job.path}: {exc}")
-        prepared = _Prepared(job)
+        prepared = _Prepared(job, analysers)
+        needed_inputs = {a.input_key for a in analysers}
         for key, builder in self.builders.items():
+            if key not in needed_inputs:
+                continue
             try:
                 prepared.inputs[key] = builder.preprocess(image)
             except Exception as exc:  # noqa: BLE001 — fails only that analyser
@@ -287,9 +296,12 @@ class _Run:
             except StopIteration:
                 self.exhausted = True
                 return
+            wanted = self._wanted(job)
+            if not wanted:
+                continue  # nothing loaded that this job asked for: no decode, no output
             self.seq += 1
-            self.open[self.seq] = _Open(job, len(self.analysers))
-            self.in_flight[self.pool.submit(self._prepare, job)] = self.seq
+            self.open[self.seq] = _Open(job, len(wanted))
+            self.in_flight[self.pool.submit(self._prepare, job, wanted)] = self.seq
 
     def _finish(self, seq: int, count: int = 1) -> None:
         state = self.open[seq]
@@ -305,9 +317,9 @@ class _Run:
             prepared = future.result()
             if isinstance(prepared, DecodeFailure):
                 yield prepared.job, prepared
-                self._finish(seq, len(self.analysers))
+                self._finish(seq, self.open[seq].remaining)
                 continue
-            for a in self.analysers:
+            for a in prepared.analysers:
                 value = prepared.inputs[a.input_key]
                 if isinstance(value, Exception):
                     yield prepared.job, AnalyserOutput.failed(

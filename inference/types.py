@@ -7,11 +7,16 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Job:
-    """One image to analyse. `prompt` (from the image's metadata) feeds CLIPScore."""
+    """One image to analyse. `prompt` (from the image's metadata) feeds CLIPScore.
+
+    `analysers` limits the job to those keys (None: every loaded analyser), so an image whose
+    results are current for most analysers is run only through the ones that are not.
+    """
 
     job_id: int
     path: str
     prompt: str | None = None
+    analysers: frozenset[str] | None = None
 
 
 @dataclass

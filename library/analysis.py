@@ -18,7 +18,6 @@ resumes at the next start, and nothing is done twice:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import threading
@@ -119,9 +118,7 @@ def _default_pipeline_factory(**kwargs: Any) -> PipelineLike:
 def _make_job(job_id: int, path: str, prompt: str | None, analysers: frozenset[str]) -> Any:
     from inference.types import Job
 
-    if "analysers" in {f.name for f in dataclasses.fields(Job)}:
-        return Job(job_id, path, prompt, analysers=analysers)  # type: ignore[call-arg]
-    return Job(job_id, path, prompt)
+    return Job(job_id, path, prompt, analysers=analysers)
 
 
 class AnalysisRunner:

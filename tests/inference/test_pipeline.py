@@ -318,3 +318,21 @@ def test_reduced_precision_path_runs_every_analyser(all_models, good_images, mon
     assert all(r.error is None for r in results), [r.error for r in results if r.error]
     aesthetic = [r for r in results if r.analyser == "aesthetic"]
     assert all("prompt_adherence" in r.scores for r in aesthetic)
+
+
+def test_a_job_runs_only_the_analysers_it_asks_for(tmp_path, images, monkeypatch):
+    """Re-analysis after one model changed runs that model only; a job asking for nothing
+    loaded is not even decoded."""
+    import inference.preprocess as pp
+
+    decoded = []
+    real = pp.decode
+    monkeypatch.setattr(pp, "decode", lambda path: decoded.append(path) or real(path))
+    a, b = Fake("fake-a"), Fake("fake-b")
+    p = pipeline_with(tmp_path, a, b, analysers=())
+    jobs = [Job(0, str(images[0]), analysers=frozenset({"fake-b"})),
+            Job(1, str(images[1])),
+            Job(2, str(images[2]), analysers=frozenset({"not-loaded"}))]
+    seen = sorted((job.job_id, out.analyser) for job, out in p.run(jobs))
+    assert seen == [(0, "fake-b"), (1, "fake-a"), (1, "fake-b")]
+    assert sorted(decoded) == sorted([str(images[0]), str(images[1])])
