@@ -1,0 +1,1 @@
+"""The thumbnail grid: item model over keyset pages, thumbnail loader, delegate and view."""

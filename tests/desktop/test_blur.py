@@ -1,0 +1,266 @@
+"""Blur until reviewed, checked on painted pixels in every place an image is shown."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QRect, QSize, Qt
+from PySide6.QtGui import QColor, QImage
+from PySide6.QtTest import QTest
+
+from desktop.blur import COVER_COLOUR, BlurPolicy, CoverKind, strong_blur
+from desktop.grid.view import GridView
+from desktop.preview import FullView, ImagePreview
+from desktop.roles import Role
+
+from grid_test_helpers import checkerboard, high_frequency, noise, qimage_array, wait_for_thumbnails
+
+SHARP = 20.0  # a 4 px checkerboard fitted to a cell scores ~50; blurred ones score < 2
+BLURRED = 3.0
+
+
+def _qimage(pil) -> QImage:
+    data = pil.convert("RGBA").tobytes()
+    return QImage(data, pil.width, pil.height, QImage.Format.Format_RGBA8888).copy()
+
+
+# --- the rule -------------------------------------------------------------------------------
+
+class _Row:
+    def __init__(self, image_id=1, decision="none", flagged=False, analysed=True, folder_id=1):
+        self.image_id, self.decision, self.flagged = image_id, decision, flagged
+        self.analysed, self.folder_id, self.sha256 = analysed, folder_id, "a" * 64
+
+
+@pytest.mark.parametrize("row, sensitive, expected", [
+    (_Row(flagged=True), set(), CoverKind.BLUR),
+    (_Row(flagged=True, decision="accepted"), set(), CoverKind.CLEAR),
+    (_Row(flagged=True, decision="rejected"), set(), CoverKind.SOLID),
+    (_Row(flagged=False, decision="rejected"), set(), CoverKind.SOLID),
+    (_Row(flagged=False), set(), CoverKind.CLEAR),
+    (_Row(analysed=False), {1}, CoverKind.BLUR),
+    (_Row(analysed=False), {2}, CoverKind.CLEAR),
+    (_Row(analysed=True), {1}, CoverKind.CLEAR),
+    (None, set(), CoverKind.SOLID),
+])
+def test_rule(qtbot, row, sensitive, expected):
+    policy = BlurPolicy(sensitive_folder_ids=sensitive)
+    assert policy.cover_kind(row) is expected
+    assert policy.needs_cover(row) is (expected is not CoverKind.CLEAR)
+
+
+def test_session_toggle_never_uncovers_rejected(qtbot):
+    policy = BlurPolicy(sensitive_folder_ids={1})
+    with qtbot.waitSignal(policy.changed):
+        policy.set_session_unblurred(True)
+    assert not policy.needs_cover(_Row(flagged=True))
+    assert not policy.needs_cover(_Row(analysed=False))
+    assert policy.cover_kind(_Row(decision="rejected")) is CoverKind.SOLID
+
+
+def test_peek_reveals_only_that_image(qtbot):
+    policy = BlurPolicy()
+    with qtbot.waitSignal(policy.changed):
+        policy.peek(1)
+    assert not policy.needs_cover(_Row(image_id=1, flagged=True))
+    assert policy.needs_cover(_Row(image_id=2, flagged=True))
+    policy.end_peek()
+    assert policy.needs_cover(_Row(image_id=1, flagged=True))
+
+
+def test_cover_mode_and_explicit_sensitive_argument(qtbot):
+    policy = BlurPolicy(mode="cover")
+    assert policy.cover_kind(_Row(flagged=True)) is CoverKind.SOLID
+    assert policy.cover_kind(_Row(analysed=False), sensitive_folder_ids={1}) is CoverKind.SOLID
+    with pytest.raises(ValueError):
+        policy.set_mode("pixelate")
+
+
+def test_strong_blur_removes_detail_at_every_strength(qtbot):
+    source = _qimage(checkerboard(512, square=8))
+    assert high_frequency(source) > 25
+    for radius in (8, 48, 200):
+        blurred = strong_blur(source, radius)
+        assert blurred.width() == blurred.height()  # aspect kept
+        enlarged = blurred.scaled(512, 512, Qt.AspectRatioMode.IgnoreAspectRatio,
+                                  Qt.TransformationMode.SmoothTransformation)
+        assert high_frequency(enlarged) < BLURRED
+
+
+def test_noise_is_not_recoverable_from_the_blur(qtbot):
+    a, b = _qimage(noise(seed=1)), _qimage(noise(seed=2))
+    diff = np.abs(qimage_array(strong_blur(a)) - qimage_array(strong_blur(b))).mean()
+    assert diff < 4  # two different noise pictures blur to (almost) the same grey
+
+
+def test_safe_image_caches_and_returns_source_when_clear(qtbot):
+    policy = BlurPolicy()
+    image = _qimage(checkerboard())
+    flagged = _Row(flagged=True)
+    first = policy.safe_image(flagged, image)
+    assert first is not image and first.cacheKey() == policy.safe_image(flagged, image).cacheKey()
+    assert policy.safe_image(_Row(decision="accepted"), image) is image
+    assert policy.safe_image(flagged, None) is None
+    policy.set_radius(96)  # a new strength makes new pixels
+    assert policy.safe_image(flagged, image).cacheKey() != first.cacheKey()
+
+
+# --- painted pixels: grid, drag, preview, full view -------------------------------------------
+
+@pytest.fixture
+def grid(qtbot, make_model):
+    def make(**kwargs):
+        model = make_model(**kwargs)
+        view = GridView(thumbnail_size=192)
+        view.setModel(model)
+        view.resize(900, 700)
+        qtbot.addWidget(view)
+        view.show()
+        qtbot.waitExposed(view)
+        wait_for_thumbnails(qtbot, model, range(model.rowCount()))
+        return model, view
+    return make
+
+
+def _cell(view: GridView, row: int) -> QImage:
+    """The painted thumbnail area of one cell (inside the badges)."""
+    grab = view.viewport().grab().toImage()
+    rect = view.delegate.image_rect(view.visualRect(view.model().index(row, 0)))
+    return grab.copy(rect.adjusted(40, 40, -40, -40))
+
+
+def test_flagged_thumbnail_is_painted_blurred_until_accepted(qtbot, library, grid):
+    flagged = library.add(flagged=True, seed=1)
+    clear = library.add(flagged=False, seed=2)
+    model, view = grid()
+    flagged_row, clear_row = model.row_of_image(flagged), model.row_of_image(clear)
+    assert high_frequency(_cell(view, clear_row)) > SHARP
+    assert high_frequency(_cell(view, flagged_row)) < BLURRED
+
+    content_id = library.set(flagged, decision="accepted")
+    model.refresh_contents([content_id])
+    qtbot.waitUntil(lambda: high_frequency(_cell(view, flagged_row)) > SHARP)
+
+
+def test_space_peek_shows_the_grid_cell(qtbot, library, grid, blur):
+    flagged = library.add(flagged=True, seed=1)
+    model, view = grid()
+    row = model.row_of_image(flagged)
+    blur.peek(flagged)
+    qtbot.waitUntil(lambda: high_frequency(_cell(view, row)) > SHARP)
+    blur.end_peek()
+    qtbot.waitUntil(lambda: high_frequency(_cell(view, row)) < BLURRED)
+
+
+def test_rejected_image_stays_covered(qtbot, library, grid, blur):
+    a = library.add(decision="rejected", picture=checkerboard(seed=3))
+    b = library.add(decision="rejected", picture=noise(seed=4))
+    model, view = grid()
+    blur.set_session_unblurred(True)
+    qtbot.wait(1)  # let the repaint requested by `changed` happen (no timing involved)
+    cells = []
+    for image_id in (a, b):
+        rect = view.delegate.image_rect(
+            view.visualRect(view.model().index(model.row_of_image(image_id), 0)))
+        cells.append(qimage_array(view.viewport().grab().toImage().copy(rect)))
+    assert np.array_equal(cells[0], cells[1])  # nothing of either picture shows through
+    top_band = cells[0][30:60, 40:-40]  # below the badges, above the centred label
+    assert np.all(top_band == top_band[0, 0])
+    grey = QColor(COVER_COLOUR)
+    assert abs(top_band[0, 0] - (0.299 * grey.red() + 0.587 * grey.green()
+                                 + 0.114 * grey.blue())) < 3
+
+
+def test_cover_mode_paints_flagged_cells_solid(qtbot, library, grid, blur):
+    flagged = library.add(flagged=True, seed=1)
+    model, view = grid()
+    blur.set_mode("cover")
+    row = model.row_of_image(flagged)
+    qtbot.waitUntil(lambda: high_frequency(_cell(view, row).copy(0, 0, 100, 20)) == 0)
+
+
+def test_sensitive_folder_blurs_unanalysed_images(qtbot, library, grid, blur):
+    pending = library.add(sensitive=True, analysed=False, seed=5)
+    model, view = grid()
+    row = model.row_of_image(pending)
+    assert high_frequency(_cell(view, row)) > SHARP
+    blur.set_sensitive_folders({library.folder("sensitive", True)})
+    assert model.index(row).data(Role.NeedsBlur)
+    qtbot.waitUntil(lambda: high_frequency(_cell(view, row)) < BLURRED)
+    library.set(pending, analysed=True)
+    model.refresh_images([pending])
+    qtbot.waitUntil(lambda: high_frequency(_cell(view, row)) > SHARP)
+
+
+def test_drag_pixmap_is_the_safe_image(qtbot, library, grid):
+    flagged = library.add(flagged=True, seed=1)
+    accepted = library.add(flagged=True, decision="accepted", seed=2)
+    model, view = grid()
+    for image_id, sharp in ((flagged, False), (accepted, True)):
+        index = view.model().index(model.row_of_image(image_id), 0)
+        view.setCurrentIndex(index)
+        picture = view.drag_pixmap([index]).toImage()
+        assert picture.width() == 128
+        centre = picture.copy(QRect(24, 24, 80, 80))
+        assert (high_frequency(centre) > SHARP) is sharp
+
+
+def test_tooltip_carries_no_image(library, make_model):
+    library.add('<img src="secret.png">', flagged=True)
+    model = make_model()
+    tip = model.index(0).data(Qt.ItemDataRole.ToolTipRole)
+    assert isinstance(tip, str) and "<img" not in tip.lower()
+
+
+@pytest.mark.parametrize("widget_class", [ImagePreview, FullView])
+def test_preview_and_full_view_paint_the_safe_image(qtbot, library, make_model, blur, loader,
+                                                    widget_class):
+    flagged = library.add(flagged=True, picture=checkerboard(600, square=6))
+    model = make_model()
+    row = model.grid_row(model.row_of_image(flagged))
+    widget = widget_class(blur, loader)
+    qtbot.addWidget(widget)
+    widget.resize(640, 640)
+    widget.show()
+    qtbot.waitExposed(widget)
+
+    def centre() -> QImage:
+        return widget.grab().toImage().copy(QRect(170, 170, 300, 200))
+
+    with qtbot.waitSignal(widget.image_loaded, timeout=10_000):
+        widget.set_row(row)
+    assert widget.has_full_image()
+    assert high_frequency(centre()) < BLURRED
+    widget.peek(True)
+    assert high_frequency(centre()) > SHARP
+    widget.peek(False)
+    assert high_frequency(centre()) < BLURRED
+    library.set(flagged, decision="rejected")
+    rejected = replace(row, decision="rejected")
+    widget.set_row(rejected)
+    assert widget.has_full_image()  # same picture: not read again
+    band = qimage_array(widget.grab().toImage().copy(QRect(170, 60, 300, 60)))
+    assert np.all(band == band[0, 0])
+    widget.set_row(replace(row, decision="accepted"))
+    assert high_frequency(centre()) > SHARP
+
+
+def test_full_view_escape_asks_to_close(qtbot, blur):
+    view = FullView(blur)
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(view.close_requested):
+        QTest.keyClick(view, Qt.Key.Key_Escape)
+
+
+def test_preview_reports_unreadable_files(qtbot, library, make_model, blur, tmp_path):
+    image_id = library.add(seed=1)
+    model = make_model()
+    row = model.grid_row(0)
+    (tmp_path / "files" / "out" / row.name).write_bytes(b"not a png")
+    preview = ImagePreview(blur)
+    qtbot.addWidget(preview)
+    preview.resize(QSize(200, 200))
+    with qtbot.waitSignal(preview.load_failed, timeout=10_000) as failed:
+        preview.set_row(row)
+    assert failed.args[0] == image_id and "cannot read" in failed.args[1]
+    assert preview.displayed_image() is None
