@@ -10,7 +10,7 @@ set of enabled analysers change.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Protocol
 
 from sqlalchemy import select, update
@@ -20,6 +20,9 @@ from db.schema import AnalysisResult, Content
 
 NSFW_ANALYSERS = ("nsfw-default", "nsfw-vit", "safety-checker")
 COHERENCE = "coherence"
+_RULE_ANALYSERS = (*NSFW_ANALYSERS, COHERENCE)  # the only results the rule reads
+# Contents per step of a recompute (also keeps IN lists far below SQLite's parameter limit).
+CHUNK = 500
 
 
 class FlagThresholds(Protocol):
@@ -31,7 +34,16 @@ class FlagThresholds(Protocol):
     coherence: float
 
 
-def _is_nsfw(result: AnalysisResult, t: FlagThresholds) -> bool:
+class ResultLike(Protocol):
+    """The fields of an AnalysisResult the rule reads (an ORM row or a selected Row)."""
+
+    analyser: str
+    score: float | None
+    scores: Mapping[str, float] | None
+    error: str | None
+
+
+def _is_nsfw(result: ResultLike, t: FlagThresholds) -> bool:
     if result.error:
         return False
     scores = result.scores or {}
@@ -45,7 +57,7 @@ def _is_nsfw(result: AnalysisResult, t: FlagThresholds) -> bool:
     return False
 
 
-def _is_incoherent(result: AnalysisResult, t: FlagThresholds) -> bool:
+def _is_incoherent(result: ResultLike, t: FlagThresholds) -> bool:
     if result.error:
         return False
     scores = result.scores or {}
@@ -53,7 +65,7 @@ def _is_incoherent(result: AnalysisResult, t: FlagThresholds) -> bool:
     return failed >= t.coherence
 
 
-def verdict(results: Iterable[AnalysisResult], thresholds: FlagThresholds,
+def verdict(results: Iterable[ResultLike], thresholds: FlagThresholds,
             enabled: Collection[str]) -> tuple[bool, bool, bool]:
     """(nsfw, incoherent, analysed) for one content's results."""
     nsfw = incoherent = analysed = False
@@ -71,27 +83,53 @@ def verdict(results: Iterable[AnalysisResult], thresholds: FlagThresholds,
 def update_flags(session: Session, content_ids: Iterable[int] | None,
                  thresholds: FlagThresholds, enabled: Collection[str]) -> list[int]:
     """Recompute flags for the given contents (None = all). Returns the ids whose stored
-    verdict changed, so the grid repaints only those."""
-    query = select(AnalysisResult)
+    verdict changed, so the grid repaints only those.
+
+    Works through CHUNK contents at a time, reading only the columns the rule needs, so a
+    whole-library recompute of a 100k library holds one chunk in memory, not every result.
+    """
+    changed: list[int] = []
+    for chunk in _chunks_of_contents(session, content_ids):
+        changed += _update_chunk(session, chunk, thresholds, enabled)
+    return changed
+
+
+def _chunks_of_contents(session: Session,
+                        content_ids: Iterable[int] | None) -> Iterator[list[int]]:
     if content_ids is not None:
-        ids = list(set(content_ids))
-        if not ids:
-            return []
-        query = query.where(AnalysisResult.content_id.in_(ids))
-    by_content: dict[int, list[AnalysisResult]] = defaultdict(list)
-    for result in session.scalars(query):
-        by_content[result.content_id].append(result)
-    current_query = select(Content.id, Content.flag_nsfw, Content.flag_incoherent,
-                           Content.analysed)
-    if content_ids is not None:
-        current_query = current_query.where(Content.id.in_(ids))
-    changed = []
-    for cid, old_nsfw, old_incoherent, old_analysed in session.execute(current_query):
+        ids = sorted(set(content_ids))
+        for start in range(0, len(ids), CHUNK):
+            yield ids[start:start + CHUNK]
+        return
+    last = 0
+    while True:  # keyset walk over every content
+        chunk = list(session.scalars(
+            select(Content.id).where(Content.id > last).order_by(Content.id).limit(CHUNK)))
+        if not chunk:
+            return
+        yield chunk
+        last = chunk[-1]
+
+
+def _update_chunk(session: Session, ids: list[int], thresholds: FlagThresholds,
+                  enabled: Collection[str]) -> list[int]:
+    by_content: dict[int, list[ResultLike]] = defaultdict(list)
+    for row in session.execute(
+            select(AnalysisResult.content_id, AnalysisResult.analyser, AnalysisResult.score,
+                   AnalysisResult.scores, AnalysisResult.error)
+            .where(AnalysisResult.content_id.in_(ids),
+                   AnalysisResult.analyser.in_(_RULE_ANALYSERS))):
+        by_content[row.content_id].append(row)
+    # Contents sharing a new verdict are updated together: a few statements per chunk.
+    to_write: dict[tuple[bool, bool, bool], list[int]] = defaultdict(list)
+    for cid, old_nsfw, old_incoherent, old_analysed in session.execute(
+            select(Content.id, Content.flag_nsfw, Content.flag_incoherent, Content.analysed)
+            .where(Content.id.in_(ids))):
         new = verdict(by_content.get(cid, ()), thresholds, enabled)
         if new != (old_nsfw, old_incoherent, old_analysed):
-            nsfw, incoherent, analysed = new
-            session.execute(update(Content).where(Content.id == cid).values(
-                flag_nsfw=nsfw, flag_incoherent=incoherent, analysed=analysed,
-                flagged=nsfw or incoherent))
-            changed.append(cid)
-    return changed
+            to_write[new].append(cid)
+    for (nsfw, incoherent, analysed), cids in to_write.items():
+        session.execute(update(Content).where(Content.id.in_(cids)).values(
+            flag_nsfw=nsfw, flag_incoherent=incoherent, analysed=analysed,
+            flagged=nsfw or incoherent))
+    return sorted(cid for cids in to_write.values() for cid in cids)

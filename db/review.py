@@ -57,10 +57,13 @@ def _apply_field(content: Content, field: str, value: str | None) -> None:
 
 
 def _write_group(session: Session, changes: Sequence[Change], source: str,
-                 reverts_group: int | None = None) -> int | None:
+                 reverts_group: int | None = None, group: int | None = None) -> int | None:
+    """Log `changes` as a new group, or as part of `group` when given (one user action that
+    changed several things undoes as one step). Returns the group, None if nothing changed."""
     if not changes:
-        return None
-    group = _next_group(session)
+        return group
+    if group is None:
+        group = _next_group(session)
     now = utcnow()
     for change in changes:
         session.add(ReviewLog(group_id=group, content_id=change.content_id, field=change.field,
@@ -77,9 +80,10 @@ def _contents(session: Session, content_ids: Iterable[int]) -> list[Content]:
 
 
 def set_decision(session: Session, content_ids: Iterable[int], decision: str,
-                 source: str = "app") -> int | None:
+                 source: str = "app", group: int | None = None) -> int | None:
     """Set accepted/rejected/none on the contents; returns the log group (None if nothing
-    changed). The caller commits — the app commits before moving the cursor."""
+    changed). With `group`, the changes join that group (undone together with it). The
+    caller commits — the app commits before moving the cursor."""
     if decision not in DECISIONS:
         raise ReviewError(f"unknown decision {decision!r}; expected one of {sorted(DECISIONS)}")
     changes = []
@@ -87,11 +91,13 @@ def set_decision(session: Session, content_ids: Iterable[int], decision: str,
         if content.decision != decision:
             changes.append(Change(content.id, "decision", content.decision, decision))
             _apply_field(content, "decision", decision)
-    return _write_group(session, changes, source)
+    return _write_group(session, changes, source, group=group)
 
 
 def set_rating(session: Session, content_ids: Iterable[int], rating: int,
-               source: str = "app") -> int | None:
+               source: str = "app", group: int | None = None) -> int | None:
+    """Set the 0-5 rating; like set_decision (pass its group to make one undo step of a
+    decision and a rating given together)."""
     if not 0 <= rating <= 5:
         raise ReviewError(f"rating must be 0-5, got {rating}")
     changes = []
@@ -99,7 +105,7 @@ def set_rating(session: Session, content_ids: Iterable[int], rating: int,
         if content.rating != rating:
             changes.append(Change(content.id, "rating", str(content.rating), str(rating)))
             _apply_field(content, "rating", str(rating))
-    return _write_group(session, changes, source)
+    return _write_group(session, changes, source, group=group)
 
 
 def record_path_changes(session: Session, moves: Sequence[tuple[int | None, str, str]],
@@ -107,14 +113,7 @@ def record_path_changes(session: Session, moves: Sequence[tuple[int | None, str,
     """Log files moved for a review action (content id, old path, new path). With `group`,
     the rows join an existing group so one undo reverses the decision and the move."""
     changes = [Change(cid, "path", old, new) for cid, old, new in moves]
-    if group is None:
-        return _write_group(session, changes, source)
-    now = utcnow()
-    for change in changes:
-        session.add(ReviewLog(group_id=group, content_id=change.content_id, field="path",
-                              old_value=change.old_value, new_value=change.new_value,
-                              source=source, at=now))
-    return group
+    return _write_group(session, changes, source, group=group)
 
 
 def _stacks(session: Session) -> tuple[list[int], list[int]]:

@@ -234,6 +234,11 @@ class QueuedAnalysis(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0)  # higher first (visible images)
     enqueued_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The runner analysing this row now (the app and a headless scan may share the database):
+    # others skip it until `leased_until`, so a row is never analysed twice at once, and the
+    # lease of a killed process simply expires.
+    leased_by: Mapped[str | None] = mapped_column(String(64))
+    leased_until: Mapped[datetime | None] = mapped_column(DateTime)
 
     __table_args__ = (Index("ix_queue_order", "priority", "enqueued_at"),)
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -178,13 +178,20 @@ def files_by_path(session: Session, paths: Iterable[str]) -> dict[str, KnownFile
     return found
 
 
+def path_under(directory: str) -> ColumnElement[bool]:
+    """Condition: the image's path is inside `directory` (recursively).
+
+    A range on the unique path index rather than LIKE: SQLite's LIKE ignores ASCII case
+    (`/pics/Keep` would match `/pics/keep/…` on a case-sensitive file system) and needs the
+    folder name's own % and _ escaped; the range is exact and uses the index."""
+    prefix = directory.rstrip(os.sep) + os.sep
+    upper = prefix[:-1] + chr(ord(os.sep) + 1)
+    return and_(Image.path >= prefix, Image.path < upper)
+
+
 def images_under(session: Session, directory: str) -> list[tuple[int, str]]:
     """(id, path) of every image inside `directory` (recursively)."""
-    prefix = directory.rstrip(os.sep) + os.sep
-    # Range scan on the unique path index rather than LIKE (paths may contain % and _).
-    upper = prefix[:-1] + chr(ord(os.sep) + 1)
-    rows = session.execute(
-        select(Image.id, Image.path).where(Image.path >= prefix, Image.path < upper))
+    rows = session.execute(select(Image.id, Image.path).where(path_under(directory)))
     return [(image_id, path) for image_id, path in rows]
 
 
@@ -338,6 +345,10 @@ def move_image(session: Session, old_path: str, new_path: str, *, folder_id: int
         image.mtime_ns = mtime_ns
     if image.status == ImageStatus.MISSING.value:
         image.status = ImageStatus.OK.value if image.content_id else ImageStatus.BROKEN.value
+        if image.content_id is not None:
+            # The runner drops queued work of contents with no readable file: a file back in
+            # view needs it again (record_image does the same for a reappearing file).
+            _enqueue_if_unanalysed(session, image.content_id)
     if image.content_id is not None:
         _log_path_change(session, image.content_id, old_path, new_path, source)
     session.flush()

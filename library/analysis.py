@@ -13,18 +13,25 @@ resumes at the next start, and nothing is done twice:
   needed analyser has a current result (or an error recorded for it);
 * an image that cannot be decoded is marked broken; a queue row whose batch never finished
   (the process was killed) is retried, at most MAX_ATTEMPTS times, then given up with an error
-  result so one poisonous file cannot stall the queue forever.
+  result so one poisonous file cannot stall the queue forever;
+* the app and a headless scan may drain the same queue at once: a runner *leases* the rows it
+  takes (one atomic UPDATE … RETURNING), renews the lease while the batch runs and releases
+  it when the batch ends; other runners skip leased rows, and the lease of a killed process
+  expires after LEASE_S.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
+import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -58,6 +65,12 @@ DEFAULT_TAKE = 32
 FLUSH_INTERVAL_S = 0.5
 # Shortest span the images/s figure is measured over.
 RATE_WINDOW_MIN_S = 3.0
+# How long a runner's claim on the rows it took lasts without renewal: a killed process's
+# rows wait this long before another runner takes them. Renewed every LEASE_RENEW_S while
+# results arrive, so only a single model step slower than this could let a lease lapse (the
+# cost is the work done twice, never a wrong result).
+LEASE_S = 300.0
+LEASE_RENEW_S = 60.0
 GAVE_UP_MESSAGE = "analysis did not finish after {n} attempts (the program stopped during it)"
 
 
@@ -156,6 +169,9 @@ class AnalysisRunner:
         self._done_this_run = 0
         self._remaining = 0
         self._run_started = time.monotonic()
+        # Names this runner's queue leases: unique per process and runner, readable in the
+        # database when investigating ("host:pid:…").
+        self._lease_id = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stats = RunStats()
 
     # ------------------------------------------------------------------ setup
@@ -281,6 +297,7 @@ class AnalysisRunner:
         if not self.ready:
             log.warning("no enabled analyser is ready; nothing to analyse")
             return self.stats
+        self.reclaim_dead_leases()
         self.enqueue_missing()
         self._done_this_run = 0
         self._run_started = time.monotonic()
@@ -310,21 +327,20 @@ class AnalysisRunner:
         ok image path, the prompt and the analysers it still needs."""
         wanted = self.versions
         with self._sessions.begin() as session:
+            # The lease is the transaction's first statement: the write lock is held from the
+            # choice of rows to the end, so two runners can never take the same row.
+            rows = self._lease_next(session)
             self._remaining = session.scalar(
                 select(func.count()).select_from(QueuedAnalysis)) or 0
-            rows = session.execute(
-                select(QueuedAnalysis.content_id, QueuedAnalysis.attempts)
-                .order_by(QueuedAnalysis.priority.desc(), QueuedAnalysis.enqueued_at.desc(),
-                          QueuedAnalysis.content_id.desc())
-                .limit(self._take)).all()
             if not rows:
                 return []
             ids = [cid for cid, _ in rows]
             present = self._current_results(session, ids, wanted)
-            exhausted = [cid for cid, attempts in rows if attempts >= MAX_ATTEMPTS]
+            # `attempts` already counts this take.
+            exhausted = [cid for cid, attempts in rows if attempts > MAX_ATTEMPTS]
             if exhausted:
                 self._give_up(session, exhausted, present, wanted)
-            live = [cid for cid, attempts in rows if attempts < MAX_ATTEMPTS]
+            live = [cid for cid, attempts in rows if attempts <= MAX_ATTEMPTS]
             paths = self._ok_paths(session, live)
             prompts = dict(session.execute(
                 select(Generation.content_id, Generation.prompt)
@@ -341,13 +357,62 @@ class AnalysisRunner:
             if finished:
                 session.execute(delete(QueuedAnalysis)
                                 .where(QueuedAnalysis.content_id.in_(finished)))
-            if batch:
-                session.execute(update(QueuedAnalysis)
-                                .where(QueuedAnalysis.content_id.in_([w.content_id for w in batch]))
-                                .values(attempts=QueuedAnalysis.attempts + 1))
         if exhausted and self._on_results:
             self._on_results(exhausted)
         return batch
+
+    def reclaim_dead_leases(self) -> int:
+        """End the leases of runners whose process is gone (killed) on this machine, so a
+        restart continues their work at once instead of after LEASE_S. Leases of other
+        machines' runners (a library on a network drive) still wait for expiry. Returns how
+        many rows were released."""
+        host = socket.gethostname()[:40]
+        with self._sessions.begin() as session:
+            holders = session.scalars(
+                select(QueuedAnalysis.leased_by).where(QueuedAnalysis.leased_by.is_not(None))
+                .distinct()).all()
+            dead = [holder for holder in holders if _is_dead_local_runner(holder, host)]
+            if not dead:
+                return 0
+            released = session.execute(
+                update(QueuedAnalysis).where(QueuedAnalysis.leased_by.in_(dead))
+                .values(leased_by=None, leased_until=None)).rowcount or 0
+        log.info("released %d queued content(s) leased by stopped runner(s)", released)
+        return released
+
+    def _lease_expiry(self) -> datetime:
+        return utcnow() + timedelta(seconds=LEASE_S)
+
+    def _lease_next(self, session: Session) -> list[tuple[int, int]]:
+        """Lease the next `take` unleased (or expired) rows, counting the attempt, in one
+        UPDATE … RETURNING. Returns (content id, attempts) in queue order."""
+        now = utcnow()
+        order = (QueuedAnalysis.priority.desc(), QueuedAnalysis.enqueued_at.desc(),
+                 QueuedAnalysis.content_id.desc())
+        takeable = (select(QueuedAnalysis.content_id)
+                    .where(or_(QueuedAnalysis.leased_until.is_(None),
+                               QueuedAnalysis.leased_until < now))
+                    .order_by(*order).limit(self._take))
+        taken = session.execute(
+            update(QueuedAnalysis).where(QueuedAnalysis.content_id.in_(takeable))
+            .values(leased_by=self._lease_id, leased_until=self._lease_expiry(),
+                    attempts=QueuedAnalysis.attempts + 1)
+            .returning(QueuedAnalysis.content_id, QueuedAnalysis.attempts,
+                       QueuedAnalysis.priority, QueuedAnalysis.enqueued_at)).all()
+        # RETURNING comes in no defined order: restore the queue's.
+        taken.sort(key=lambda r: (r.priority, r.enqueued_at, r.content_id), reverse=True)
+        return [(r.content_id, r.attempts) for r in taken]
+
+    def _mine(self, content_ids: Sequence[int]) -> Any:
+        """Queue rows among `content_ids` still leased by this runner (another runner may
+        have taken a row whose lease lapsed)."""
+        return and_(QueuedAnalysis.content_id.in_(content_ids),
+                    QueuedAnalysis.leased_by == self._lease_id)
+
+    def _renew_lease(self, session: Session, content_ids: Sequence[int]) -> None:
+        if content_ids:
+            session.execute(update(QueuedAnalysis).where(self._mine(content_ids))
+                            .values(leased_until=self._lease_expiry()))
 
     @staticmethod
     def _current_results(session: Session, ids: Sequence[int],
@@ -414,15 +479,21 @@ class AnalysisRunner:
             if close is not None:
                 close()
             writer.flush()
-        if interrupted or self._cancelled.is_set():
-            # A clean stop is not a failed attempt: only a killed process should count.
-            unfinished = [w.content_id for w in batch if w.content_id not in writer.finished]
-            if unfinished:
-                with self._sessions.begin() as session:
-                    session.execute(update(QueuedAnalysis)
-                                    .where(QueuedAnalysis.content_id.in_(unfinished),
-                                           QueuedAnalysis.attempts > 0)
-                                    .values(attempts=QueuedAnalysis.attempts - 1))
+            self._release(batch, writer.finished,
+                          clean_stop=interrupted or self._cancelled.is_set())
+
+    def _release(self, batch: Sequence[_Work], finished: set[int], clean_stop: bool) -> None:
+        """End this runner's lease on the batch's unfinished rows (they are retried by the
+        next take, here or in another process). A clean stop is not a failed attempt: only
+        a killed process, or a batch that failed, should count."""
+        unfinished = [w.content_id for w in batch if w.content_id not in finished]
+        if not unfinished:
+            return
+        values: dict[str, Any] = {"leased_by": None, "leased_until": None}
+        if clean_stop:
+            values["attempts"] = func.max(QueuedAnalysis.attempts - 1, 0)
+        with self._sessions.begin() as session:
+            session.execute(update(QueuedAnalysis).where(self._mine(unfinished)).values(values))
 
     # ------------------------------------------------------------------ progress
 
@@ -452,6 +523,20 @@ class AnalysisRunner:
             images_per_s=self._rate(), device=str(device), paused=self.paused))
 
 
+def _is_dead_local_runner(lease_id: str, host: str) -> bool:
+    """Whether `lease_id` ("host:pid:token") names a process of this host that has ended."""
+    parts = lease_id.rsplit(":", 2)
+    if len(parts) != 3 or parts[0] != host or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists but belongs to another user, or the check is not possible
+    return False
+
+
 def _upsert_results(session: Session, rows: list[dict[str, Any]]) -> None:
     statement = sqlite_insert(AnalysisResult).values(rows)
     statement = statement.on_conflict_do_update(
@@ -469,7 +554,7 @@ class _BatchWriter:
         self._by_job = by_job
         self._results: dict[tuple[int, str], Any] = {}
         self._failures: dict[int, tuple[_Work, str]] = {}
-        self._last_flush = time.monotonic()
+        self._last_flush = self._last_renewal = time.monotonic()
         self.finished: set[int] = set()  # content ids whose queue row was removed
 
     def add(self, job: Any, output: Any) -> None:
@@ -488,8 +573,13 @@ class _BatchWriter:
         return time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S
 
     def flush(self) -> None:
-        self._last_flush = time.monotonic()
+        self._last_flush = now = time.monotonic()
+        renew = now - self._last_renewal >= LEASE_RENEW_S
         if not self._results and not self._failures:
+            if renew:
+                self._last_renewal = now
+                with self._runner._sessions.begin() as session:
+                    self._runner._renew_lease(session, self._unfinished())
             return
         runner = self._runner
         results, self._results = self._results, {}
@@ -508,6 +598,9 @@ class _BatchWriter:
             if done:
                 session.execute(delete(QueuedAnalysis)
                                 .where(QueuedAnalysis.content_id.in_(done)))
+            if renew:
+                self._last_renewal = now
+                runner._renew_lease(session, [c for c in self._unfinished() if c not in done])
         for output in results.values():
             (runner.stats.errors if output.error else runner.stats.analysed)[output.analyser] += 1
         runner.stats.broken += len(failures)
@@ -518,6 +611,9 @@ class _BatchWriter:
         notify = sorted(touched | set(changed_flags) | {w.content_id for w, _ in failures.values()})
         if notify and runner._on_results:
             runner._on_results(notify)
+
+    def _unfinished(self) -> list[int]:
+        return [w.content_id for w in self._by_job.values() if w.content_id not in self.finished]
 
     @staticmethod
     def _write_results(session: Session, results: dict[tuple[int, str], Any],

@@ -78,7 +78,7 @@ def ingest_file(path: str, thumbnails: ThumbnailCache | None = None) -> IngestRe
     except IsADirectoryError:
         return IngestResult(path, vanished=True)
     except OSError as exc:
-        size, mtime_ns = _stat_or_zero(path)
+        size, mtime_ns = stat_or_zero(path)
         return IngestResult(path, size, mtime_ns, error=_read_error_message(exc))
 
     result = IngestResult(path, len(data), info.st_mtime_ns)
@@ -114,7 +114,8 @@ def ingest_many(paths: list[str], thumbnails: ThumbnailCache | None = None) -> l
     return [ingest_file(path, thumbnails) for path in paths]
 
 
-def _stat_or_zero(path: str) -> tuple[int, int]:
+def stat_or_zero(path: str) -> tuple[int, int]:
+    """(size, mtime_ns) of `path`, or (0, 0) when it cannot be stat'ed (for error rows)."""
     try:
         info = os.stat(path)
         return info.st_size, info.st_mtime_ns

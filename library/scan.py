@@ -48,7 +48,7 @@ from db import store
 from db.engine import session_factory
 from db.schema import ImageStatus
 from library.decode import IMAGE_SUFFIXES
-from library.ingest import IngestResult, ingest_many
+from library.ingest import IngestResult, ingest_many, stat_or_zero
 from library.thumbnails import ThumbnailCache
 
 log = logging.getLogger(__name__)
@@ -262,7 +262,7 @@ class LibraryIndexer:
                 folder_of[path] = folder_id
                 readable.append(path)
             else:
-                size, mtime_ns = _stat(path)
+                size, mtime_ns = stat_or_zero(path)
                 batch.append((IngestResult(db_path, size, mtime_ns, error=UNSTORABLE_NAME),
                               folder_id))
         deferred: list[IngestResult] = []
@@ -412,14 +412,6 @@ def _merge(into: ScanSummary, part: ScanSummary) -> None:
     for name in ("indexed_ids", "broken_ids", "missing_ids", "moved_ids", "errors"):
         getattr(into, name).extend(getattr(part, name))
     into.thumbnail_errors.update(part.thumbnail_errors)
-
-
-def _stat(path: str) -> tuple[int, int]:
-    try:
-        info = os.stat(path)
-        return info.st_size, info.st_mtime_ns
-    except OSError:
-        return 0, 0
 
 
 def scan_folders(sessions: SessionSource, folder_paths: Iterable[str | os.PathLike[str]],

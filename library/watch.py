@@ -432,20 +432,32 @@ class FolderWatcher:
     # ------------------------------------------------------------------ database work
 
     def _apply_ops(self) -> None:
-        """Renames and deletions seen since the last step, in order, in one transaction."""
+        """Renames and deletions seen since the last step, in order, committed BATCH_SIZE
+        steps at a time: a folder of thousands of files renamed at once must not hold the
+        write lock past the busy timeout of the app's review commits."""
         ops, self._ops = self._ops, []
         if not ops:
             return
         moved: list[int] = []
         missing: list[int] = []
         unknown_dests: list[str] = []
-        with self._sessions() as session, session.begin():
+        with self._sessions() as session:
+            steps = 0
+
+            def step_done() -> None:
+                nonlocal steps
+                steps += 1
+                if steps % BATCH_SIZE == 0:
+                    session.commit()
+
             for kind, src, dest in ops:
                 if kind == "missing":
                     missing += store.mark_missing(session, [src])
+                    step_done()
                 elif kind == "missing_dir":
                     missing += store.mark_missing(
                         session, [p for _, p in store.images_under(session, src)])
+                    step_done()
                 elif kind == "move":
                     assert dest is not None
                     image_id = self._move(session, src, dest)
@@ -453,6 +465,7 @@ class FolderWatcher:
                         unknown_dests.append(dest)
                     else:
                         moved.append(image_id)
+                    step_done()
                 elif kind == "move_dir":
                     assert dest is not None
                     for _, old in store.images_under(session, src):
@@ -460,6 +473,8 @@ class FolderWatcher:
                         image_id = self._move(session, old, new)
                         if image_id is not None:
                             moved.append(image_id)
+                        step_done()
+            session.commit()
         for dest in unknown_dests:
             self._arm(dest)  # not indexed under its old name: index it as a new file
         if moved:

@@ -46,6 +46,7 @@ def _resolve(session, raw: str) -> list[int]:
 
     from db.review import content_ids_for_paths
     from db.schema import Image
+    from db.store import path_under
 
     spellings = _candidates(raw)
     found = content_ids_for_paths(session, spellings)
@@ -53,13 +54,9 @@ def _resolve(session, raw: str) -> list[int]:
     if ids:
         return ids
     if Path(raw).expanduser().is_dir():
-        prefixes = [s.rstrip(os.sep) + os.sep for s in spellings]
-        # Prefix match with LIKE needs escaping of the folder name's own % and _.
-        conditions = [Image.path.like(p.replace("\\", "\\\\").replace("%", "\\%")
-                                      .replace("_", "\\_") + "%", escape="\\")
-                      for p in prefixes]
         ids = list(session.scalars(select(Image.content_id).where(
-            or_(*conditions), Image.content_id.is_not(None))))
+            or_(*[path_under(s) for s in spellings]), Image.content_id.is_not(None))
+            .distinct()))
     return ids
 
 
@@ -93,13 +90,14 @@ def run(args: argparse.Namespace) -> int:
                     content_ids.update(ids)
                 else:
                     unknown.append(raw)
-            changed = []
+            # One command is one log group: the app's Ctrl+Z undoes all of it at once.
+            group = None
             if args.decision is not None and content_ids:
-                if set_decision(session, content_ids, args.decision, source="cli") is not None:
-                    changed.append("decision")
+                group = set_decision(session, content_ids, args.decision, source="cli")
             if args.rating is not None and content_ids:
-                if set_rating(session, content_ids, args.rating, source="cli") is not None:
-                    changed.append("rating")
+                group = set_rating(session, content_ids, args.rating, source="cli",
+                                   group=group)
+            changed = group is not None
     finally:
         engine.dispose()
 

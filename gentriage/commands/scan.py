@@ -170,9 +170,9 @@ def _folder_state(sessions: Any, folders: list[str]) -> FolderState:
     from sqlalchemy import distinct, func, or_, select
 
     from db.schema import Content, Image, ImageStatus
+    from db.store import path_under
 
-    under = or_(*[Image.path.startswith(f.rstrip(os.sep) + os.sep, autoescape=True)
-                  for f in folders])
+    under = or_(*[path_under(f) for f in folders])  # case-sensitive, unlike LIKE
     base = (select(func.count(distinct(Content.id))).select_from(Image)
             .join(Content, Content.id == Image.content_id)
             .where(under, Image.status == ImageStatus.OK.value))

@@ -7,6 +7,8 @@ from sqlalchemy import select
 from db.engine import open_library, session_factory
 from db.review import undo
 from db.schema import Content, ReviewLog
+from cli_support import write_png
+
 from gentriage.cli import main
 
 
@@ -34,9 +36,8 @@ def test_accept_with_rating_is_logged_as_cli_and_undoable(seeded, capsys):
             log = list(s.scalars(select(ReviewLog).where(ReviewLog.content_id == cid)))
         assert {(r.field, r.old_value, r.new_value, r.source) for r in log} == {
             ("decision", "none", "accepted", "cli"), ("rating", "0", "4", "cli")}
-        # The app's undo reverts the scripted change (rating first, then the decision).
-        with Session.begin() as s:
-            undo(s)
+        assert len({r.group_id for r in log}) == 1  # one command, one undo step
+        # The app's undo reverts the whole scripted change at once.
         with Session.begin() as s:
             undo(s)
     finally:
@@ -88,3 +89,26 @@ def test_usage_errors_exit_2(seeded, capsys):
         assert exc.code == 2
     else:
         raise AssertionError("a rating of 7 must be a usage error")
+
+
+def test_a_folder_matches_its_own_files_only_not_a_differently_cased_sibling(seeded, capsys):
+    """File systems here are case-sensitive: PICTURES/ is another folder than pictures/."""
+    from db.schema import Image
+
+    other = write_png(seeded.folder.parent / "PICTURES" / "other.png", "other")
+    engine = open_library(seeded.db)
+    try:
+        with session_factory(engine).begin() as s:
+            content = Content(sha256="f" * 64)
+            s.add(content)
+            s.flush()
+            s.add(Image(path=str(other), name=other.name, content_id=content.id))
+            other_id = content.id
+    finally:
+        engine.dispose()
+
+    assert main(["review", str(seeded.folder), "--reject", "--db", str(seeded.db)]) == 0
+    assert "rejected 4 image(s)" in capsys.readouterr().out
+    decisions = _contents(seeded.db)
+    assert decisions[other_id] == ("none", 0)
+    assert {decisions[cid][0] for cid in seeded.content_ids} == {"rejected"}

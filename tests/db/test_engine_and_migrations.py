@@ -88,3 +88,34 @@ def test_foreign_keys_are_enforced(Session):
         with Session.begin() as session:
             session.add(Image(path="/x.png", name="x.png", content_id=999))
     assert isinstance(info.value.orig, sqlite3.IntegrityError)
+
+
+def test_a_0002_library_gains_the_queue_lease_and_keeps_its_queue(tmp_path):
+    """Upgrading a library made before queue leases keeps queued work, unleased."""
+    from alembic import command
+
+    from db.migrate import alembic_config
+    from db.schema import QueuedAnalysis
+
+    path = tmp_path / "old.sqlite3"
+    engine = create_library_engine(path)
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO contents (id, sha256, decision, rating, flagged,"
+                                   " flag_nsfw, flag_incoherent, analysed)"
+                                   " VALUES (1, 'c', 'none', 0, 0, 0, 0, 0)")
+        connection.exec_driver_sql("INSERT INTO analysis_queue (content_id, priority,"
+                                   " enqueued_at, attempts) VALUES (1, 0, '2026-01-01', 1)")
+    engine.dispose()
+
+    engine = open_library(path)
+    try:
+        assert current_revision(engine) == head_revision() == "0003"
+        with session_factory(engine)() as session:
+            row = session.get(QueuedAnalysis, 1)
+            assert (row.attempts, row.leased_by, row.leased_until) == (1, None, None)
+    finally:
+        engine.dispose()

@@ -65,3 +65,28 @@ def test_an_errored_result_never_flags(Session):
     with Session.begin() as session:
         update_flags(session, [cid], Thresholds(), ALL)
     assert flags(Session, cid) == (False, False, False, False)
+
+
+def test_recomputing_all_walks_the_library_in_chunks(Session, monkeypatch):
+    """A whole-library recompute (thresholds changed) reads a chunk of contents at a time,
+    not every result at once; every chunk boundary is handled."""
+    import db.flags
+
+    monkeypatch.setattr(db.flags, "CHUNK", 2)
+    ids = []
+    with Session.begin() as session:
+        for i in range(5):
+            content = Content(sha256=f"{i:064x}")
+            session.add(content)
+            session.flush()
+            score = 0.9 if i % 2 else 0.1
+            session.add(AnalysisResult(content_id=content.id, analyser="nsfw-default",
+                                       version="v1", label=None, score=score, scores={}))
+            session.add(AnalysisResult(content_id=content.id, analyser="tagger-jtp",
+                                       version="t1", label=None, score=0.5, scores={}))
+            ids.append(content.id)
+    with Session.begin() as session:
+        changed = update_flags(session, None, Thresholds(), ALL)
+    assert sorted(changed) == ids
+    assert [flags(Session, cid)[0] for cid in ids] == [False, True, False, True, False]
+

@@ -131,3 +131,31 @@ def test_moves_noticed_by_the_library_are_audit_entries_not_undo_steps(Session, 
         assert not review.can_undo(session)
         assert [c.field for c in review.redo(session)] == ["decision"]
     assert state(Session, [a]) == [("accepted", 0)]
+
+
+def test_a_decision_and_a_rating_in_one_group_undo_as_one_step(Session, contents):
+    a, b, _ = contents
+    with Session.begin() as session:
+        group = review.set_decision(session, [a, b], "accepted", source="cli")
+        assert review.set_rating(session, [a, b], 3, source="cli", group=group) == group
+    with Session.begin() as session:
+        undone = review.undo(session)
+    assert {(c.content_id, c.field) for c in undone} == {
+        (a, "decision"), (b, "decision"), (a, "rating"), (b, "rating")}
+    assert state(Session, [a, b]) == [("none", 0), ("none", 0)]
+    with Session() as session:
+        assert not review.can_undo(session)
+    with Session.begin() as session:
+        review.redo(session)
+    assert state(Session, [a, b]) == [("accepted", 3), ("accepted", 3)]
+
+
+def test_joining_a_group_that_changed_nothing_starts_one(Session, contents):
+    a = contents[0]
+    with Session.begin() as session:
+        group = review.set_decision(session, [a], "none")  # no change: no group
+        assert group is None
+        assert review.set_rating(session, [a], 2, group=group) is not None
+    with Session.begin() as session:
+        review.undo(session)
+    assert state(Session, [a]) == [("none", 0)]

@@ -349,3 +349,118 @@ def test_real_pipeline_with_the_bundled_nsfw_analyser(lib):
     assert all(0.0 <= r.score <= 1.0 and r.version for r in results.values())
     assert stats.analysed["nsfw-default"] == 2
     assert lib.count(QueuedAnalysis) == 0
+
+
+def _queue_rows(lib: Library) -> dict[int, QueuedAnalysis]:
+    with lib.Session() as s:
+        return {row.content_id: row for row in s.scalars(select(QueuedAnalysis))}
+
+
+def test_two_runners_sharing_the_database_never_take_the_same_work(lib):
+    """The app and a headless scan drain one queue: what one has taken, the other skips."""
+    for i in range(4):
+        lib.add_image(f"img{i}.png")
+    other_engine = open_library(lib.db)  # a second process on the same file
+    other_pipeline = FakePipeline(dict(VERSIONS))
+    other = AnalysisRunner(session_factory(other_engine), lib.root / "models",
+                           Settings(enabled_analysers=list(VERSIONS)),
+                           pipeline_factory=lambda **_: other_pipeline)
+
+    class RunsTheOtherMidBatch(FakePipeline):
+        def run(self, jobs):
+            other.run(threading.Event())  # starts while this batch is taken, not finished
+            yield from super().run(jobs)
+
+    first = RunsTheOtherMidBatch(dict(VERSIONS))
+    try:
+        make_runner(lib, first, take=4).run(threading.Event())
+    finally:
+        other_engine.dispose()
+
+    assert len(first.seen) == 4
+    assert other_pipeline.seen == []
+    assert lib.count(QueuedAnalysis) == 0
+
+
+def test_the_lease_of_a_killed_runner_expires(lib):
+    from datetime import timedelta
+
+    from db.schema import utcnow
+
+    stale = lib.add_image("stale.png")
+    held = lib.add_image("held.png")
+    with lib.Session.begin() as s:
+        s.add(QueuedAnalysis(content_id=stale, attempts=1, leased_by="killed-process",
+                             leased_until=utcnow() - timedelta(seconds=1)))
+        s.add(QueuedAnalysis(content_id=held, attempts=1, leased_by="live-process",
+                             leased_until=utcnow() + timedelta(hours=1)))
+    pipeline = FakePipeline({"nsfw-default": "v1"})
+    make_runner(lib, pipeline).run(threading.Event())
+
+    assert [Path(j.path).name for j in pipeline.seen] == ["stale.png"]
+    # The live lease is left alone: its owner finishes that work.
+    assert list(_queue_rows(lib)) == [held]
+
+
+def test_a_clean_stop_releases_the_lease_for_the_next_runner(lib):
+    for i in range(3):
+        lib.add_image(f"img{i}.png")
+    stop = threading.Event()
+
+    class StopAfterFirst(FakePipeline):
+        def run(self, jobs):
+            for pair in super().run(jobs):
+                yield pair
+                stop.set()
+
+    make_runner(lib, StopAfterFirst(dict(VERSIONS)), take=3).run(stop)
+    rows = _queue_rows(lib)
+    assert rows and all(r.leased_by is None and r.leased_until is None for r in rows.values())
+    again = FakePipeline(dict(VERSIONS))
+    make_runner(lib, again).run(threading.Event())  # at once, not after a lease expiry
+    assert len(again.seen) == len(rows)
+    assert lib.count(QueuedAnalysis) == 0
+
+
+def test_a_running_batch_keeps_renewing_its_lease(lib, monkeypatch):
+    import library.analysis as analysis
+
+    monkeypatch.setattr(analysis, "FLUSH_INTERVAL_S", 0.0)
+    monkeypatch.setattr(analysis, "LEASE_RENEW_S", 0.0)
+    ids = [lib.add_image(f"img{i}.png") for i in range(3)]
+    expiries: list = []
+
+    class WatchesTheLease(FakePipeline):
+        def run(self, jobs):
+            for pair in super().run(jobs):
+                expiries.append(_queue_rows(lib)[ids[0]].leased_until)
+                yield pair
+
+    # ids[0] is taken last (newest first), so its row is queued through the whole batch.
+    make_runner(lib, WatchesTheLease({"nsfw-default": "v1"}), take=3).run(threading.Event())
+    assert len(expiries) == 3 and None not in expiries
+    assert expiries[0] < expiries[1] < expiries[2]
+
+
+def test_a_restart_takes_over_the_work_of_a_killed_runner_at_once(lib):
+    """A killed process cannot release its lease; the next start on the same machine sees
+    that process is gone and continues its work without waiting for the lease to expire."""
+    import socket
+    import subprocess
+    import sys
+    from datetime import timedelta
+
+    from db.schema import utcnow
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(gone.stdout)
+    cid = lib.add_image("img.png")
+    with lib.Session.begin() as s:
+        s.add(QueuedAnalysis(content_id=cid, attempts=1,
+                             leased_by=f"{socket.gethostname()[:40]}:{dead_pid}:abcd1234",
+                             leased_until=utcnow() + timedelta(hours=1)))
+    pipeline = FakePipeline({"nsfw-default": "v1"})
+    make_runner(lib, pipeline).run(threading.Event())
+    assert [Path(j.path).name for j in pipeline.seen] == ["img.png"]
+    assert lib.count(QueuedAnalysis) == 0

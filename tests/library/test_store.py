@@ -201,3 +201,20 @@ def test_text_with_lone_surrogates_is_stored(session, folder):
     recorded = store.record_image(session, facts("/p/a.png", generation=meta), folder.id)
     session.commit()
     assert session.get(Generation, recorded.content_id).prompt == "bad \ufffd byte"
+
+
+def test_a_missing_file_renamed_back_into_view_is_queued_again(session, folder):
+    """Its queue row was dropped while it had no readable file; now it has one again."""
+    old = f"{folder.path}/a.png"
+    recorded = store.record_image(session, facts(old), folder.id)
+    store.mark_missing(session, [old])
+    session.execute(QueuedAnalysis.__table__.delete())  # the runner dropped it meanwhile
+    store.move_image(session, old, f"{folder.path}/b.png")
+    assert session.scalar(select(QueuedAnalysis.content_id)) == recorded.content_id
+
+
+def test_images_under_is_case_sensitive_like_the_file_system(session, folder):
+    store.record_image(session, facts(f"{folder.path}/Keep/a.png", "1" * 64), folder.id)
+    store.record_image(session, facts(f"{folder.path}/keep/b.png", "2" * 64), folder.id)
+    assert [p for _, p in store.images_under(session, f"{folder.path}/Keep")] == [
+        f"{folder.path}/Keep/a.png"]

@@ -267,3 +267,27 @@ def test_a_folder_missing_at_start_is_reported_not_fatal(make_watcher, recorder,
     assert recorder.lost == [str(tmp_path / "not-plugged-in")]
     write_image(pics / "a.png", seed="a")
     recorder.wait_for(lambda: recorder.indexed)
+
+
+def test_a_large_folder_move_is_recorded_in_short_transactions(make_watcher, library_sessions,
+                                                               library_engine, recorder, pics,
+                                                               monkeypatch):
+    """Thousands of files renamed at once must not hold the write lock past the app's busy
+    timeout: the moves are committed BATCH_SIZE at a time."""
+    from sqlalchemy import event
+
+    import library.watch
+
+    for name in "abcde":
+        write_image(pics / "day1" / f"{name}.png", seed=name)
+    make_watcher(pics)
+    ids = {r.id for r in all_rows(library_sessions)}
+    monkeypatch.setattr(library.watch, "BATCH_SIZE", 2)
+    commits: list[int] = []
+    event.listen(library_engine, "commit", lambda _conn: commits.append(1))
+    os.rename(pics / "day1", pics / "archive")
+    recorder.wait_for(lambda: set(recorder.flat(recorder.moved)) == ids)
+
+    assert len(commits) >= 3  # 5 moves, 2 per transaction
+    assert sorted(r.path for r in all_rows(library_sessions)) == [
+        str(pics / "archive" / f"{name}.png") for name in "abcde"]
