@@ -12,6 +12,11 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 # name -> (module under gentriage.commands, one-line help). The module exposes
 # `configure(parser)` and `run(args) -> int` (the exit status).
@@ -35,6 +40,31 @@ def add_storage_options(parser: argparse.ArgumentParser) -> None:
                         "else the user data directory, or $GENTRIAGE_HOME)")
     parser.add_argument("--models-dir", metavar="DIR", help="folder with one subfolder per "
                         "analyser (default: $GENTRIAGE_MODELS_DIR, else <data dir>/models)")
+
+
+def _database_locked(exc: BaseException) -> bool:
+    """SQLite gave up waiting for another process's write lock (after the busy timeout)."""
+    import sqlite3
+
+    cause = getattr(exc, "orig", exc)  # SQLAlchemy wraps the driver's exception
+    return isinstance(cause, sqlite3.OperationalError) and (
+        "locked" in str(cause) or "busy" in str(cause))
+
+
+def open_library_for(command: str, database: Path, *, must_exist: bool = True) -> Engine | None:
+    """Open the library database for a headless command, or say on stderr why it cannot be
+    opened and return None (the command then exits with EXIT_SOME_BROKEN)."""
+    from db.engine import DatabaseError, open_library
+
+    if must_exist and not database.exists():
+        print(f"gentriage {command}: no library database at {database} "
+              "(run 'gentriage scan FOLDER' first)", file=sys.stderr)
+        return None
+    try:
+        return open_library(database)
+    except DatabaseError as exc:
+        print(f"gentriage {command}: {exc}", file=sys.stderr)
+        return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +103,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(module.run(args) or 0)
         except KeyboardInterrupt:
             return 130
+        except Exception as exc:
+            if not _database_locked(exc):
+                raise
+            print(f"gentriage {argv[0]}: the library database stayed locked by another "
+                  "program for too long; nothing was lost — run the command again "
+                  "(is another GenTriage scan running?)", file=sys.stderr)
+            return EXIT_SOME_BROKEN
     if argv and argv[0] in ("-h", "--help"):
         build_parser().print_help()
         return EXIT_OK

@@ -50,6 +50,7 @@ from db.schema import (
     Tag,
     utcnow,
 )
+from library.metadata import raised_png_text_limit
 from library.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -464,20 +465,26 @@ class AnalysisRunner:
         interrupted = False
         results = self.pipeline.run(jobs)
         self._in_batch = True
+        # The pipeline decodes with Pillow, which refuses to open a PNG whose (ComfyUI
+        # workflow) text chunk decompresses past 1 MiB; raise that limit, bounded, while this
+        # batch runs, so such a valid picture is analysed instead of being called broken.
         try:
-            for job, output in results:
-                writer.add(job, output)
-                if writer.due():
-                    writer.flush()
-                if self._should_stop(stop):
-                    interrupted = True
-                    self.pipeline.cancel()
-                    break
+            with raised_png_text_limit():
+                try:
+                    for job, output in results:
+                        writer.add(job, output)
+                        if writer.due():
+                            writer.flush()
+                        if self._should_stop(stop):
+                            interrupted = True
+                            self.pipeline.cancel()
+                            break
+                finally:
+                    close = getattr(results, "close", None)
+                    if close is not None:
+                        close()
         finally:
             self._in_batch = False
-            close = getattr(results, "close", None)
-            if close is not None:
-                close()
             writer.flush()
             self._release(batch, writer.finished,
                           clean_stop=interrupted or self._cancelled.is_set())

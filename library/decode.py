@@ -223,6 +223,10 @@ def _decode(data: bytes, reduce_to: int | None, with_metadata: bool,
     with im:
         fmt = im.format or "unknown"
         width, height = im.size
+        # Before load(): Pillow drops a PNG's file pointer once the pixels are loaded, and the
+        # reader walks the chunks itself from it (those after the pixel data too, and text
+        # Pillow cannot parse, such as invalid UTF-8 in iTXt). The reader never raises.
+        metadata = _read_metadata(im) if with_metadata else None
         try:
             if reduce_to and fmt in _DRAFTABLE:
                 im.draft(None, (reduce_to, reduce_to))
@@ -234,8 +238,6 @@ def _decode(data: bytes, reduce_to: int | None, with_metadata: bool,
         # Read after load(): Pillow's TIFF plugin applies the orientation itself while loading
         # (its size is already upright) and then drops the tag.
         orientation = exif_orientation(im)
-        # After load(): the reader also sees PNG text chunks that follow the pixel data.
-        metadata = _read_metadata(im) if with_metadata else None
         picture = to_rgb(im, background)
         if picture is im:
             picture = im.copy()  # `im` is closed on leaving this block

@@ -49,7 +49,10 @@ class IngestResult:
 
 
 def _read(path: str) -> tuple[bytes, os.stat_result]:
-    with open(path, "rb") as f:
+    # O_NONBLOCK: a file swapped for a FIFO after listing would otherwise block open() forever;
+    # on a regular file the flag changes nothing, and the S_ISREG check below rejects the rest.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb") as f:
         info = os.fstat(f.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise IsADirectoryError(errno.EISDIR, "not a regular file", path)

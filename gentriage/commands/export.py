@@ -17,7 +17,13 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
-from gentriage.cli import EXIT_OK, EXIT_SOME_BROKEN, EXIT_USAGE, add_storage_options
+from gentriage.cli import (
+    EXIT_OK,
+    EXIT_SOME_BROKEN,
+    EXIT_USAGE,
+    add_storage_options,
+    open_library_for,
+)
 
 PAGE_SIZE = 500
 FILE_COLUMNS = ["path", "name", "status", "error", "width", "height", "format", "sha256"]
@@ -144,7 +150,7 @@ def write(records: Iterator[dict[str, Any]], out: IO[str], fmt: str,
 
 
 def run(args: argparse.Namespace) -> int:
-    from db.engine import DatabaseError, open_library, session_factory
+    from db.engine import session_factory
     from db.filters import KNOWN_ANALYSERS, FilterSyntaxError, parse_filter
     from library.paths import Locations
     from library.settings import Settings
@@ -155,14 +161,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"gentriage export: bad --filter: {exc}", file=sys.stderr)
         return EXIT_USAGE
     locations = Locations.resolve(args.db, args.models_dir)
-    if not locations.database.exists():
-        print(f"gentriage export: no library database at {locations.database} "
-              "(run 'gentriage scan FOLDER' first)", file=sys.stderr)
-        return EXIT_SOME_BROKEN
-    try:
-        engine = open_library(locations.database)
-    except DatabaseError as exc:
-        print(f"gentriage export: {exc}", file=sys.stderr)
+    engine = open_library_for("export", locations.database)
+    if engine is None:
         return EXIT_SOME_BROKEN
     settings = Settings.load(locations.settings)
     analysers = list(KNOWN_ANALYSERS)

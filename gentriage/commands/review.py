@@ -13,7 +13,13 @@ import os
 import sys
 from pathlib import Path
 
-from gentriage.cli import EXIT_OK, EXIT_SOME_BROKEN, EXIT_USAGE, add_storage_options
+from gentriage.cli import (
+    EXIT_OK,
+    EXIT_SOME_BROKEN,
+    EXIT_USAGE,
+    add_storage_options,
+    open_library_for,
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -66,19 +72,13 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_USAGE
 
-    from db.engine import DatabaseError, open_library, session_factory
+    from db.engine import session_factory
     from db.review import set_decision, set_rating
     from library.paths import Locations
 
     locations = Locations.resolve(args.db, args.models_dir)
-    if not locations.database.exists():
-        print(f"gentriage review: no library database at {locations.database} "
-              "(run 'gentriage scan FOLDER' first)", file=sys.stderr)
-        return EXIT_SOME_BROKEN
-    try:
-        engine = open_library(locations.database)
-    except DatabaseError as exc:
-        print(f"gentriage review: {exc}", file=sys.stderr)
+    engine = open_library_for("review", locations.database)
+    if engine is None:
         return EXIT_SOME_BROKEN
     unknown: list[str] = []
     try:

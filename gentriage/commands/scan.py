@@ -27,7 +27,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from gentriage.cli import EXIT_OK, EXIT_SOME_BROKEN, EXIT_USAGE, add_storage_options
+from gentriage.cli import (
+    EXIT_OK,
+    EXIT_SOME_BROKEN,
+    EXIT_USAGE,
+    add_storage_options,
+    open_library_for,
+)
 
 EXIT_INTERRUPTED = 130
 PLAIN_PROGRESS_INTERVAL_S = 2.0
@@ -209,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
         print("gentriage scan: --batch-size must be at least 1", file=sys.stderr)
         return EXIT_USAGE
 
-    from db.engine import DatabaseError, open_library, session_factory
+    from db.engine import session_factory
     from library.paths import Locations
     from library.settings import Settings
 
@@ -218,10 +224,8 @@ def run(args: argparse.Namespace) -> int:
     if analysers is not None:
         settings.enabled_analysers = analysers
     device = args.device or settings.device or "auto"
-    try:
-        engine = open_library(locations.database)
-    except DatabaseError as exc:
-        print(f"gentriage scan: {exc}", file=sys.stderr)
+    engine = open_library_for("scan", locations.database, must_exist=False)
+    if engine is None:
         return EXIT_SOME_BROKEN
     interrupts = Interrupts()
     previous = interrupts.install()

@@ -14,7 +14,7 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from gentriage.cli import EXIT_OK, EXIT_SOME_BROKEN, add_storage_options
+from gentriage.cli import EXIT_OK, EXIT_SOME_BROKEN, add_storage_options, open_library_for
 
 GROUPINGS = ("model", "sampler", "lora", "generator", "folder")
 UNKNOWN = "(unknown)"
@@ -135,18 +135,12 @@ def _print_table(rows: list[GroupStats], by: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from db.engine import DatabaseError, open_library, session_factory
+    from db.engine import session_factory
     from library.paths import Locations
 
     locations = Locations.resolve(args.db, args.models_dir)
-    if not locations.database.exists():
-        print(f"gentriage stats: no library database at {locations.database} "
-              "(run 'gentriage scan FOLDER' first)", file=sys.stderr)
-        return EXIT_SOME_BROKEN
-    try:
-        engine = open_library(locations.database)
-    except DatabaseError as exc:
-        print(f"gentriage stats: {exc}", file=sys.stderr)
+    engine = open_library_for("stats", locations.database)
+    if engine is None:
         return EXIT_SOME_BROKEN
     try:
         with session_factory(engine)() as session:

@@ -1,0 +1,38 @@
+"""Reliability suite fixtures: a hang guard for every test, no Hugging Face cache, and a
+migrated library on disk."""
+
+from __future__ import annotations
+
+import faulthandler
+import sys
+
+import pytest
+
+# Every reliability test must end well within this; a hang dumps every thread's stack and
+# ends the run instead of blocking CI forever (pytest-timeout is not a dependency).
+HANG_LIMIT_S = 150
+
+
+@pytest.fixture(autouse=True)
+def hang_guard():
+    faulthandler.dump_traceback_later(HANG_LIMIT_S, exit=True, file=sys.stderr)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.fixture(autouse=True)
+def no_hf_cache(tmp_path_factory, monkeypatch):
+    # Discovery must never see the user's real Hugging Face cache.
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path_factory.getbasetemp() / "empty-hf-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def library(tmp_path):
+    """(engine, sessions, db path) of a fresh library under tmp_path."""
+    from db.engine import open_library, session_factory
+
+    db = tmp_path / "library.sqlite3"
+    engine = open_library(db)
+    yield engine, session_factory(engine), db
+    engine.dispose()
