@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from reliability_support import REPO, NSFW_ONLY, child_env, gentriage, write_images
+from reliability_support import REPO, child_env, gentriage, write_images
 
 # ----------------------------------------------------------------------------- network
 
