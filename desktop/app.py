@@ -111,8 +111,10 @@ class GenTriageApp(QObject):
         w.rescan_requested.connect(self.scanner.scan)
         w.settings_changed.connect(self._on_window_settings_changed)
         self.scanner.images_indexed.connect(w._on_scanner_images_indexed)
+        self.scanner.scan_started.connect(w._on_scanner_scan_started)
+        self.scanner.progress_changed.connect(w._on_scanner_progress_changed)
         self.scanner.scan_finished.connect(w._on_scanner_scan_finished)
-        self.scanner.scan_failed.connect(w._on_service_error_reported)
+        self.scanner.scan_failed.connect(w._on_scanner_scan_failed)
         self.scanner.images_indexed.connect(self._on_scanner_images_indexed)
         self.flags.flags_recomputed.connect(w._on_flags_recomputed)
         self.flags.recompute_failed.connect(w._on_service_error_reported)
@@ -239,14 +241,14 @@ def run_app(args: argparse.Namespace) -> int:
         return 2
     folders = [str(Path(f).expanduser().resolve()) for f in getattr(args, "folders", []) or []]
     missing = [f for f in folders if not Path(f).is_dir()]
-    if missing:
-        QMessageBox.warning(None, "GenTriage", "Not a folder:\n" + "\n".join(missing))
-        folders = [f for f in folders if f not in missing]
+    folders = [f for f in folders if f not in missing]
     gentriage = GenTriageApp(engine, locations, settings, folders,
                              device=getattr(args, "device", None),
                              models_dir=getattr(args, "models_dir", None))
     gentriage.window.show()
     gentriage.start()
+    if missing:  # said over the open window, not in a bare box before it appears
+        QTimer.singleShot(0, lambda: gentriage.window.report_missing_folders(missing))
     try:
         return app.exec()
     finally:

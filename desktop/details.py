@@ -20,7 +20,6 @@ from typing import Any
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
-    QHBoxLayout,
     QLabel,
     QPushButton,
     QScrollArea,
@@ -30,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from superqt import QFlowLayout
 
 from db.schema import AnalysisResult, Content, Generation, Image, LoraUse, Tag
 
@@ -106,14 +106,45 @@ def _human_size(size: int) -> str:
     return f"{size} B"
 
 
+# Field names as people who use generators write them.
+FIELD_LABELS = {"cfg_scale": "CFG scale", "generator_detail": "Generator version",
+                "negative_prompt": "Negative prompt", "model_hash": "Model hash"}
+DECISION_TEXT = {"none": "Unreviewed", "accepted": "Accepted", "rejected": "Rejected"}
+# Rich-text labels wrap only between words; a long path, hash or JSON token would widen the
+# pane (or clip). Tokens longer than this get zero-width break opportunities.
+BREAK_EVERY = 24
+_BREAK_AFTER = "/\\_-.,:;=&|"
+ZERO_WIDTH_SPACE = "\u200b"
+# Field names in the same grey as secondary text: readable on light and dark palettes.
+LABEL_COLOUR = "#8a8d93"
+
+
+def breakable(text: str, every: int = BREAK_EVERY) -> str:
+    """`text` with zero-width spaces inside long unbroken runs, preferably after a
+    separator, so a word-wrapping label can wrap them."""
+    out: list[str] = []
+    run = 0
+    for char in text:
+        out.append(char)
+        if char.isspace():
+            run = 0
+            continue
+        run += 1
+        if run >= every or (run >= every // 3 and char in _BREAK_AFTER):
+            out.append(ZERO_WIDTH_SPACE)
+            run = 0
+    return "".join(out)
+
+
 def _row(name: str, value: object) -> str:
-    return (f"<tr><td style='color:palette(mid);padding-right:8px' valign='top'>"
-            f"{escape(name)}</td><td>{escape(str(value))}</td></tr>")
+    return (f"<tr><td style='color:{LABEL_COLOUR};padding-right:10px;white-space:nowrap'"
+            f" valign='top'>{escape(name)}</td>"
+            f"<td>{escape(breakable(str(value)))}</td></tr>")
 
 
 def _section(title: str, rows: list[str]) -> str:
-    return f"<h4 style='margin:8px 0 2px 0'>{escape(title)}</h4><table>{''.join(rows)}</table>" \
-        if rows else ""
+    return (f"<h4 style='margin:10px 0 3px 0'>{escape(title)}</h4>"
+            f"<table cellspacing='0' cellpadding='1'>{''.join(rows)}</table>") if rows else ""
 
 
 def render_html(d: ImageDetails) -> str:
@@ -123,10 +154,14 @@ def render_html(d: ImageDetails) -> str:
              _row("Size", _human_size(d.size)), _row("Modified", modified)]
     if d.width and d.height:
         facts.append(_row("Pixels", f"{d.width} × {d.height} {d.format or ''}".strip()))
-    facts.append(_row("Review", d.decision + (f", rated {d.rating}" if d.rating else "")))
+    facts.append(_row("Review", DECISION_TEXT.get(d.decision, d.decision)
+                      + (f", rated {d.rating} ★" if d.rating else "")))
+    if d.flagged:
+        facts.append(_row("Flagged", "yes: blurred until reviewed"))
     if d.status != "ok":
         facts.append(_row("Status", f"{d.status}: {d.error or ''}"))
-    generation = [_row(k.replace("_", " ").capitalize(), v) for k, v in d.generation.items()]
+    generation = [_row(FIELD_LABELS.get(k, k.replace("_", " ").capitalize()), v)
+                  for k, v in d.generation.items()]
     generation += [_row("LoRA", f"{name} ({weight:g})" if weight is not None else name)
                    for name, weight in d.loras]
     results = []
@@ -136,18 +171,20 @@ def render_html(d: ImageDetails) -> str:
             continue
         parts = [label] if label else []
         if score is not None:
-            parts.append(f"{score:.3f}")
+            parts.append(f"score {score:.3f}")
         detail = ", ".join(f"{k} {v:.2f}" for k, v in sorted(scores.items())
                            if isinstance(v, (int, float)))[:200]
-        results.append(_row(analyser, " ".join(parts) + (f"  ({detail})" if detail else "")))
-    tags = ", ".join(f"{escape(tag)} <span style='color:palette(mid)'>{score:.2f}</span>"
+        if detail:
+            parts.append(detail)
+        results.append(_row(analyser, " · ".join(parts)))
+    tags = ", ".join(f"{escape(tag)} <span style='color:{LABEL_COLOUR}'>{score:.2f}</span>"
                      for tag, score, _ in d.tags)
     raw = [_row(k, (v if isinstance(v, str) else json.dumps(v))[:400])
            for k, v in sorted(d.raw.items())]
     html = _section("File", facts) + _section("Generation", generation) + \
         _section("Analysis", results)
     if tags:
-        html += f"<h4 style='margin:8px 0 2px 0'>Tags</h4><p>{tags}</p>"
+        html += f"<h4 style='margin:10px 0 3px 0'>Tags</h4><p>{tags}</p>"
     html += _section("Embedded metadata", raw)
     return html
 
@@ -167,7 +204,6 @@ class DetailsPane(QWidget):
         self.text.setObjectName("detailsText")
         self.text.setWordWrap(True)
         self.text.setTextFormat(Qt.TextFormat.RichText)
-        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.text.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.text.setText("<i>No image selected</i>")
         self.copy_prompt_button = QPushButton("Copy prompt")
@@ -181,11 +217,19 @@ class DetailsPane(QWidget):
         self.copy_seed_button.clicked.connect(self.copy_seed)
         self.open_folder_button.clicked.connect(self.open_containing_folder)
 
+        self.text.setContentsMargins(6, 4, 6, 6)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         scroll = QScrollArea()
+        scroll.setObjectName("detailsScroll")
         scroll.setWidgetResizable(True)
+        # Everything wraps (see `breakable`), so sideways scrolling is never needed.
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         scroll.setWidget(self.text)
-        buttons = QHBoxLayout()
+        # Wraps onto a second line in a narrow pane rather than widening the window.
+        buttons = QFlowLayout()
+        buttons.setHorizontalSpacing(4)
+        buttons.setVerticalSpacing(4)
         for button in (self.copy_prompt_button, self.copy_seed_button, self.open_folder_button):
             buttons.addWidget(button)
         lower = QWidget()

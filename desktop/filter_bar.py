@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt import QLabeledDoubleRangeSlider
+from superqt import QFlowLayout, QLabeledDoubleRangeSlider
 
 from db.filters import (
     KNOWN_ANALYSERS,
@@ -133,7 +133,6 @@ class FilterBar(QWidget):
         self.query_edit.setObjectName("filterQuery")
         self.query_edit.setPlaceholderText(
             'Filter (Ctrl+F): is:unreviewed is:flagged tag:cat aesthetic>=6 "red hair"')
-        self.query_edit.setMinimumWidth(160)
         self.query_edit.setClearButtonEnabled(True)
         self.error_label = QLabel()
         self.error_label.setObjectName("filterError")
@@ -194,8 +193,6 @@ class FilterBar(QWidget):
         self.prompt_edit = QLineEdit()
         self.prompt_edit.setPlaceholderText("Prompt contains…")
         self.prompt_edit.setClearButtonEnabled(True)
-        self.tags_edit.setMinimumWidth(90)
-        self.prompt_edit.setMinimumWidth(90)
         self.scores_button = QToolButton()
         self.scores_button.setText("Scores ▾")
         self.scores_button.setCheckable(True)
@@ -230,30 +227,36 @@ class FilterBar(QWidget):
         self.score_panel.setVisible(False)
         self.scores_button.toggled.connect(self.score_panel.setVisible)
 
-        # Combos size to a few characters (their popups still show whole entries), so the
-        # bar fits a 1280-pixel-wide window next to the sidebar and details pane.
-        for combo, chars in ((self.review_combo, 8), (self.sort_combo, 6),
-                             (self.generator_combo, 6), (self.model_combo, 6),
-                             (self.label_combo, 6), (self.saved_combo, 8)):
+        # Combos size to their usual entries (long generator or model names are elided; the
+        # popups still show whole entries). The criteria sit in a flow layout that wraps onto
+        # a second line when the window is narrow, so the bar never forces the window wider
+        # than its narrowest widget.
+        for combo, chars in ((self.review_combo, 14), (self.sort_combo, 9),
+                             (self.generator_combo, 11), (self.model_combo, 11),
+                             (self.label_combo, 11), (self.saved_combo, 12)):
             combo.setSizeAdjustPolicy(
                 QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(chars)
+        self.query_edit.setMinimumWidth(120)
+        for edit in (self.tags_edit, self.prompt_edit):
+            edit.setFixedWidth(130)
         top = QHBoxLayout()
-        top.addWidget(self.query_edit, 2)
-        top.addWidget(self.tags_edit, 1)
-        top.addWidget(self.prompt_edit, 1)
+        top.setSpacing(4)
+        top.addWidget(self.query_edit, 1)
         for widget in (self.saved_combo, self.save_button, self.delete_button,
                        self.reset_button):
             top.addWidget(widget)
-        row = QHBoxLayout()
+        row = QFlowLayout()
+        row.setHorizontalSpacing(6)
+        row.setVerticalSpacing(4)
         for widget in (self.review_combo, self.flagged_box, self.unreviewed_first_box,
                        self.sort_combo, self.generator_combo, self.model_combo,
-                       self.label_combo, self.scores_button):
+                       self.label_combo, self.tags_edit, self.prompt_edit,
+                       self.scores_button):
             row.addWidget(widget)
-        row.addStretch(1)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 2)
-        layout.setSpacing(3)
+        layout.setContentsMargins(6, 6, 6, 4)
+        layout.setSpacing(4)
         layout.addLayout(top)
         layout.addWidget(self.error_label)
         layout.addLayout(row)

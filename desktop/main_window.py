@@ -19,8 +19,11 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
+    QHBoxLayout,
+    QLabel,
     QMainWindow,
     QMessageBox,
+    QPushButton,
     QSplitter,
     QStackedWidget,
     QVBoxLayout,
@@ -51,6 +54,53 @@ log = logging.getLogger(__name__)
 # Live updates (new files, results) arrive in bursts; the sidebar counts and the choice lists
 # are re-read at most this often.
 SIDEBAR_REFRESH_MS = 1500
+
+
+class EmptyLibraryPage(QWidget):
+    """Shown instead of the grid while no folder is watched: says what to do next."""
+
+    def __init__(self, on_add: Callable[[], None], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("emptyLibrary")
+        heading = QLabel("No folders yet")
+        heading.setObjectName("emptyHeading")
+        heading.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        text = QLabel(
+            "Add the folder your image generator saves to. GenTriage indexes what is "
+            "there, follows new images as they are written, and analyses them in the "
+            "background. Your files are never changed.")
+        text.setObjectName("emptyText")
+        text.setWordWrap(True)
+        text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.add_button = QPushButton("Add folder…")
+        self.add_button.setObjectName("emptyAddButton")
+        self.add_button.setDefault(True)
+        self.add_button.clicked.connect(on_add)
+        hint = QLabel("or press Ctrl+O · from a terminal: gentriage FOLDER")
+        hint.setObjectName("emptyHint")
+        hint.setWordWrap(True)
+        hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        # A column of readable width in the middle; its labels wrap inside it (a wrapping
+        # label given an alignment in a box layout gets no height-for-width and clips).
+        column = QWidget()
+        column.setMaximumWidth(460)
+        inner = QVBoxLayout(column)
+        inner.setContentsMargins(12, 0, 12, 0)
+        inner.addWidget(heading)
+        inner.addSpacing(6)
+        inner.addWidget(text)
+        inner.addSpacing(14)
+        inner.addWidget(self.add_button, 0, Qt.AlignmentFlag.AlignHCenter)
+        inner.addSpacing(6)
+        inner.addWidget(hint)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(column, 4)
+        row.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addStretch(2)
+        layout.addLayout(row)
+        layout.addStretch(3)
 
 
 class MainWindow(QMainWindow):
@@ -95,6 +145,8 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(view)
         if full_view is not None:
             self.stack.addWidget(full_view)
+        self.empty_page = EmptyLibraryPage(self.add_folder_dialog)
+        self.stack.addWidget(self.empty_page)
         centre = QWidget()
         centre_layout = QVBoxLayout(centre)
         centre_layout.setContentsMargins(0, 0, 0, 0)
@@ -108,7 +160,8 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 0)
-        self.splitter.setSizes([210, 850, 340])
+        self.splitter.setCollapsible(1, False)  # the grid never disappears
+        self.splitter.setSizes(self._pane_widths(self.width()))
         self.setCentralWidget(self.splitter)
 
         self.controller = ReviewController(sessions, model, view.selectionModel(), settings,
@@ -153,11 +206,18 @@ class MainWindow(QMainWindow):
     def _fit_to_screen(self) -> None:
         screen = QApplication.primaryScreen()
         available = screen.availableGeometry() if screen is not None else None
-        width, height = 1400, 880
         if available is not None and available.width() > 0:
-            width = min(width, int(available.width() * 0.95))
-            height = min(height, int(available.height() * 0.92))
-        self.resize(width, height)
+            self.resize(*default_window_size(available.width(), available.height()))
+        else:
+            self.resize(1400, 880)
+
+    @staticmethod
+    def _pane_widths(window_width: int) -> list[int]:
+        """Sidebar, grid, details: the side panes take a share of the window within
+        sensible bounds, so the grid gets what is left on any screen."""
+        sidebar = max(170, min(240, int(window_width * 0.15)))
+        details = max(280, min(460, int(window_width * 0.25)))
+        return [sidebar, max(200, window_width - sidebar - details), details]
 
     def _bind_actions(self) -> None:
         r, c = self.registry, self.controller
@@ -167,7 +227,10 @@ class MainWindow(QMainWindow):
         for n in range(6):
             r.bind(f"review.rate_{n}", lambda n=n: c.rate(n))
         r.bind("review.auto_advance", self._on_auto_advance_toggled)
-        r.action("review.auto_advance").setChecked(self.settings.auto_advance)
+        auto = r.action("review.auto_advance")
+        auto.blockSignals(True)  # the controller already has it; no "Auto-advance on" at start
+        auto.setChecked(self.settings.auto_advance)
+        auto.blockSignals(False)
         r.bind("edit.undo", c.undo)
         r.bind("edit.redo", c.redo)
         r.bind("edit.search", self.filter_bar.focus_search)
@@ -211,6 +274,25 @@ class MainWindow(QMainWindow):
         if self.model.filter is None:  # set_filter emitted nothing: same as the default
             self.model.set_filter(initial_filter)
         self.controller.refresh_history()
+        # Review keys work at once, without a click: the grid (or, in an empty library,
+        # the "Add folder" button) has the keyboard. The filter field only on Ctrl+F.
+        self._focus_main_page()
+
+    def _focus_main_page(self) -> None:
+        page = self.stack.currentWidget()
+        (self.empty_page.add_button if page is self.empty_page else page).setFocus(
+            Qt.FocusReason.OtherFocusReason)
+
+    def _update_empty_state(self) -> None:
+        """The empty-library page while no folder is watched, the grid otherwise."""
+        empty = not self.sidebar.entries()
+        showing_empty = self.stack.currentWidget() is self.empty_page
+        if empty and not showing_empty:
+            self.stack.setCurrentWidget(self.empty_page)
+            self._focus_main_page()
+        elif not empty and showing_empty:
+            self.stack.setCurrentWidget(self.view)
+            self._focus_main_page()
 
     # ================================================================ library lists
 
@@ -230,6 +312,7 @@ class MainWindow(QMainWindow):
                 labels.setdefault(analyser, set()).add(label)
             saved = queries.saved_filters(session)
         self.sidebar.set_folders(entries)
+        self._update_empty_state()
         self.blur.set_sensitive_folders({e.id for e in entries if e.sensitive})
         self.filter_bar.set_choices(generators, models)
         self.filter_bar.set_label_choices(labels)
@@ -263,6 +346,19 @@ class MainWindow(QMainWindow):
         self.refresh_library_lists()
         self.folder_added.emit(normalised)
         self.status.post(f"Watching {normalised}; indexing…")
+
+    def report_missing_folders(self, paths: list[str]) -> None:
+        """Folders named on the command line that are not there (typo, unmounted drive)."""
+        if not paths:
+            return
+        listed = "\n".join(paths)
+        self.status.post(f"Not found: {', '.join(paths)}")
+        QMessageBox.warning(
+            self, "Folder not found",
+            f"GenTriage cannot find {'this folder' if len(paths) == 1 else 'these folders'}:"
+            f"\n\n{listed}\n\nCheck the spelling, or connect the drive it is on. "
+            + ("Your other folders are open as usual." if self.sidebar.entries()
+               else "Use Add folder… to choose one."))
 
     def _on_sidebar_remove_requested(self, folder_id: int) -> None:
         entry = next((e for e in self.sidebar.entries() if e.id == folder_id), None)
@@ -331,6 +427,10 @@ class MainWindow(QMainWindow):
         self.filter_bar.set_saved_filters(saved)
 
     def _on_model_reset(self) -> None:
+        # A library that already has images fills the grid by a reset, not by inserted
+        # rows: give it a current image too, or the first review key does nothing.
+        if not self.view.currentIndex().isValid() and self.model.rowCount():
+            self.controller.select_row(0)
         self._refresh_preview()
 
     def _on_model_rows_inserted(self, _parent: QModelIndex, first: int, _last: int) -> None:
@@ -404,7 +504,8 @@ class MainWindow(QMainWindow):
     # ================================================================ view modes
 
     def open_full_view(self) -> None:
-        if self.full_view is None or self.current_grid_row() is None:
+        if self.full_view is None or self.current_grid_row() is None \
+                or self.stack.currentWidget() is self.empty_page:
             return
         self.stack.setCurrentWidget(self.full_view)
         self.full_view.set_row(self.current_grid_row())
@@ -413,11 +514,11 @@ class MainWindow(QMainWindow):
     def back(self) -> None:
         if self.help_overlay.isVisible():
             self.help_overlay.hide()
-        elif self.stack.currentWidget() is not self.view:
+        elif self.is_full_view():
             self.stack.setCurrentWidget(self.view)
             self.view.setFocus()
-        elif self.filter_bar.query_edit.hasFocus():
-            self.view.setFocus()
+        elif self.filter_bar.isAncestorOf(QApplication.focusWidget()):
+            self._focus_main_page()  # Esc leaves any filter field for the grid
 
     def is_full_view(self) -> bool:
         return self.full_view is not None and self.stack.currentWidget() is self.full_view
@@ -503,11 +604,23 @@ class MainWindow(QMainWindow):
         log.warning("%s", message)
         self.status.post(message)
 
+    def _on_scanner_scan_started(self, folders: list) -> None:
+        self.status.show_scan_started([str(f) for f in folders])
+
+    def _on_scanner_scan_failed(self, message: str) -> None:
+        self.status.show_scan_finished()
+        self._on_service_error_reported(f"Indexing failed: {message}")
+
+    def _on_scanner_progress_changed(self, done: int, total: int) -> None:
+        self.status.show_scan_progress(done, total)
+
     def _on_scanner_scan_finished(self, summary: Any) -> None:
+        self.status.show_scan_finished()
         indexed = getattr(summary, "indexed", 0)
         errors = getattr(summary, "errors", [])
-        self.status.post(f"Scan finished: {indexed:,} new or changed"
-                         + (f", {len(errors)} problem(s): {errors[0]}" if errors else ""))
+        self.status.post((f"Indexed {indexed:,} new or changed image(s)" if indexed
+                          else "Folders are up to date")
+                         + (f"; {len(errors)} problem(s): {errors[0]}" if errors else ""))
         self.refresh_library_lists()
 
     def _on_analysis_results_written(self, content_ids: list) -> None:
@@ -550,6 +663,15 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
         QApplication.instance().removeEventFilter(self._hold_filter)
         super().closeEvent(event)
+
+
+def default_window_size(available_width: int, available_height: int) -> tuple[int, int]:
+    """Most of a small screen (a 1280x800 laptop gets 1216x736), about 80 % of a large
+    one: room for four or five thumbnail columns beside the side panes, without starting
+    as a full-screen slab."""
+    width = min(int(available_width * 0.95), max(1400, int(available_width * 0.8)))
+    height = min(int(available_height * 0.92), max(880, int(available_height * 0.85)))
+    return width, height
 
 
 def select_current(view: GridView, row: int) -> None:

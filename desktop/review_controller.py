@@ -169,7 +169,9 @@ class ReviewController(QObject):
             can = review.can_undo(session), review.can_redo(session)
         self._after_write(content_ids, moved, outcome.errors, can)
         fields = sorted({c.field for c in changes})
-        self.message_posted.emit(f"{verb}: {', '.join(fields)} of {len(content_ids)} image(s)")
+        count = len(content_ids)
+        self.message_posted.emit(f"{verb}: {' and '.join(fields)} of {count} "
+                                 f"image{'s' if count != 1 else ''}")
         if first_image is not None:
             self.select_image(first_image)  # show what changed
         return True

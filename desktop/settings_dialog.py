@@ -18,9 +18,12 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
+    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QKeySequenceEdit,
+    QLabel,
     QLineEdit,
     QPushButton,
     QSlider,
@@ -48,6 +51,14 @@ THRESHOLD_TEXT = {
     "tagger": "Tags kept at probability ≥",
 }
 BLUR_STRENGTH = (8, 160)
+ANALYSER_TEXT = {
+    "nsfw-default": "NSFW score (open_nsfw; bundled, works offline)",
+    "coherence": "spots failed, incoherent generations",
+    "nsfw-vit": "NSFW classifier (ViT)",
+    "safety-checker": "Stable Diffusion's safety checker",
+    "aesthetic": "aesthetic score and prompt adherence (CLIP)",
+    "tagger-jtp": "descriptive tags (JTP)",
+}
 
 
 def _folder_row(edit: QLineEdit, parent: QWidget, title: str) -> QWidget:
@@ -72,7 +83,7 @@ class SettingsDialog(QDialog):
                  default_models_dir: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("GenTriage settings")
-        self.setMinimumWidth(560)
+        self.setMinimumWidth(600)
         self._original = settings
         self._registry = registry
         tabs = QTabWidget()
@@ -130,21 +141,36 @@ class SettingsDialog(QDialog):
 
     def _analysis_tab(self, s: Settings, default_models_dir: str) -> QWidget:
         page = QWidget()
-        form = QFormLayout(page)
+        layout = QVBoxLayout(page)
+        where = QFormLayout()
         self.models_dir_edit = QLineEdit(s.models_dir)
         self.models_dir_edit.setPlaceholderText(default_models_dir or "default models folder")
-        form.addRow("Models folder", _folder_row(self.models_dir_edit, self, "Models folder"))
+        where.addRow("Models folder", _folder_row(self.models_dir_edit, self, "Models folder"))
         self.device_combo = QComboBox()
         self.device_combo.setEditable(True)  # cuda:1 and the like
         self.device_combo.addItems(DEVICES)
         self.device_combo.setCurrentText(s.device)
-        form.addRow("Device", self.device_combo)
+        self.device_combo.setToolTip("auto: CUDA, then Apple MPS, then the CPU")
+        where.addRow("Device", self.device_combo)
+        layout.addLayout(where)
+
+        analysers = QGroupBox("Analysers")
+        analyser_grid = QGridLayout(analysers)
         self.analyser_boxes: dict[str, QCheckBox] = {}
-        for analyser in KNOWN_ANALYSERS:
+        for i, analyser in enumerate(KNOWN_ANALYSERS):
             box = QCheckBox(analyser)
             box.setChecked(analyser in s.enabled_analysers)
+            box.setToolTip(ANALYSER_TEXT.get(analyser, ""))
             self.analyser_boxes[analyser] = box
-            form.addRow("Analyser" if len(self.analyser_boxes) == 1 else "", box)
+            note = QLabel(ANALYSER_TEXT.get(analyser, ""))
+            note.setObjectName("settingsNote")
+            analyser_grid.addWidget(box, i, 0)
+            analyser_grid.addWidget(note, i, 1)
+        analyser_grid.setColumnStretch(1, 1)
+        layout.addWidget(analysers)
+
+        thresholds = QGroupBox("Flags and tags")
+        threshold_form = QFormLayout(thresholds)
         self.threshold_spins: dict[str, QDoubleSpinBox] = {}
         for f in fields(Thresholds):
             spin = QDoubleSpinBox()
@@ -152,8 +178,11 @@ class SettingsDialog(QDialog):
             spin.setSingleStep(0.05)
             spin.setRange(-10.0, 10.0) if f.name == "safety_checker" else spin.setRange(0.0, 1.0)
             spin.setValue(getattr(s.thresholds, f.name))
+            spin.setMaximumWidth(110)  # a number, not a text field
             self.threshold_spins[f.name] = spin
-            form.addRow(THRESHOLD_TEXT.get(f.name, f.name), spin)
+            threshold_form.addRow(THRESHOLD_TEXT.get(f.name, f.name), spin)
+        layout.addWidget(thresholds)
+        layout.addStretch(1)
         return page
 
     def _keys_tab(self, registry: ActionRegistry) -> QWidget:
@@ -162,8 +191,11 @@ class SettingsDialog(QDialog):
         specs = registry.specs()
         self.keys_table = QTableWidget(len(specs), 2)
         self.keys_table.setHorizontalHeaderLabels(["Command", "Shortcut"])
-        self.keys_table.horizontalHeader().setSectionResizeMode(
-            0, QHeaderView.ResizeMode.Stretch)
+        header = self.keys_table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Fixed)
+        header.resizeSection(1, 220)  # room for "Ctrl+Shift+Z, Ctrl+Y"
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
         self.keys_table.verticalHeader().setVisible(False)
         self.key_edits: dict[str, QKeySequenceEdit] = {}
         for row, spec in enumerate(specs):

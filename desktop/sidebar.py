@@ -17,7 +17,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QPushButton,
+    QSizePolicy,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -51,11 +52,16 @@ class FolderSidebar(QWidget):
         self.list.setObjectName("folderList")
         self.list.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # arrows belong to the grid
         self.list.currentItemChanged.connect(self._on_list_current_item_changed)
-        self.add_button = QPushButton("Add…")
+        # Tool buttons, not push buttons: a styled push button is at least 80 pixels wide,
+        # and three of them made the sidebar (and so the window) wider than it needs to be.
+        self.add_button = QToolButton()
+        self.add_button.setText("Add…")
         self.add_button.setToolTip("Watch another folder (Ctrl+O)")
-        self.remove_button = QPushButton("Remove")
+        self.remove_button = QToolButton()
+        self.remove_button.setText("Remove")
         self.remove_button.setToolTip("Stop watching the selected folder (files stay on disk)")
-        self.rescan_button = QPushButton("Rescan")
+        self.rescan_button = QToolButton()
+        self.rescan_button.setText("Rescan")
         self.rescan_button.setToolTip("Look for new, changed and vanished files")
         self.sensitive_box = QCheckBox("Sensitive folder")
         self.sensitive_box.setToolTip("Keep this folder's images blurred until analysed")
@@ -69,10 +75,13 @@ class FolderSidebar(QWidget):
         self.sensitive_box.toggled.connect(self._on_sensitive_box_toggled)
 
         buttons = QHBoxLayout()
+        buttons.setSpacing(4)
         for button in (self.add_button, self.remove_button, self.rescan_button):
-            buttons.addWidget(button)
+            button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+            buttons.addWidget(button, 1)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
+        layout.setContentsMargins(6, 6, 4, 6)
+        layout.setSpacing(4)
         layout.addWidget(title)
         layout.addWidget(self.list, 1)
         layout.addWidget(self.sensitive_box)

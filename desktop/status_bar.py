@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QStatusBar, QToolButton, QWidget
 
 MESSAGE_TIMEOUT_MS = 6000
@@ -19,24 +20,34 @@ def _metric_label(name: str, tooltip: str) -> QLabel:
 
 
 class StatusBar(QStatusBar):
+    """Left: transient messages. Right, permanently: how many images are shown, one line
+    on the analysis worker (what it is doing, not two labels that can contradict each
+    other), its pause button, and the watch state."""
+
     pause_toggled = Signal(bool)  # True: the person asked to pause analysis
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        # Left, under transient messages: what the folder scan is doing (it can take a
+        # while on a big folder, and an empty grid with no word of progress looks broken).
+        self.scan_label = QLabel()
+        self.scan_label.setObjectName("scanLabel")
+        self.addWidget(self.scan_label, 1)
         self.images_label = _metric_label("images", "Images shown / in the library")
         self.analysis_label = _metric_label("analysis", "What the analysis worker is doing")
-        self.progress_label = _metric_label("progress",
-                                            "Analysed this session / still queued, speed")
         self.watch_label = _metric_label("watch", "Folder watching")
         self.pause_button = QToolButton()
         self.pause_button.setObjectName("pauseButton")
         self.pause_button.setCheckable(True)
         self.pause_button.setText("Pause")
         self.pause_button.setToolTip("Pause or resume the analysis of new images")
+        self.pause_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys belong to the grid
         self.pause_button.toggled.connect(self._on_pause_button_toggled)
-        for widget in (self.images_label, self.analysis_label, self.progress_label,
-                       self.pause_button, self.watch_label):
+        for widget in (self.images_label, self.analysis_label, self.pause_button,
+                       self.watch_label):
             self.addPermanentWidget(widget)
+        self._scan_what = ""
+        self._worker_status = ""  # the worker's own line: which analysers, which device
         self.analysis_label.setText("Analysis: starting…")
         self.watch_label.setText("Not watching yet")
 
@@ -52,10 +63,14 @@ class StatusBar(QStatusBar):
         self.pause_button.blockSignals(False)
 
     def show_counts(self, shown: int, total: int | None = None) -> None:
-        self.images_label.setText(f"{shown:,} images" if total is None or total == shown
-                                  else f"{shown:,} of {total:,} images")
+        noun = "image" if (total if total is not None else shown) == 1 else "images"
+        self.images_label.setText(f"{shown:,} {noun}" if total is None or total == shown
+                                  else f"{shown:,} of {total:,} {noun}")
 
     def show_analysis_status(self, text: str) -> None:
+        """The worker's state line ("Loading models…", "Analysing on cpu: nsfw-default").
+        Shown until progress arrives; after that it explains the progress in the tooltip."""
+        self._worker_status = text
         self.analysis_label.setText(text)
         self.analysis_label.setToolTip(text)
 
@@ -63,24 +78,52 @@ class StatusBar(QStatusBar):
         """The runner or models could not start: say so, and there is nothing to pause."""
         self.analysis_label.setText("Analysis unavailable")
         self.analysis_label.setToolTip(reason)
-        self.progress_label.setText("")
         self.pause_button.setEnabled(False)
         self.showMessage(reason, MESSAGE_TIMEOUT_MS * 2)
 
     def show_progress(self, progress: Any) -> None:
         """library.analysis.RunProgress (or inference.types.Progress: same fields)."""
-        done = getattr(progress, "done", 0)
-        queued = getattr(progress, "queued", 0)
-        rate = getattr(progress, "images_per_s", 0.0) or 0.0
+        self.analysis_label.setText(describe_progress(progress))
         device = getattr(progress, "device", "") or ""
-        paused = bool(getattr(progress, "paused", False))
+        done = getattr(progress, "done", 0)
+        details = [self._worker_status] if self._worker_status else []
+        details.append(f"{done:,} analysed since GenTriage started"
+                       + (f" (on {device})" if device else ""))
+        self.analysis_label.setToolTip("\n".join(details))
         self.pause_button.setEnabled(True)
-        state = "paused" if paused else (f"{rate:.1f} img/s" if queued else "idle")
-        self.progress_label.setText(f"{device} · {done:,} done / {queued:,} queued · {state}")
-        self.set_paused(paused)
+        self.set_paused(bool(getattr(progress, "paused", False)))
+
+    def show_scan_started(self, folders: list[str]) -> None:
+        names = ", ".join(Path(f).name or f for f in folders[:2]) + (
+            f" and {len(folders) - 2} more" if len(folders) > 2 else "")
+        self._scan_what = names
+        self.scan_label.setText(f"Indexing {names}…")
+        self.scan_label.setToolTip("\n".join(folders))
+
+    def show_scan_progress(self, done: int, total: int) -> None:
+        what = self._scan_what or "folders"
+        self.scan_label.setText(f"Indexing {what}… {done:,} of {total:,} files" if total
+                                else f"Indexing {what}…")
+
+    def show_scan_finished(self) -> None:
+        self.scan_label.setText("")
+        self.scan_label.setToolTip("")
 
     def show_watch_state(self, text: str) -> None:
         self.watch_label.setText(text)
 
     def post(self, message: str) -> None:
         self.showMessage(message, MESSAGE_TIMEOUT_MS)
+
+
+def describe_progress(progress: Any) -> str:
+    """One short line: busy (with speed), paused (with what waits), or up to date."""
+    done = getattr(progress, "done", 0)
+    queued = getattr(progress, "queued", 0)
+    rate = getattr(progress, "images_per_s", 0.0) or 0.0
+    if getattr(progress, "paused", False):
+        return f"Analysis paused · {queued:,} waiting" if queued else "Analysis paused"
+    if queued:
+        speed = f" · {rate:.1f} img/s" if rate > 0 else ""
+        return f"Analysing: {done:,} done, {queued:,} to go{speed}"
+    return "Analysis up to date"

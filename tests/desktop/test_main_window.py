@@ -237,9 +237,200 @@ def test_analysis_results_repaint_the_grid(qtbot, tmp_path, image_folder):
                             analysis=True, runner_factory=_FlaggingRunner)
     try:
         qtbot.waitUntil(lambda: app.model.grid_row(0).flagged, timeout=10_000)
-        assert "1 done / 0 queued" in app.window.status.progress_label.text()
+        label = app.window.status.analysis_label
+        qtbot.waitUntil(lambda: label.text() == "Analysis up to date", timeout=10_000)
+        assert "1 analysed" in label.toolTip()
         assert app.blur.needs_cover(app.model.grid_row(0))
     finally:
+        app.shutdown()
+        app.window.close()
+        engine.dispose()
+
+
+# ---------------------------------------------------------------- first-user polish
+
+
+def test_the_grid_has_the_keyboard_right_after_start(qtbot, gentriage):
+    """Review keys work without clicking first: the grid, not the filter field, has focus."""
+    from PySide6.QtWidgets import QApplication
+
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is gentriage.view, timeout=5_000)
+    assert not gentriage.window.filter_bar.query_edit.hasFocus()
+
+
+def test_the_window_fits_a_1280_by_800_screen_with_the_details_pane_whole(qtbot, gentriage):
+    window = gentriage.window
+    # Nothing may force the window wider than a small laptop screen leaves for it.
+    assert window.minimumSizeHint().width() <= 1000
+    window.resize(1216, 736)  # what _fit_to_screen picks on a 1280x800 screen
+    qtbot.waitUntil(lambda: window.width() == 1216)
+    details = window.details
+    right_edge = details.mapTo(window, details.rect().topRight()).x()
+    assert right_edge < window.width()  # not pushed off the window's right side
+    assert details.width() >= 260
+    for button in (details.copy_prompt_button, details.copy_seed_button,
+                   details.open_folder_button):  # every button whole, none clipped
+        corner = button.mapTo(details, button.rect().bottomRight())
+        assert corner.x() <= details.width() and button.width() >= button.sizeHint().width()
+    sizes = window.splitter.sizes()
+    assert sizes[1] > sizes[0] and sizes[1] > sizes[2]  # the grid gets the most room
+
+
+def test_side_panes_take_a_sensible_share_of_any_screen():
+    from desktop.main_window import MainWindow
+
+    small, large = MainWindow._pane_widths(1216), MainWindow._pane_widths(1824)
+    assert sum(small) == 1216 and 170 <= small[0] <= 240 and 280 <= small[2] <= 460
+    assert large[1] > small[1] + 350  # a bigger screen mostly widens the grid
+
+
+def test_an_empty_library_says_how_to_add_a_folder(qtbot, tmp_path, image_folder):
+    from PySide6.QtWidgets import QApplication
+
+    app, engine = build_app(qtbot, tmp_path, [])
+    try:
+        window = app.window
+        assert window.stack.currentWidget() is window.empty_page
+        assert "Add folder" in window.empty_page.add_button.text()
+        qtbot.waitUntil(lambda: QApplication.focusWidget() is window.empty_page.add_button)
+        press(qtbot, app, Qt.Key.Key_Return)  # no large preview of nothing
+        assert window.stack.currentWidget() is window.empty_page
+        window.add_folder(str(image_folder))
+        assert window.stack.currentWidget() is app.view
+        qtbot.waitUntil(lambda: app.model.rowCount() == N_IMAGES, timeout=20_000)
+        assert QApplication.focusWidget() is app.view
+    finally:
+        app.scanner.wait(10)
+        app.shutdown()
+        app.window.close()
+        engine.dispose()
+
+
+def test_closing_the_help_overlay_gives_the_keys_back_to_the_grid(qtbot, gentriage):
+    from PySide6.QtWidgets import QApplication
+
+    window = gentriage.window
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is gentriage.view)
+    window.help_overlay.show_overlay()
+    qtbot.keyClick(window.help_overlay, Qt.Key.Key_Escape)
+    assert not window.help_overlay.isVisible()
+    assert QApplication.focusWidget() is gentriage.view  # not the filter field
+    press(qtbot, gentriage, Qt.Key.Key_P)
+    assert decisions(gentriage)[NEWEST] == "accepted"
+    assert "p" not in window.filter_bar.query_edit.text()
+
+
+def test_help_overlay_columns_list_every_command_once(qtbot, gentriage):
+    html = gentriage.window.help_overlay.render_html()
+    for spec in gentriage.window.registry.specs():
+        assert html.count(f"<td style='padding:2px 0'>{spec.text}<") == 1, spec.text
+    assert html.count("<table cellspacing='0'>") == 2  # one table per column: keys align
+
+
+def test_status_bar_while_indexing_and_no_noise_at_start(qtbot, tmp_path, image_folder,
+                                                         monkeypatch):
+    from desktop.status_bar import StatusBar
+
+    posted: list[str] = []
+    scan_lines: list[str] = []
+    original_post, original_started = StatusBar.post, StatusBar.show_scan_started
+
+    def started(self, folders):
+        original_started(self, folders)
+        scan_lines.append(self.scan_label.text())
+
+    monkeypatch.setattr(StatusBar, "post",
+                        lambda self, text: (posted.append(text), original_post(self, text)))
+    monkeypatch.setattr(StatusBar, "show_scan_started", started)
+    app, engine = build_app(qtbot, tmp_path, [], watch=False)
+    try:
+        status = app.window.status
+        assert posted == []  # nothing to say yet: no "Auto-advance on" at start
+        app.window.add_folder(str(image_folder))
+        qtbot.waitUntil(lambda: f"Indexed {N_IMAGES} new or changed image(s)" in posted,
+                        timeout=20_000)
+        assert scan_lines and set(scan_lines) == {"Indexing outputs…"}  # said while it ran
+        app.scanner.wait(10)
+        qtbot.waitUntil(lambda: status.scan_label.text() == "", timeout=5_000)  # cleared
+    finally:
+        app.scanner.wait(10)
+        app.shutdown()
+        app.window.close()
+        engine.dispose()
+
+
+def test_analysis_progress_reads_as_one_line():
+    from types import SimpleNamespace
+
+    from desktop.status_bar import describe_progress
+
+    def progress(**kw):
+        return SimpleNamespace(**{"done": 3, "queued": 0, "images_per_s": 0.0,
+                                  "device": "cpu", "paused": False, **kw})
+
+    assert describe_progress(progress(queued=40, images_per_s=2.54)) == \
+        "Analysing: 3 done, 40 to go · 2.5 img/s"
+    assert describe_progress(progress()) == "Analysis up to date"
+    assert describe_progress(progress(queued=7, paused=True)) == "Analysis paused · 7 waiting"
+
+
+def test_details_wrap_long_prompts_and_paths_without_sideways_scrolling(qtbot):
+    from desktop.details import ZERO_WIDTH_SPACE, DetailsPane, ImageDetails
+
+    pane = DetailsPane()
+    qtbot.addWidget(pane)
+    long_path = "/outputs/" + "very_long_folder_name_without_spaces" * 6
+    details = ImageDetails(1, long_path + "/x.png", "x" * 120 + ".png", 1000, 0, "ok", None,
+                           generation={"prompt": "a cat, " * 80, "cfg_scale": 7.0,
+                                       "seed": 1234})
+    pane.show_details(details)
+    pane.resize(300, 600)
+    pane.show()
+    qtbot.waitExposed(pane)
+    assert pane.text.minimumSizeHint().width() < 280  # nothing unbreakable widens it
+    assert ZERO_WIDTH_SPACE in pane.text.text()
+    assert "CFG scale" in pane.text.text() and "Unreviewed" in pane.text.text()
+    assert pane.copy_prompt_button.isEnabled() and pane.copy_seed_button.isEnabled()
+
+
+def test_default_window_size_suits_small_and_large_screens():
+    from desktop.main_window import default_window_size
+
+    assert default_window_size(1280, 800) == (1216, 736)
+    width, height = default_window_size(1920, 1080)
+    assert 1500 <= width <= 1700 and 900 <= height <= 1000
+    assert default_window_size(3840, 2160)[0] < 3840 * 0.9
+
+
+def test_a_missing_folder_is_reported_over_the_open_window(qtbot, gentriage, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning",
+                        lambda parent, title, text, *a: shown.append((parent, title, text)))
+    gentriage.window.report_missing_folders(["/no/such/outputs"])
+    parent, title, text = shown[0]
+    assert parent is gentriage.window and title == "Folder not found"
+    assert "/no/such/outputs" in text and "other folders are open" in text
+    assert "/no/such/outputs" in gentriage.window.status.currentMessage()
+
+
+def test_reopening_a_library_selects_the_first_image_so_keys_work(qtbot, tmp_path,
+                                                                    image_folder):
+    first, engine = build_app(qtbot, tmp_path, [image_folder], expect_rows=N_IMAGES)
+    first.shutdown()
+    first.window.close()
+    engine.dispose()
+    app, engine = build_app(qtbot, tmp_path, [])  # the remembered folder, already indexed
+    try:
+        qtbot.waitUntil(lambda: app.model.rowCount() == N_IMAGES, timeout=10_000)
+        qtbot.waitUntil(lambda: current_name(app) == NEWEST, timeout=5_000)
+        app.window.activateWindow()
+        qtbot.waitUntil(app.window.isActiveWindow, timeout=5_000)
+        press(qtbot, app, Qt.Key.Key_P)
+        assert decisions(app)[NEWEST] == "accepted"
+    finally:
+        app.scanner.wait(10)
         app.shutdown()
         app.window.close()
         engine.dispose()

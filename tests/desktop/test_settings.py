@@ -102,3 +102,32 @@ def test_move_without_a_folder_is_refused_by_the_dialog(qtbot, gentriage, monkey
     dialog.rejected_folder_edit.setText("/tmp/rejected")
     assert dialog.validate() is None
     assert dialog.result_settings().rejected_action == "move"
+
+
+def test_dark_theme_gives_every_widget_a_dark_palette(qapp):
+    """Not only the stylesheet: scroll areas, tab pages and group boxes read the palette,
+    and with the light one left in place they showed light text on light ground."""
+    from desktop.theme import apply_theme, stylesheet
+
+    try:
+        assert apply_theme(qapp, "dark") == "dark"
+        palette = qapp.palette()
+        assert palette.color(palette.ColorRole.Base).lightness() < 60
+        assert palette.color(palette.ColorRole.Window).lightness() < 60
+        assert palette.color(palette.ColorRole.Text).lightness() > 180
+        assert "{themes}" not in qapp.styleSheet()  # image urls point at the real folder
+        assert "check.svg" in stylesheet("dark")
+        apply_theme(qapp, "light")
+        assert qapp.palette().color(palette.ColorRole.Base).lightness() > 200
+    finally:
+        apply_theme(qapp, "system")
+
+
+def test_settings_dialog_groups_analysers_and_keeps_thresholds_compact(qtbot):
+    dialog = SettingsDialog(Settings())
+    qtbot.addWidget(dialog)
+    for spin in dialog.threshold_spins.values():
+        assert spin.maximumWidth() <= 120
+    box = dialog.analyser_boxes["nsfw-default"]
+    assert "offline" in box.toolTip()
+    assert box.parentWidget().title() == "Analysers"
