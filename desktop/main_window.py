@@ -44,6 +44,7 @@ from desktop.grid.view import GridView
 from desktop.help_overlay import HelpOverlay
 from desktop.preview import FullView, ImagePreview
 from desktop.review_controller import ReviewController
+from desktop.safe_text import escaped_rich_text
 from desktop.settings_dialog import SettingsDialog
 from desktop.sidebar import ALL_FOLDERS, FolderEntry, FolderSidebar
 from desktop.status_bar import StatusBar
@@ -354,20 +355,20 @@ class MainWindow(QMainWindow):
         listed = "\n".join(paths)
         self.status.post(f"Not found: {', '.join(paths)}")
         QMessageBox.warning(
-            self, "Folder not found",
-            f"GenTriage cannot find {'this folder' if len(paths) == 1 else 'these folders'}:"
-            f"\n\n{listed}\n\nCheck the spelling, or connect the drive it is on. "
-            + ("Your other folders are open as usual." if self.sidebar.entries()
-               else "Use Add folder… to choose one."))
+            self, "Folder not found", escaped_rich_text(
+                f"GenTriage cannot find {'this folder' if len(paths) == 1 else 'these folders'}:"
+                f"\n\n{listed}\n\nCheck the spelling, or connect the drive it is on. "
+                + ("Your other folders are open as usual." if self.sidebar.entries()
+                   else "Use Add folder… to choose one.")))
 
     def _on_sidebar_remove_requested(self, folder_id: int) -> None:
         entry = next((e for e in self.sidebar.entries() if e.id == folder_id), None)
         if entry is None:
             return
         answer = QMessageBox.question(
-            self, "Stop watching folder",
-            f"Stop watching {entry.path}?\n\nIts {entry.count:,} images leave the library; the "
-            "files on disk are not touched, and reviews are kept if you add it again.")
+            self, "Stop watching folder", escaped_rich_text(
+                f"Stop watching {entry.path}?\n\nIts {entry.count:,} images leave the library; "
+                "the files on disk are not touched, and reviews are kept if you add it again."))
         if answer != QMessageBox.StandardButton.Yes:
             return
         self.remove_folder(folder_id)

@@ -23,6 +23,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.safe_text import escaped_rich_text
+
 ALL_FOLDERS = -1  # the item id of "All folders"
 
 
@@ -110,7 +112,7 @@ class FolderSidebar(QWidget):
     def _add_item(self, folder_id: int, text: str, tooltip: str) -> None:
         item = QListWidgetItem(text)
         item.setData(Qt.ItemDataRole.UserRole, folder_id)
-        item.setToolTip(tooltip)
+        item.setToolTip(escaped_rich_text(tooltip))
         self.list.addItem(item)
 
     def _select(self, folder_id: int) -> None:

@@ -8,11 +8,20 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QStatusBar, QToolButton, QWidget
 
+from desktop.safe_text import escaped_rich_text
+
 MESSAGE_TIMEOUT_MS = 6000
 
 
-def _metric_label(name: str, tooltip: str) -> QLabel:
+def _plain_label() -> QLabel:
     label = QLabel()
+    # Folder names and error messages land here: never let Qt guess "rich text" (safe_text).
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    return label
+
+
+def _metric_label(name: str, tooltip: str) -> QLabel:
+    label = _plain_label()
     label.setObjectName("statusMetric")
     label.setAccessibleName(name)
     label.setToolTip(tooltip)
@@ -30,7 +39,7 @@ class StatusBar(QStatusBar):
         super().__init__(parent)
         # Left, under transient messages: what the folder scan is doing (it can take a
         # while on a big folder, and an empty grid with no word of progress looks broken).
-        self.scan_label = QLabel()
+        self.scan_label = _plain_label()
         self.scan_label.setObjectName("scanLabel")
         self.addWidget(self.scan_label, 1)
         self.images_label = _metric_label("images", "Images shown / in the library")
@@ -72,12 +81,12 @@ class StatusBar(QStatusBar):
         Shown until progress arrives; after that it explains the progress in the tooltip."""
         self._worker_status = text
         self.analysis_label.setText(text)
-        self.analysis_label.setToolTip(text)
+        self.analysis_label.setToolTip(escaped_rich_text(text))
 
     def show_analysis_unavailable(self, reason: str) -> None:
         """The runner or models could not start: say so, and there is nothing to pause."""
         self.analysis_label.setText("Analysis unavailable")
-        self.analysis_label.setToolTip(reason)
+        self.analysis_label.setToolTip(escaped_rich_text(reason))
         self.pause_button.setEnabled(False)
         self.showMessage(reason, MESSAGE_TIMEOUT_MS * 2)
 
@@ -89,7 +98,7 @@ class StatusBar(QStatusBar):
         details = [self._worker_status] if self._worker_status else []
         details.append(f"{done:,} analysed since GenTriage started"
                        + (f" (on {device})" if device else ""))
-        self.analysis_label.setToolTip("\n".join(details))
+        self.analysis_label.setToolTip(escaped_rich_text("\n".join(details)))
         self.pause_button.setEnabled(True)
         self.set_paused(bool(getattr(progress, "paused", False)))
 
@@ -98,7 +107,7 @@ class StatusBar(QStatusBar):
             f" and {len(folders) - 2} more" if len(folders) > 2 else "")
         self._scan_what = names
         self.scan_label.setText(f"Indexing {names}…")
-        self.scan_label.setToolTip("\n".join(folders))
+        self.scan_label.setToolTip(escaped_rich_text("\n".join(folders)))
 
     def show_scan_progress(self, done: int, total: int) -> None:
         what = self._scan_what or "folders"

@@ -383,15 +383,6 @@ def test_unanalysed_images_in_a_sensitive_folder_are_blurred_until_analysed(
         engine.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "privacy bug: desktop/status_bar.py:100-101 (StatusBar.show_scan_started) puts the folder "
-    "name into scan_label.setText / setToolTip as Qt.AutoText; a name that looks like HTML "
-    "(`<img src=target.png>`) is rendered as rich text, and Qt loads and paints that file "
-    "(relative to the working directory) unblurred, bypassing BlurPolicy. Same class: the "
-    "sidebar's folder tooltip (desktop/sidebar.py:113) and the 'Stop watching' QMessageBox "
-    "(desktop/main_window.py:_on_sidebar_remove_requested). Fix: Qt.PlainText on those "
-    "labels, html.escape in rich text, or a '<qt>'-wrapped escaped tooltip like "
-    "grid/model.py's tooltip_text."))
 def test_a_folder_name_that_looks_like_html_never_paints_a_picture(qtbot, tmp_path,
                                                                     monkeypatch):
     folder = tmp_path / "<img src=target.png>"  # a legal folder name on Linux and macOS
