@@ -200,8 +200,12 @@ def open_nsfw_input(img: Image.Image) -> np.ndarray:
     with BytesIO() as buf:
         img.save(buf, format="JPEG")
         buf.seek(0)
-        arr = np.asarray(Image.open(buf), dtype=np.float32)
-    return np.ascontiguousarray(arr[:, :, ::-1] - OPEN_NSFW_MEAN_BGR, dtype=np.float32)
+        rgb = np.asarray(Image.open(buf))
+    # One pass from uint8 straight into the result (same float32 values as converting first:
+    # uint8 -> float32 is exact) instead of three float32 temporaries.
+    out = np.empty(rgb.shape, dtype=np.float32)
+    np.subtract(rgb[:, :, ::-1], OPEN_NSFW_MEAN_BGR, out=out, dtype=np.float32)
+    return out
 
 
 def jtp_input(img: Image.Image, size: int = 384) -> np.ndarray:

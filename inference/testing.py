@@ -1,8 +1,14 @@
-"""Builders of small random models in the exact upstream file layouts, for tests (inference,
+"""Builders of random models in the exact upstream file layouts, for tests (inference,
 CLI, app) and benchmarks. Each writes `<models_dir>/<key>/…` with upstream file names, key
 names (transformers 4.x names where upstream has them), config and label files, so the real
 discovery and loaders run on them. Architectures are built here independently of the
 loaders on purpose: a loader that drifted from the upstream layout fails against these.
+
+Two sizes: tiny stand-ins (default; tests) and, with `full_size=True`, the upstream
+architectures at their real sizes (ViT-B/16, CLIP ViT-L/14, SigLIP so400m @384 with 9083
+tags) for benchmarks that must time a realistic forward pass. Full-size models are built on
+the meta device and filled by `materialise_cheaply` instead of the libraries' initialisers
+(trunc_normal_ over 430M parameters takes ~15 s on 2 cores; the fill takes well under 1 s).
 
 torch/transformers/timm are imported inside the functions.
 """
@@ -34,11 +40,79 @@ def _folder(models_dir: Path, key: str) -> Path:
     return folder
 
 
-def _save_safetensors(state: dict[str, Any], path: Path) -> None:
+def _save_safetensors(state: dict[str, Any], path: Path, *, copy: bool = True) -> None:
+    """copy=False skips the defensive copy (which separates tensors sharing storage) for
+    multi-GB full-size states whose tensors are known to be separate."""
     from safetensors.torch import save_file
 
-    save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, str(path),
-              metadata={"format": "pt"})
+    prepare = (lambda v: v.detach().contiguous().clone()) if copy else \
+        (lambda v: v.detach().contiguous())
+    save_file({k: prepare(v) for k, v in state.items()}, str(path), metadata={"format": "pt"})
+
+
+# A prime length, so the repeated pool never lines up with a row length and no two rows of a
+# weight matrix are equal.
+_POOL_SIZE = 1_000_003
+
+
+def materialise_cheaply(model: Any, seed: int = 0) -> Any:
+    """A model built on the meta device -> CPU tensors holding pseudo-random values, cheaply
+    (see `fill_cheaply`). Non-persistent buffers the modules compute in __init__ are
+    rebuilt; an unknown one raises so a new architecture is not silently left with garbage."""
+    import torch
+
+    persistent = set(model.state_dict())
+    transient = [n for n, _ in model.named_buffers() if n not in persistent]
+    model = model.to_empty(device="cpu")
+    with torch.no_grad():
+        for name in transient:
+            buffer = model.get_buffer(name)
+            if name.rpartition(".")[2] != "position_ids":
+                raise ValueError(f"materialise_cheaply: cannot rebuild buffer {name!r}")
+            buffer.copy_(torch.arange(buffer.shape[-1]).expand_as(buffer))
+    return fill_cheaply(model, seed).eval()
+
+
+def fill_cheaply(model: Any, seed: int = 0, std: float = 0.02) -> Any:
+    """Overwrite every parameter and persistent buffer with pseudo-random values, cheaply.
+
+    For timing only: a dense layer's cost does not depend on the values it multiplies (no
+    sparsity shortcuts on CPU or GPU), so a pool of N(0, std) values tiled through every
+    tensor times exactly like trained weights; the values only have to stay finite and
+    clear of denormals (which do slow x86 arithmetic), which N(0, 0.02) weights and
+    normalisation weights around 1 guarantee. The values depend only on the seed and the
+    tensors' order and sizes, so equal towers inside different wrappers come out equal."""
+    import torch
+
+    pool = torch.randn(_POOL_SIZE, generator=torch.Generator().manual_seed(seed)) * std
+    norm_types = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._NormBase)
+    norms = {name for name, m in model.named_modules() if isinstance(m, norm_types)}
+    offset = 0
+    with torch.no_grad():
+        for name, tensor in model.state_dict(keep_vars=True).items():
+            flat = tensor.data.view(-1)
+            for start in range(0, flat.numel(), _POOL_SIZE):
+                piece = flat[start:start + _POOL_SIZE]
+                at = (offset + start) % (_POOL_SIZE - piece.numel() + 1)
+                piece.copy_(pool[at:at + piece.numel()])
+            offset += 7919  # each tensor starts elsewhere in the pool
+            owner, _, leaf = name.rpartition(".")
+            if owner in norms and leaf in ("weight", "running_var"):
+                tensor.data.add_(1.0)
+    return model
+
+
+def _fresh_model(build: Any, seed: int, full_size: bool) -> Any:
+    """build() with torch's seeded initialisers (tiny), or on the meta device and filled
+    cheaply (full size)."""
+    import torch
+
+    if not full_size:
+        torch.manual_seed(seed)
+        return build().eval()
+    with torch.device("meta"):
+        model = build()
+    return materialise_cheaply(model, seed)
 
 
 def _randomise_norm_stats(module: Any, generator: Any) -> None:
@@ -121,26 +195,28 @@ def vit_key_to_4x(key: str) -> str:
     return key
 
 
+VIT_TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "intermediate_size": 64}
+
+
 def write_nsfw_vit(models_dir: Path, *, seed: int = 0,
-                   id2label: dict[int, str] | None = None) -> Any:
-    """Tiny ViTForImageClassification in Falconsai's layout. Returns the reference model."""
-    import torch
+                   id2label: dict[int, str] | None = None, full_size: bool = False) -> Any:
+    """ViTForImageClassification in Falconsai's layout: tiny, or ViT-B/16 (transformers'
+    ViTConfig defaults are Falconsai's config) with `full_size`. Returns the reference model."""
     from transformers import ViTConfig, ViTForImageClassification
 
     labels = id2label or {0: "normal", 1: "nsfw"}
-    torch.manual_seed(seed)
-    config = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                       intermediate_size=64, image_size=224, patch_size=16,
+    config = ViTConfig(**({} if full_size else VIT_TINY), image_size=224, patch_size=16,
                        id2label={int(k): v for k, v in labels.items()},
                        label2id={v: int(k) for k, v in labels.items()},
                        architectures=["ViTForImageClassification"])
-    model = ViTForImageClassification(config).eval()
+    model = _fresh_model(lambda: ViTForImageClassification(config), seed, full_size)
     folder = _folder(models_dir, "nsfw-vit")
     config.to_json_file(str(folder / "config.json"))
     (folder / "preprocessor_config.json").write_text(json.dumps(VIT_PREPROCESSOR, indent=2))
     state = {vit_key_to_4x(k): v for k, v in model.state_dict().items()}
     assert "vit.encoder.layer.0.attention.attention.query.weight" in state
-    _save_safetensors(state, folder / "model.safetensors")
+    _save_safetensors(state, folder / "model.safetensors", copy=not full_size)
     return model
 
 
@@ -160,13 +236,43 @@ def _tiny_clip_config(projection_dim: int = 768) -> Any:
         projection_dim=projection_dim)
 
 
+def _full_clip_config(projection_dim: int = 768) -> Any:
+    """openai/clip-vit-large-patch14's sizes (the CompVis safety checker's vision tower is
+    the same ViT-L/14). The text tower keeps the upstream vocabulary size; its special token
+    ids are those of the character-level test tokenizer written beside it."""
+    from transformers import CLIPConfig
+
+    return CLIPConfig(
+        text_config={"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+                     "num_attention_heads": 12, "vocab_size": 49408,
+                     "max_position_embeddings": 77, "bos_token_id": BOS_ID,
+                     "eos_token_id": EOS_ID, "pad_token_id": EOS_ID, "hidden_act": "quick_gelu"},
+        vision_config={"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
+                       "num_attention_heads": 16, "image_size": 224, "patch_size": 14,
+                       "hidden_act": "quick_gelu"},
+        projection_dim=projection_dim)
+
+
+def _clip_config(full_size: bool) -> Any:
+    return _full_clip_config() if full_size else _tiny_clip_config()
+
+
 def tiny_clip_vision_state(seed: int = 0) -> dict[str, Any]:
     """transformers-5 CLIPVisionModel state (keys 'embeddings.…', 'encoder.…')."""
+    return clip_vision_state(seed)
+
+
+def clip_vision_state(seed: int = 0, full_size: bool = False) -> dict[str, Any]:
+    """transformers-5 CLIPVisionModel state, tiny or ViT-L/14; equal seeds give equal
+    weights (so two analysers' towers can be recognised as one)."""
     import torch
     from transformers import CLIPVisionModel
 
+    vision_config = _clip_config(full_size).vision_config
+    if full_size:
+        return _fresh_model(lambda: CLIPVisionModel(vision_config), seed, True).state_dict()
     torch.manual_seed(seed)
-    vision = CLIPVisionModel(_tiny_clip_config().vision_config)
+    vision = CLIPVisionModel(vision_config)
     with torch.no_grad():  # default init leaves LayerNorms at identity; perturb them
         for name, p in vision.named_parameters():
             if "norm" in name:
@@ -214,23 +320,25 @@ def write_clip_tokenizer(folder: Path) -> None:
 
 def write_safety_checker(models_dir: Path, *, seed: int = 0, vision_seed: int = 0,
                          fmt: str = "bin", concept_threshold: float = 0.2,
-                         special_threshold: float = 0.2, with_position_ids: bool = True
-                         ) -> dict[str, Any]:
+                         special_threshold: float = 0.2, with_position_ids: bool = True,
+                         full_size: bool = False) -> dict[str, Any]:
     """CompVis layout: config.json (CLIPConfig), preprocessor_config.json and
     pytorch_model.bin (torch.save zip; or model.safetensors with fmt="safetensors") with the
-    4.x keys `vision_model.vision_model.…`. Returns the state dict written."""
+    4.x keys `vision_model.vision_model.…`; a tiny CLIP tower, or ViT-L/14 with `full_size`.
+    Returns the state dict written."""
     import torch
 
-    config = _tiny_clip_config()
+    config = _clip_config(full_size)
     config.architectures = ["StableDiffusionSafetyChecker"]
     g = torch.Generator().manual_seed(seed)
-    dim = config.projection_dim
+    dim, vision = config.projection_dim, config.vision_config
     state: dict[str, Any] = {"vision_model.vision_model." + k: v
-                             for k, v in tiny_clip_vision_state(vision_seed).items()}
+                             for k, v in clip_vision_state(vision_seed, full_size).items()}
     if with_position_ids:  # old checkpoints carry this buffer; loaders must ignore it
-        n_pos = (224 // 32) ** 2 + 1
+        n_pos = (vision.image_size // vision.patch_size) ** 2 + 1
         state["vision_model.vision_model.embeddings.position_ids"] = torch.arange(n_pos)[None]
-    state["visual_projection.weight"] = torch.randn(dim, 32, generator=g) * 0.2
+    state["visual_projection.weight"] = (torch.randn(dim, vision.hidden_size, generator=g)
+                                         * 0.2 * (32 / vision.hidden_size) ** 0.5)
     state["concept_embeds"] = torch.randn(17, dim, generator=g)
     state["special_care_embeds"] = torch.randn(3, dim, generator=g)
     state["concept_embeds_weights"] = torch.full((17,), concept_threshold)
@@ -241,7 +349,7 @@ def write_safety_checker(models_dir: Path, *, seed: int = 0, vision_seed: int = 
     if fmt == "bin":
         torch.save(state, folder / "pytorch_model.bin")
     else:
-        _save_safetensors(state, folder / "model.safetensors")
+        _save_safetensors(state, folder / "model.safetensors", copy=not full_size)
     return state
 
 
@@ -249,11 +357,12 @@ def write_safety_checker(models_dir: Path, *, seed: int = 0, vision_seed: int = 
 
 
 def write_aesthetic(models_dir: Path, *, seed: int = 0, vision_seed: int = 0,
-                    with_text: bool = True, clip_subdir: str = "clip-vit-large-patch14"
-                    ) -> dict[str, Any]:
+                    with_text: bool = True, clip_subdir: str = "clip-vit-large-patch14",
+                    full_size: bool = False) -> dict[str, Any]:
     """`aesthetic/sac+logos+ava1-l14-linearMSE.pth` (full-size random MLP, a plain
-    state_dict saved with torch.save) and a tiny CLIP (projection_dim 768) in
-    `aesthetic/<clip_subdir>/` with openai's file names. Returns {"mlp": state, "clip": state}."""
+    state_dict saved with torch.save) and a tiny CLIP (projection_dim 768; ViT-L/14 with
+    `full_size`) in `aesthetic/<clip_subdir>/` with openai's file names.
+    Returns {"mlp": state, "clip": state}."""
     import torch
     from torch import nn
     from transformers import CLIPModel
@@ -268,10 +377,13 @@ def write_aesthetic(models_dir: Path, *, seed: int = 0, vision_seed: int = 0,
     folder = _folder(models_dir, "aesthetic")
     torch.save(mlp.state_dict(), folder / "sac+logos+ava1-l14-linearMSE.pth")
 
-    config = _tiny_clip_config()
+    config = _clip_config(full_size)
     config.architectures = ["CLIPModel"]
-    clip = CLIPModel(config).eval()
-    clip.vision_model.load_state_dict(tiny_clip_vision_state(vision_seed))
+    clip = _fresh_model(lambda: CLIPModel(config), seed, full_size)
+    if full_size:  # the same values clip_vision_state(vision_seed, True) holds, in place
+        fill_cheaply(clip.vision_model, vision_seed)
+    else:
+        clip.vision_model.load_state_dict(clip_vision_state(vision_seed))
     clip_folder = folder / clip_subdir
     clip_folder.mkdir(parents=True, exist_ok=True)
     config.to_json_file(str(clip_folder / "config.json"))
@@ -279,7 +391,7 @@ def write_aesthetic(models_dir: Path, *, seed: int = 0, vision_seed: int = 0,
     state = clip.state_dict()
     if not with_text:
         state = {k: v for k, v in state.items() if not k.startswith(("text_", "logit_scale"))}
-    _save_safetensors(state, clip_folder / "model.safetensors")
+    _save_safetensors(state, clip_folder / "model.safetensors", copy=not full_size)
     if with_text:
         write_clip_tokenizer(clip_folder)
     return {"mlp": mlp.state_dict(), "clip": state}
@@ -288,30 +400,36 @@ def write_aesthetic(models_dir: Path, *, seed: int = 0, vision_seed: int = 0,
 # ---------------------------------------------------------------- JTP tagger
 
 JTP_TINY = {"embed_dim": 32, "depth": 2, "num_heads": 2, "mlp_ratio": 2.0}
+JTP_TAG_COUNT = 9083  # the PILOT/PILOT2 tags.json
 JTP_DIRS = {"PILOT": ("JTP_PILOT", "JTP_PILOT-e4-vit_so400m_patch14_siglip_384.safetensors"),
             "PILOT2": ("JTP_PILOT2", "JTP_PILOT2-e3-vit_so400m_patch14_siglip_384.safetensors")}
 
 
-def jtp_reference_model(variant: str = "PILOT2", n_tags: int = 12, seed: int = 0) -> Any:
+def jtp_reference_model(variant: str = "PILOT2", n_tags: int = 12, seed: int = 0,
+                        full_size: bool = False) -> Any:
+    """timm SigLIP so400m @384 with JTP's head: tiny (JTP_TINY overrides) or full size."""
     import timm
     import torch
     from torch import nn
 
-    torch.manual_seed(seed)
-    model = timm.create_model("vit_so400m_patch14_siglip_384", pretrained=False,
-                              num_classes=n_tags, **JTP_TINY)
-    if variant == "PILOT2":
-        class GatedHead(nn.Module):
-            def __init__(self, features: int, classes: int):
-                super().__init__()
-                self.num_classes = classes
-                self.linear = nn.Linear(features, classes * 2)
+    class GatedHead(nn.Module):
+        def __init__(self, features: int, classes: int):
+            super().__init__()
+            self.num_classes = classes
+            self.linear = nn.Linear(features, classes * 2)
 
-            def forward(self, x: torch.Tensor) -> torch.Tensor:
-                x = self.linear(x)
-                return torch.sigmoid(x[:, :self.num_classes]) * torch.sigmoid(x[:, self.num_classes:])
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.linear(x)
+            return torch.sigmoid(x[:, :self.num_classes]) * torch.sigmoid(x[:, self.num_classes:])
 
-        model.head = GatedHead(model.num_features, n_tags)
+    def build() -> Any:
+        model = timm.create_model("vit_so400m_patch14_siglip_384", pretrained=False,
+                                  num_classes=n_tags, **({} if full_size else JTP_TINY))
+        if variant == "PILOT2":
+            model.head = GatedHead(model.num_features, n_tags)
+        return model
+
+    model = _fresh_model(build, seed, full_size)
     with torch.no_grad():  # spread the outputs so thresholds bite both ways
         head = model.head.linear if variant == "PILOT2" else model.head
         head.weight.normal_(0, 2.0)
@@ -324,15 +442,17 @@ def jtp_tag_names(n_tags: int) -> list[str]:
     return [base[i] if i < len(base) else f"tag_{i}" for i in range(n_tags)]
 
 
-def write_jtp(models_dir: Path, *, variant: str = "PILOT2", n_tags: int = 12,
-              seed: int = 0) -> Any:
+def write_jtp(models_dir: Path, *, variant: str = "PILOT2", n_tags: int | None = None,
+              seed: int = 0, full_size: bool = False) -> Any:
     """`tagger-jtp/JTP_PILOT{,2}/<upstream name>.safetensors` + `tags.json` ({tag: index})
-    with a tiny SigLIP (timm so400m name, embed_dim 32, depth 2, 2 heads). Returns the model."""
-    model = jtp_reference_model(variant, n_tags, seed)
+    with a tiny SigLIP (timm so400m name, embed_dim 32, depth 2, 2 heads; 12 tags) or, with
+    `full_size`, so400m itself with JTP's 9083 tags. Returns the model."""
+    n_tags = n_tags or (JTP_TAG_COUNT if full_size else 12)
+    model = jtp_reference_model(variant, n_tags, seed, full_size)
     sub, name = JTP_DIRS[variant]
     folder = _folder(models_dir, "tagger-jtp") / sub
     folder.mkdir(parents=True, exist_ok=True)
-    _save_safetensors(model.state_dict(), folder / name)
+    _save_safetensors(model.state_dict(), folder / name, copy=not full_size)
     tags = {tag: i for i, tag in enumerate(jtp_tag_names(n_tags))}
     (folder / "tags.json").write_text(json.dumps(tags), encoding="utf-8")
     return model
@@ -341,14 +461,14 @@ def write_jtp(models_dir: Path, *, variant: str = "PILOT2", n_tags: int = 12,
 # ---------------------------------------------------------------- everything + images
 
 
-def write_all(models_dir: Path, *, seed: int = 0) -> Path:
+def write_all(models_dir: Path, *, seed: int = 0, full_size: bool = False) -> Path:
     """Every analyser's folder (safety checker and aesthetic share one CLIP vision tower,
-    as the real ones do). ~3 s on 2 cores."""
+    as the real ones do). Tiny: ~3 s on 2 cores; full size: ~5 GB of files."""
     write_coherence(models_dir, seed=seed)
-    write_nsfw_vit(models_dir, seed=seed)
-    write_safety_checker(models_dir, seed=seed, vision_seed=seed)
-    write_aesthetic(models_dir, seed=seed, vision_seed=seed)
-    write_jtp(models_dir, seed=seed)
+    write_nsfw_vit(models_dir, seed=seed, full_size=full_size)
+    write_safety_checker(models_dir, seed=seed, vision_seed=seed, full_size=full_size)
+    write_aesthetic(models_dir, seed=seed, vision_seed=seed, full_size=full_size)
+    write_jtp(models_dir, seed=seed, full_size=full_size)
     return Path(models_dir)
 
 
