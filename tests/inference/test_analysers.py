@@ -261,6 +261,25 @@ def test_different_towers_are_not_shared(tmp_path, good_images):
 # ---------------------------------------------------------------- JTP tagger
 
 
+def test_jtp_loads_without_initialising_random_weights(tmp_path, monkeypatch):
+    """The model is built on the meta device and takes the checkpoint's tensors as they are;
+    the slow path (random init, then copy) is only a fallback and must not be needed."""
+    import safetensors.torch
+
+    from inference.tagger_jtp import _build_loaded
+
+    write_jtp(tmp_path, variant="PILOT2", n_tags=10, seed=5)
+    weights = next((tmp_path / "tagger-jtp").rglob("*.safetensors"))
+    monkeypatch.setattr(safetensors.torch, "load_model",
+                        lambda *a, **k: pytest.fail("fell back to the slow build"))
+    model = _build_loaded("PILOT2", 10, {"embed_dim": 32, "depth": 2, "num_heads": 2,
+                                         "mlp_ratio": 2.0}, weights)
+    reference = jtp_reference_model("PILOT2", 10, seed=5).state_dict()
+    loaded = model.state_dict()
+    assert loaded.keys() == reference.keys()
+    assert all(torch.equal(loaded[k], reference[k]) for k in reference)
+
+
 @pytest.mark.parametrize("variant", ["PILOT", "PILOT2"])
 def test_jtp_matches_reference(tmp_path, good_images, variant):
     write_jtp(tmp_path, variant=variant, n_tags=10, seed=5)
