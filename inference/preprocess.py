@@ -8,6 +8,9 @@ DecodedImage and hands it to every analyser's `preprocess`.
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -55,7 +58,7 @@ def decode(path: str | Path) -> DecodedImage:
     """Open and fully decode (the first frame of) an image. No EXIF rotation: the upstream
     reference pipelines do not apply it, and generators do not write it."""
     try:
-        with Image.open(path) as img:
+        with _open_regular_file(path) as file, Image.open(file) as img:
             img.load()
             image = img if img.mode in ("RGB", "RGBA") else _normalise_mode(img)
             if image is img:
@@ -63,6 +66,17 @@ def decode(path: str | Path) -> DecodedImage:
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DecodeError(f"cannot decode {path}: {exc}") from exc
     return DecodedImage(image)
+
+
+def _open_regular_file(path: str | Path) -> Any:
+    """open(path, "rb") that cannot hang: a file swapped for a FIFO since it was indexed would
+    block a plain open() forever (O_NONBLOCK changes nothing for regular files)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    file = open(fd, "rb")  # noqa: SIM115 - returned to the caller's with-block
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        file.close()
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return file
 
 
 def _normalise_mode(img: Image.Image) -> Image.Image:

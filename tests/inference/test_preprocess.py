@@ -132,3 +132,16 @@ def test_jtp_matches_upstream_torchvision_transform():
     ref = transform(img)
     out = torch.from_numpy(pp.jtp_input(img))
     assert torch.allclose(out, ref, atol=1e-5)
+
+
+def test_decode_refuses_a_fifo_instead_of_hanging(tmp_path):
+    """A file replaced by a FIFO after it was indexed: the analysis gets a clear error and
+    goes on, rather than blocking in open() for ever."""
+    import os
+
+    from inference.preprocess import DecodeError, decode
+
+    fifo = tmp_path / "ComfyUI_00001_.png"
+    os.mkfifo(fifo)
+    with pytest.raises(DecodeError, match="not a regular file"):
+        decode(fifo)
