@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from inference.weights import WeightsError, check_torch_archive, read_safetensors_header
+from inference.base import require
+from inference.weights import WeightsError, check_torch_archive, read_json, read_safetensors_header
 
 SAFETENSORS, TORCH_BIN = "model.safetensors", "pytorch_model.bin"
 
@@ -16,6 +17,28 @@ def weights_file(folder: Path) -> Path | None:
         if (folder / name).is_file():
             return folder / name
     return None
+
+
+def config_and_weights(folder: Path, missing_weights_name: str) -> tuple[Path, Any, Path] | None:
+    """(config.json path, its parsed content, weights file) of a transformers folder, None
+    when the folder holds neither, WeightsError when it holds only one of them."""
+    weights = weights_file(folder)
+    config_path = folder / "config.json"
+    if weights is None and not config_path.is_file():
+        return None
+    require(config_path.is_file(), f"{config_path}: missing (needed beside {weights})")
+    require(weights is not None, f"{folder / missing_weights_name}: missing (config.json is "
+            "there but no weights)")
+    assert weights is not None
+    return config_path, read_json(config_path, "config.json"), weights
+
+
+def found_files(folder: Path, config_path: Path, weights: Path) -> dict[str, Path]:
+    """The files a version checksum covers: weights, config and, if present, preprocessor."""
+    files = {"weights": weights, "config": config_path}
+    if (folder / "preprocessor_config.json").is_file():
+        files["preprocessor"] = folder / "preprocessor_config.json"
+    return files
 
 
 def header_or_none(path: Path) -> dict[str, Any] | None:

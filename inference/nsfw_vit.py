@@ -7,7 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from inference.base import HFSource, TorchAnalyser, require
-from inference.hf_common import check_loading_info, header_or_none, weights_file
+from inference.hf_common import (
+    check_loading_info,
+    config_and_weights,
+    found_files,
+    header_or_none,
+)
 from inference.types import AnalyserOutput, Job
 from inference.weights import Found, WeightsError, expect_shape, read_json
 
@@ -30,14 +35,10 @@ class NsfwVit(TorchAnalyser):
 
     @classmethod
     def inspect(cls, folder: Path) -> Found | None:
-        weights = weights_file(folder)
-        config_path = folder / "config.json"
-        if weights is None and not config_path.is_file():
+        present = config_and_weights(folder, "model.safetensors")
+        if present is None:
             return None
-        require(config_path.is_file(), f"{config_path}: missing (needed beside {weights})")
-        require(weights is not None, f"{folder / 'model.safetensors'}: missing (config.json is "
-                "there but no weights)")
-        config = read_json(config_path, "config.json")
+        config_path, config, weights = present
         require(config.get("model_type") == "vit", f"{config_path}: model_type "
                 f"{config.get('model_type')!r}, expected 'vit'")
         labels = {int(i): str(name) for i, name in config.get("id2label", {}).items()}
@@ -51,10 +52,7 @@ class NsfwVit(TorchAnalyser):
             expect_shape(tensors, "classifier.weight", (len(labels), hidden), weights)
             require(any(k in tensors for k in LAYER0_KEYS),
                     f"{weights}: no ViT encoder layers (expected {LAYER0_KEYS[0]!r})")
-        files = {"weights": weights, "config": config_path}
-        if (folder / "preprocessor_config.json").is_file():
-            files["preprocessor"] = folder / "preprocessor_config.json"
-        return Found(folder, files, {"labels": [labels[i] for i in sorted(labels)],
+        return Found(folder, found_files(folder, config_path, weights), {"labels": [labels[i] for i in sorted(labels)],
                                      "nsfw_index": nsfw[0]})
 
     def __init__(self, *args: Any, **kwargs: Any):

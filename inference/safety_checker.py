@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from inference.base import HFSource, TorchAnalyser, require
-from inference.hf_common import check_loading_info, header_or_none, weights_file
+from inference.hf_common import (
+    check_loading_info,
+    config_and_weights,
+    found_files,
+    header_or_none,
+)
 from inference.types import AnalyserOutput, Job
 from inference.weights import Found, WeightsError, expect_shape, read_json
 
@@ -90,14 +95,10 @@ class SafetyChecker(TorchAnalyser):
 
     @classmethod
     def inspect(cls, folder: Path) -> Found | None:
-        weights = weights_file(folder)
-        config_path = folder / "config.json"
-        if weights is None and not config_path.is_file():
+        present = config_and_weights(folder, "pytorch_model.bin")
+        if present is None:
             return None
-        require(config_path.is_file(), f"{config_path}: missing (needed beside {weights})")
-        require(weights is not None, f"{folder / 'pytorch_model.bin'}: missing (config.json is "
-                "there but no weights)")
-        config = read_json(config_path, "config.json")
+        config_path, config, weights = present
         require(config.get("model_type") == "clip" and "vision_config" in config,
                 f"{config_path}: expected a CLIPConfig (model_type 'clip' with vision_config), "
                 f"found model_type {config.get('model_type')!r}")
@@ -113,10 +114,7 @@ class SafetyChecker(TorchAnalyser):
             require(patch is not None, f"{weights}: no CLIP vision tower (expected "
                     f"{PATCH_KEYS[0]!r})")
             expect_shape(tensors, patch, (hidden, 3, None, None), weights)
-        files = {"weights": weights, "config": config_path}
-        if (folder / "preprocessor_config.json").is_file():
-            files["preprocessor"] = folder / "preprocessor_config.json"
-        return Found(folder, files)
+        return Found(folder, found_files(folder, config_path, weights))
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
