@@ -14,6 +14,14 @@ the next page (fetchMore) exactly as with a user. A probe timer firing every PRO
 same event loop measures how late it runs: its worst lateness is the longest stall the user
 would feel. The baseline is the same probe's worst lateness with the window idle.
 
+Attribution: the grid's entry points (fetchMore and its page read, the view's layout and
+paint, the delegate's pieces, the loader's result flush, the model's data()) run through
+traced subclasses, and `gc.callbacks` times every collection; the TOP_STALLS latest probe
+ticks are printed (stderr) with what ran inside them and how much CPU the GUI thread used
+meanwhile — far less CPU than wall time means the thread was waiting for a core (another
+process, or the decoding threads), not working. "longest GUI-thread CPU burst" is that CPU
+figure's maximum: the longest stall the code itself causes, whatever the machine's load.
+
 `python -m benchmarks.bench_scroll [N_IMAGES]` runs it standalone.
 """
 
@@ -21,9 +29,11 @@ from __future__ import annotations
 
 import os
 import resource
+import gc
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -37,6 +47,7 @@ IDLE_PROBE_S = 1.0
 VIEW_SIZE = (1280, 900)
 THUMBNAIL_SIZE = 192
 SHARED_THUMBNAILS = 48
+TOP_STALLS = 5
 
 
 def rss_mb() -> float:
@@ -84,32 +95,41 @@ class SharedThumbnails:
 
 
 class StallProbe:
-    """A fast timer on the GUI thread; records how late each tick ran."""
+    """A fast timer on the GUI thread; records how late each tick ran (and when, on the
+    same clock as `StallTrace`, so the worst ticks can be attributed)."""
 
     def __init__(self) -> None:
-        from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+        from PySide6.QtCore import Qt, QTimer
 
-        self._clock = QElapsedTimer()
         self._timer = QTimer()
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._timer.setInterval(PROBE_MS)
         self._timer.timeout.connect(self._on_timer_timeout)
         self._last = 0
         self.lateness_ms: list[float] = []
+        self.intervals: list[tuple[int, int]] = []  # (previous tick, this tick), ns
+        # GUI-thread CPU time spent in each interval: far below the interval's length means
+        # the thread was waiting (other processes on the cores, or the GIL), not working.
+        self.cpu_ms: list[float] = []
+        self._last_cpu = 0
 
     def start(self) -> None:
         self.lateness_ms = []
-        self._clock.start()
-        self._last = self._clock.nsecsElapsed()
+        self.intervals = []
+        self.cpu_ms = []
+        self._last = time.perf_counter_ns()
+        self._last_cpu = time.thread_time_ns()
         self._timer.start()
 
     def stop(self) -> None:
         self._timer.stop()
 
     def _on_timer_timeout(self) -> None:
-        now = self._clock.nsecsElapsed()
+        now, cpu = time.perf_counter_ns(), time.thread_time_ns()
         self.lateness_ms.append(max(0.0, (now - self._last) / 1e6 - PROBE_MS))
-        self._last = now
+        self.intervals.append((self._last, now))
+        self.cpu_ms.append((cpu - self._last_cpu) / 1e6)
+        self._last, self._last_cpu = now, cpu
 
     def worst(self) -> float:
         return max(self.lateness_ms, default=0.0)
@@ -119,6 +139,156 @@ class StallProbe:
         if not ordered:
             return 0.0
         return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+    def busiest_ms(self) -> float:
+        """The most CPU the GUI thread used between two ticks: the longest stall the code
+        itself causes, whatever else the machine is running."""
+        return max(self.cpu_ms, default=0.0)
+
+    def worst_intervals(self, count: int) -> list[tuple[float, float, int, int]]:
+        """The `count` latest ticks: (lateness ms, GUI-thread CPU ms meanwhile, interval
+        start ns, interval end ns)."""
+        ranked = sorted(zip(self.lateness_ms, self.cpu_ms, self.intervals, strict=True),
+                        key=lambda t: -t[0])[:count]
+        return [(late, cpu, start, end) for late, cpu, (start, end) in ranked]
+
+
+class StallTrace:
+    """Records what ran on the GUI thread, as (start ns, end ns, label) spans: the grid's
+    entry points (wrapped by the Traced* subclasses below) and every garbage collection
+    (gc.callbacks). A stall is then explained by the spans that overlap it."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[int, int, str]] = []
+        self._gc_start = 0
+        self._depth = 0
+
+    def span(self, label: str, call, *args):
+        start = time.perf_counter_ns()
+        self._depth += 1
+        try:
+            return call(*args)
+        finally:
+            self._depth -= 1
+            self.spans.append((start, time.perf_counter_ns(), label))
+
+    def _on_gc(self, phase: str, info: dict) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # a pool thread's collection does not stall the GUI (it holds the GIL, though)
+        if phase == "start":
+            self._gc_start = time.perf_counter_ns()
+        else:
+            self.spans.append((self._gc_start, time.perf_counter_ns(),
+                               f"gc gen{info['generation']}"))
+
+    def install(self) -> None:
+        gc.callbacks.append(self._on_gc)
+
+    def uninstall(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+
+    def explain(self, start: int, end: int) -> str:
+        """The labels that ran inside [start, end], with the milliseconds each took there
+        (nested labels count inside their parents too), longest first."""
+        spent: dict[str, float] = {}
+        calls: dict[str, int] = {}
+        for s, e, label in self.spans:
+            overlap = min(e, end) - max(s, start)
+            if overlap > 0:
+                spent[label] = spent.get(label, 0.0) + overlap / 1e6
+                calls[label] = calls.get(label, 0) + 1
+        ranked = sorted(spent.items(), key=lambda kv: -kv[1])[:9]
+        return ", ".join(f"{label} {ms:.1f} ms" + (f" ({calls[label]}x)" if calls[label] > 1
+                                                   else "") for label, ms in ranked) or "?"
+
+
+def _traced_classes(trace: StallTrace):
+    """Subclasses of the real grid classes whose entry points report to `trace` (Qt calls
+    Python overrides of virtuals, so the view's layout and paint are seen too)."""
+    from PySide6.QtCore import Qt
+
+    from desktop.blur import BlurPolicy
+    from desktop.grid.delegate import ThumbnailDelegate
+    from desktop.grid.model import GridModel
+    from desktop.grid.thumbnail_loader import ThumbnailLoader
+    from desktop.grid.view import GridView
+
+    class TracedModel(GridModel):
+        def fetchMore(self, parent):  # noqa: N802
+            return trace.span("model.fetchMore", super().fetchMore, parent)
+
+        def _read_next_page(self):
+            return trace.span("model.read_page (db)", super()._read_next_page)
+
+        def _load_block(self, row_number):
+            return trace.span("model.load_block (db)", super()._load_block, row_number)
+
+        def set_visible_rows(self, first, last):
+            return trace.span("model.set_visible_rows", super().set_visible_rows, first, last)
+
+        def _on_thumbnails_ready(self, sha256s):
+            return trace.span("model.thumbnails_ready", super()._on_thumbnails_ready, sha256s)
+
+    class TracedLoader(ThumbnailLoader):
+        def _on_flush_timer_timeout(self):
+            return trace.span("loader.flush", super()._on_flush_timer_timeout)
+
+        def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+            label = ("model.data(decoration)" if role == Qt.ItemDataRole.DecorationRole
+                     else "model.data(other roles)")
+            return trace.span(label, super().data, index, role)
+
+    class TracedDelegate(ThumbnailDelegate):
+        def paint(self, painter, option, index):
+            return trace.span("delegate.paint", super().paint, painter, option, index)
+
+        def _paint_image(self, painter, image, target):
+            return trace.span("delegate.paint_image", super()._paint_image, painter, image,
+                              target)
+
+        def _paint_badges(self, painter, rect, row, covered):
+            return trace.span("delegate.paint_badges", super()._paint_badges, painter, rect,
+                              row, covered)
+
+        def _paint_name(self, painter, option, image_rect, name):
+            return trace.span("delegate.paint_name", super()._paint_name, painter, option,
+                              image_rect, name)
+
+        def _paint_placeholder(self, painter, rect, row, error):
+            return trace.span("delegate.paint_placeholder", super()._paint_placeholder,
+                              painter, rect, row, error)
+
+    class TracedBlur(BlurPolicy):
+        def safe_image(self, row, image, *args, **kwargs):
+            return trace.span("blur.safe_image", super().safe_image, row, image, *args,
+                              **kwargs)
+
+    class TracedView(GridView):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._delegate = TracedDelegate(self, self._delegate.thumbnail_size)
+            self.setItemDelegate(self._delegate)
+
+        def doItemsLayout(self):  # noqa: N802
+            return trace.span("view.doItemsLayout", super().doItemsLayout)
+
+        def rowsInserted(self, parent, start, end):  # noqa: N802
+            return trace.span("view.rowsInserted", super().rowsInserted, parent, start, end)
+
+        def updateGeometries(self):  # noqa: N802
+            return trace.span("view.updateGeometries", super().updateGeometries)
+
+        def paintEvent(self, event):  # noqa: N802
+            return trace.span("view.paintEvent", super().paintEvent, event)
+
+        def timerEvent(self, event):  # noqa: N802
+            return trace.span("view.timerEvent", super().timerEvent, event)
+
+        def _report_visible_range(self):
+            return trace.span("view.report_visible_range", super()._report_visible_range)
+
+    return TracedModel, TracedLoader, TracedView, TracedBlur
 
 
 def _run_loop_for(app, seconds: float) -> None:
@@ -161,13 +331,16 @@ def run(report, quick: bool = False) -> None:
 
     from db.engine import open_library, session_factory
     from db.filters import ImageFilter
-    from desktop.blur import BlurPolicy
-    from desktop.grid.model import GridModel
-    from desktop.grid.thumbnail_loader import ThumbnailLoader
-    from desktop.grid.view import GridView
+    try:
+        from desktop.grid.gc_policy import settle_after_startup
+    except ImportError:  # an older tree, measured for comparison
+        def settle_after_startup() -> int:
+            return 0
 
     n_images = QUICK_IMAGES if quick else N_IMAGES
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    trace = StallTrace()
+    traced_model, traced_loader, traced_view, traced_blur = _traced_classes(trace)
     with tempfile.TemporaryDirectory() as tmp:
         db_path = Path(tmp) / "scroll.db"
         # Built in a child process: the build's own memory must not count as the app's RSS.
@@ -178,15 +351,16 @@ def run(report, quick: bool = False) -> None:
                        check=True, cwd=str(Path(__file__).resolve().parent.parent))
         engine = open_library(db_path)
         try:
-            loader = ThumbnailLoader(SharedThumbnails(Path(tmp) / "thumbs"))
-            blur = BlurPolicy(sensitive_folder_ids={4})  # the synthetic "private" folder
-            model = GridModel(session_factory(engine), loader, blur)
-            view = GridView(thumbnail_size=THUMBNAIL_SIZE)
+            loader = traced_loader(SharedThumbnails(Path(tmp) / "thumbs"))
+            blur = traced_blur(sensitive_folder_ids={4})  # the synthetic "private" folder
+            model = traced_model(session_factory(engine), loader, blur)
+            view = traced_view(thumbnail_size=THUMBNAIL_SIZE)
             view.setModel(model)
             view.resize(*VIEW_SIZE)
             view.show()
             model.set_filter(ImageFilter())
             _run_loop_for(app, 0.5)  # first paint, first thumbnails
+            settle_after_startup()  # as the app does once its window is up
             rss_before = rss_mb()
 
             probe = StallProbe()
@@ -195,16 +369,21 @@ def run(report, quick: bool = False) -> None:
             probe.stop()
             idle_worst = probe.worst()
 
+            objects_before = len(gc.get_objects())
+            trace.install()
             probe.start()
             steps, seconds = _scroll_to_bottom(app, view, model)
             _run_loop_for(app, 0.3)  # the last screen's thumbnails
             probe.stop()
+            trace.uninstall()
             rss_after = rss_mb()
 
             label = f"{n_images // 1000}k images"
             report(f"scroll {label}: longest GUI stall", probe.worst(), "ms",
                    baseline=max(idle_worst, 0.01), target="< 50 ms")
             report(f"scroll {label}: 99th percentile stall", probe.percentile(0.99), "ms")
+            report(f"scroll {label}: longest GUI-thread CPU burst", probe.busiest_ms(), "ms",
+                   target="< 50 ms")
             report(f"scroll {label}: rows loaded", model.loaded_count(), "rows",
                    target=f">= {model.total_count()}")
             report(f"scroll {label}: pages scrolled", steps, "pages")
@@ -212,6 +391,14 @@ def run(report, quick: bool = False) -> None:
             report(f"scroll {label}: RSS after scrolling", rss_after, "MB",
                    baseline=rss_before, target="< 600 MB")
             report(f"scroll {label}: thumbnail memory", loader.memory_bytes() / 2**20, "MB")
+            print(f"top {TOP_STALLS} stalls (what ran on the GUI thread meanwhile; load "
+                  f"average {os.getloadavg()[0]:.2f}):", file=sys.stderr)
+            for late, cpu, start, end in probe.worst_intervals(TOP_STALLS):
+                print(f"  {late:7.1f} ms (GUI thread on CPU {cpu:5.1f} ms): "
+                      f"{trace.explain(start, end)}", file=sys.stderr)
+            print(f"  Python objects tracked by gc: {objects_before:,} before scrolling, "
+                  f"{len(gc.get_objects()):,} after; gc.freeze()d: {gc.get_freeze_count():,}",
+                  file=sys.stderr)
             loader.shutdown()
             view.close()
         finally:

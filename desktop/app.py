@@ -24,11 +24,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from db import store
 from db.engine import DatabaseError, open_library, session_factory
 from desktop.blur import BlurPolicy
+from desktop.grid.gc_policy import settle_after_startup
 from desktop.grid.model import GridModel
 from desktop.grid.thumbnail_loader import ThumbnailLoader
 from desktop.grid.view import GridView
 from desktop.main_window import MainWindow
 from desktop.preview import FullView, ImagePreview
+from desktop.safe_text import escaped_rich_text
 from desktop.theme import apply_theme
 from desktop.workers import (
     AnalysisThread,
@@ -119,6 +121,7 @@ class GenTriageApp(QObject):
         self.scanner.scan_finished.connect(w._on_scanner_scan_finished)
         self.scanner.scan_failed.connect(w._on_scanner_scan_failed)
         self.scanner.images_indexed.connect(self._on_scanner_images_indexed)
+        self.flags.flags_changed.connect(w.model.refresh_contents)  # per committed chunk
         self.flags.flags_recomputed.connect(w._on_flags_recomputed)
         self.flags.recompute_failed.connect(w._on_service_error_reported)
         if self.watcher is not None:
@@ -237,10 +240,10 @@ def run_app(args: argparse.Namespace) -> int:
     try:
         engine = open_library(locations.database)
     except DatabaseError as exc:
-        QMessageBox.critical(None, "GenTriage cannot open its library",
-                             f"{exc}\n\nIf another program holds the database, close it; if "
-                             "the file is damaged, move it away and GenTriage starts a new one "
-                             "(use --db to choose another file).")
+        QMessageBox.critical(None, "GenTriage cannot open its library", escaped_rich_text(
+            f"{exc}\n\nIf another program holds the database, close it; if the file is "
+            "damaged, move it away and GenTriage starts a new one (use --db to choose "
+            "another file)."))
         return 2
     folders = [str(Path(f).expanduser().resolve()) for f in getattr(args, "folders", []) or []]
     missing = [f for f in folders if not Path(f).is_dir()]
@@ -250,6 +253,9 @@ def run_app(args: argparse.Namespace) -> int:
                              models_dir=getattr(args, "models_dir", None))
     gentriage.window.show()
     gentriage.start()
+    # Start-up objects (Qt, SQLAlchemy, Pillow: ~100k) leave the garbage collector's view,
+    # so full collections stay short while scrolling (benchmarks/bench_scroll.py).
+    QTimer.singleShot(0, settle_after_startup)
     if missing:  # said over the open window, not in a bare box before it appears
         QTimer.singleShot(0, lambda: gentriage.window.report_missing_folders(missing))
     try:

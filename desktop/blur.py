@@ -29,6 +29,7 @@ from __future__ import annotations
 import enum
 from collections import OrderedDict
 from collections.abc import Collection, Hashable
+from dataclasses import dataclass
 from typing import Protocol
 
 from PySide6.QtCore import QObject, QRect, QSize, Qt, Signal
@@ -55,6 +56,41 @@ class CoverKind(enum.Enum):
     CLEAR = "clear"
     BLUR = "blur"
     SOLID = "solid"
+
+
+@dataclass(frozen=True)
+class CoverDecision:
+    """What the rule decided for one row, with everything needed to produce its pixels: a
+    plain value, so the pixels can be made on a worker thread (`render`) from a decision
+    taken on the GUI thread, and checked against the rule again when they arrive."""
+
+    kind: CoverKind
+    radius: int = DEFAULT_RADIUS
+    label: str = ""
+
+    def render(self, image: QImage, size: QSize | None = None) -> QImage:
+        """`image` as this decision allows it to be seen, at `size` when given (so a painter
+        only blits it). Pure: safe on any thread."""
+        if size is not None and size.isValid() and image.size() != size \
+                and self.kind is not CoverKind.SOLID:
+            image = image.scaled(size, Qt.AspectRatioMode.IgnoreAspectRatio,
+                                 Qt.TransformationMode.SmoothTransformation)
+        if self.kind is CoverKind.CLEAR:
+            return image
+        if self.kind is CoverKind.SOLID:
+            return solid_cover(size if size is not None and size.isValid() else image.size(),
+                               self.label)
+        blurred = strong_blur(image, self.radius)
+        if blurred.size() != image.size():  # enlarged here, not by the painter
+            blurred = blurred.scaled(image.size(), Qt.AspectRatioMode.IgnoreAspectRatio,
+                                     Qt.TransformationMode.SmoothTransformation)
+        return blurred
+
+    def still_safe_under(self, current: "CoverDecision") -> bool:
+        """May pixels made for this decision be painted while `current` is the rule's
+        decision? When it is the same, yes; when the row may now be seen clear, a cover is
+        still safe (shown until the clear picture arrives); otherwise no."""
+        return self == current or current.kind is CoverKind.CLEAR
 
 
 class BlurRow(Protocol):
@@ -181,17 +217,38 @@ class BlurPolicy(QObject):
             return CoverKind.BLUR if self._mode == "blur" else CoverKind.SOLID
         return CoverKind.CLEAR
 
+    def decision(self, row: BlurRow | None) -> CoverDecision:
+        """The rule's decision for `row` now, as a value a worker thread can render."""
+        kind = self.cover_kind(row)
+        # Only what changes the pixels is kept, so e.g. a new strength does not make a clear
+        # or solid-covered picture stale.
+        if kind is CoverKind.BLUR:
+            return CoverDecision(kind, radius=self._radius)
+        if kind is CoverKind.SOLID:
+            return CoverDecision(kind, radius=0, label=self._label(row))
+        return CoverDecision(kind, radius=0)
+
     def needs_cover(self, row: BlurRow | None,
                     sensitive_folder_ids: Collection[int] | None = None) -> bool:
         return self.cover_kind(row, sensitive_folder_ids) is not CoverKind.CLEAR
 
     # --- pixels ----------------------------------------------------------------------------
 
-    def safe_image(self, row: BlurRow | None, image: QImage | None) -> QImage | None:
+    def safe_image(self, row: BlurRow | None, image: QImage | None,
+                   made_for: CoverDecision | None = None) -> QImage | None:
         """The only way a view may obtain pixels for `row`: the image itself when it may be
-        shown, otherwise its blurred or covered form. None stays None (still loading)."""
+        shown, otherwise its blurred or covered form. None stays None (still loading).
+
+        With `made_for`, `image` is not a source but pixels a worker already rendered with
+        `made_for.render` (the preview does this, so the GUI thread never holds the clear
+        picture of a covered row): they are returned unchanged while they are still safe
+        under the rule's current decision, and None when they are not — the row's review
+        state, a peek or a setting changed since — so the caller renders them again. They
+        are never blurred here."""
         if image is None or image.isNull():
             return None
+        if made_for is not None:
+            return image if made_for.still_safe_under(self.decision(row)) else None
         kind = self.cover_kind(row)
         if kind is CoverKind.CLEAR:
             return image

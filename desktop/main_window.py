@@ -648,7 +648,7 @@ class MainWindow(QMainWindow):
         self.registry.action("analysis.pause").setEnabled(False)
 
     def _on_flags_recomputed(self, content_ids: list) -> None:
-        self.model.refresh_contents(content_ids)
+        # The grid already repainted chunk by chunk (FlagRecomputer.flags_changed).
         self._refresh_preview()
         self.status.post(f"Flags recomputed: {len(content_ids):,} image(s) changed")
 

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +112,7 @@ class ScanBridge(QObject):
     progress_changed = Signal(int, int)  # files done, files to read
 
     def __init__(self, sessions: sessionmaker[Session], thumbnails: Any,
-                 executor: str = "process", parent: QObject | None = None) -> None:
+                 executor: str = "thread", parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._sessions = sessions
         self._thumbnails = thumbnails
@@ -336,9 +336,17 @@ class AnalysisThread(QObject):
 
 
 class FlagRecomputer(QObject):
-    """Recomputes every content's flags (new thresholds or analysers) off the GUI thread."""
+    """Recomputes every content's flags (new thresholds or analysers) off the GUI thread.
 
-    flags_recomputed = Signal(list)  # content ids whose flags changed
+    One short transaction per db.flags.CHUNK contents, not one for the whole library: SQLite
+    has a single write lock, and a 100k-content recompute holding it for its whole run would
+    make a review keypress (a write on the GUI thread) wait behind it. Each chunk's changed
+    ids are announced as soon as they are committed (`flags_changed`), so the grid repaints
+    progressively; `flags_recomputed` follows once with every changed id.
+    """
+
+    flags_changed = Signal(list)  # content ids whose flags changed in one committed chunk
+    flags_recomputed = Signal(list)  # all content ids whose flags changed, at the end
     recompute_failed = Signal(str)
 
     def __init__(self, sessions: sessionmaker[Session], parent: QObject | None = None) -> None:
@@ -356,21 +364,42 @@ class FlagRecomputer(QObject):
         return thread
 
     def _run(self, thresholds: Any, enabled: list[str]) -> None:
-        from db.flags import update_flags
-
         started = time.perf_counter()
+        changed: list[int] = []
         with self._lock:
             try:
-                with self._sessions() as session:
-                    changed = update_flags(session, None, thresholds, enabled)
-                    session.commit()
+                for chunk_changed in self._recompute_by_chunk(thresholds, enabled):
+                    changed += chunk_changed
+                    self.flags_changed.emit(chunk_changed)
             except Exception as exc:  # noqa: BLE001
                 log.exception("flag recompute failed")
+                # Chunks committed before the failure stay: their rows are repainted.
                 self.recompute_failed.emit(_short_error(exc))
                 return
         log.info("flags recomputed in %.2fs (%d changed)", time.perf_counter() - started,
                  len(changed))
         self.flags_recomputed.emit(changed)
+
+    def _recompute_by_chunk(self, thresholds: Any, enabled: list[str]) -> Iterator[list[int]]:
+        """Walk the contents by id, CHUNK at a time, each chunk recomputed and committed in
+        its own session; yields each chunk's changed ids (only non-empty ones)."""
+        from sqlalchemy import select
+
+        from db.flags import CHUNK, update_flags
+        from db.schema import Content
+
+        last = 0
+        while True:
+            with self._sessions() as session:
+                ids = list(session.scalars(select(Content.id).where(Content.id > last)
+                                           .order_by(Content.id).limit(CHUNK)))
+                if not ids:
+                    return
+                chunk_changed = update_flags(session, ids, thresholds, enabled)
+                session.commit()
+            last = ids[-1]
+            if chunk_changed:
+                yield chunk_changed
 
     def wait(self, timeout: float = 10.0) -> None:
         for thread in self._threads:

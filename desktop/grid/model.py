@@ -33,8 +33,16 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from PySide6.QtCore import (QAbstractListModel, QMimeData, QModelIndex, QObject,
-                            QPersistentModelIndex, Qt, QUrl, Signal)
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QMimeData,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    QUrl,
+    Signal,
+)
 
 from db import queries
 from db.filters import ImageFilter
@@ -371,6 +379,11 @@ class GridModel(QAbstractListModel):
                  if r is not None]
         self._thumbnails.set_visible([r.sha256 for r in visible if r.sha256],
                                      keep=[r.sha256 for r in ahead if r.sha256])
+        # Requests for rows scrolled past were just dropped: forget who waited for them.
+        # Otherwise this map grows by a set per row ever painted (100,000 after one scroll
+        # to the bottom), and every full garbage collection walks them all.
+        self._waiting = {sha: ids for sha, ids in self._waiting.items()
+                         if self._thumbnails.is_pending(sha)}
         for rank, row in enumerate(visible):
             if row.sha256 and not self._thumbnails.fits(row.sha256):
                 self._request(row, priority=len(visible) - rank)

@@ -22,6 +22,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import os
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -40,6 +42,31 @@ DEFAULT_MAX_COUNT = 2_000
 # Failures are remembered so a broken file is not decoded again on every repaint.
 MAX_REMEMBERED_FAILURES = 10_000
 PRIORITY_VISIBLE = 1_000_000  # added to the priority of requests for rows on screen
+# Decoding threads run at this nice level (Linux): on a 2-core machine they would otherwise
+# take the GUI thread's core whenever both decode, and a frame waits for a time slice.
+WORKER_NICE = 10
+_niced = threading.local()
+
+
+def default_thread_count() -> int:
+    """One core is left to the GUI thread (1 to 4 threads): benchmarks/bench_scroll.py on 2
+    cores found the longest scrolling stalls were mostly the GUI thread waiting for a core,
+    not working."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+def _lower_this_thread_priority() -> None:
+    """Nice the calling pool thread once, so the GUI thread wins the CPU when both want it
+    (Linux: setpriority on a thread id affects that thread only; elsewhere a no-op, since
+    QThread priorities do nothing under the default scheduler)."""
+    if getattr(_niced, "done", False):
+        return
+    _niced.done = True
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICE)
+        except OSError:
+            pass  # not permitted: run at normal priority
 
 
 class ThumbnailStore(Protocol):
@@ -71,6 +98,7 @@ class _LoadTask(QRunnable):
         self._target = target
 
     def run(self) -> None:
+        _lower_this_thread_priority()
         sha, path = self._request.sha256, self._request.path
         try:
             image = load_thumbnail(self._store, sha, path, self._target)
@@ -155,7 +183,7 @@ class ThumbnailLoader(QObject):
     thumbnail_failed = Signal(str, str)  # sha256, message
 
     def __init__(self, store: ThumbnailStore, max_bytes: int = DEFAULT_MEMORY_BYTES,
-                 max_count: int = DEFAULT_MAX_COUNT, threads: int = 2,
+                 max_count: int = DEFAULT_MAX_COUNT, threads: int | None = None,
                  target_size: int = 0, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.store = store
@@ -169,7 +197,7 @@ class ThumbnailLoader(QObject):
         self._memory_bytes = 0
         self._failures: OrderedDict[str, str] = OrderedDict()
         self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(max(1, threads))
+        self._pool.setMaxThreadCount(max(1, threads or default_thread_count()))
         self._pending: dict[str, _Request] = {}
         self._heap: list[tuple[int, int, str]] = []
         self._in_flight: set[str] = set()
@@ -177,6 +205,10 @@ class ThumbnailLoader(QObject):
         self._seq = itertools.count()
         self._results: list[tuple[str, QImage | None, int, str | None]] = []
         self._results_lock = threading.Lock()
+        self._dispatch_timer = QTimer(self)
+        self._dispatch_timer.setSingleShot(True)
+        self._dispatch_timer.setInterval(0)
+        self._dispatch_timer.timeout.connect(self._dispatch)
         self._flush_timer = QTimer(self)
         self._flush_timer.setInterval(FLUSH_INTERVAL_MS)
         self._flush_timer.timeout.connect(self._on_flush_timer_timeout)
@@ -231,7 +263,13 @@ class ThumbnailLoader(QObject):
         request = _Request(sha256, str(path), priority, next(self._seq))
         self._pending[sha256] = request
         heapq.heappush(self._heap, (-request.priority, -request.seq, sha256))
-        self._dispatch()
+        # Not started here: requests come from paint (data() for a cell without its
+        # thumbnail), and a pool thread starting mid-paint takes the GIL from the GUI thread
+        # for the rest of the frame (bench_scroll: placeholder painting waited 20-90 ms with
+        # the GUI thread off the CPU). Started on the next event-loop turn, the screen's
+        # requests are also all queued first, so the top of the screen goes first.
+        if not self._dispatch_timer.isActive():
+            self._dispatch_timer.start()
 
     def set_visible(self, sha256s: Iterable[str], keep: Iterable[str] = ()) -> None:
         """The thumbnails on screen now, in display order. Queued requests for anything
@@ -272,6 +310,10 @@ class ThumbnailLoader(QObject):
     def pending_count(self) -> int:
         return len(self._pending) + len(self._in_flight)
 
+    def is_pending(self, sha256: str) -> bool:
+        """Queued or being loaded: a thumbnails_ready or thumbnail_failed will follow."""
+        return sha256 in self._pending or sha256 in self._in_flight
+
     def memory_bytes(self) -> int:
         return self._memory_bytes
 
@@ -282,6 +324,7 @@ class ThumbnailLoader(QObject):
     def shutdown(self) -> None:
         """Stop handing out work and wait for running tasks (call before the app exits)."""
         self.cancel_all()
+        self._dispatch_timer.stop()
         self._pool.waitForDone()
         self._flush_timer.stop()
 

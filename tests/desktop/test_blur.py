@@ -10,6 +10,7 @@ from PySide6.QtTest import QTest
 
 from desktop.blur import COVER_COLOUR, BlurPolicy, CoverKind, strong_blur
 from desktop.grid.view import GridView
+from desktop import preview as preview_module
 from desktop.preview import FullView, ImagePreview
 from desktop.roles import Role
 
@@ -214,10 +215,14 @@ def test_tooltip_carries_no_image(library, make_model):
 
 @pytest.mark.parametrize("widget_class", [ImagePreview, FullView])
 def test_preview_and_full_view_paint_the_safe_image(qtbot, library, make_model, blur, loader,
-                                                    widget_class):
+                                                    widget_class, monkeypatch):
     flagged = library.add(flagged=True, picture=checkerboard(600, square=6))
     model = make_model()
     row = model.grid_row(model.row_of_image(flagged))
+    reads = []
+    real_read = preview_module.read_fitted
+    monkeypatch.setattr(preview_module, "read_fitted",
+                        lambda path, available: reads.append(path) or real_read(path, available))
     widget = widget_class(blur, loader)
     qtbot.addWidget(widget)
     widget.resize(640, 640)
@@ -231,18 +236,85 @@ def test_preview_and_full_view_paint_the_safe_image(qtbot, library, make_model, 
         widget.set_row(row)
     assert widget.has_full_image()
     assert high_frequency(centre()) < BLURRED
-    widget.peek(True)
-    assert high_frequency(centre()) > SHARP
-    widget.peek(False)
+    widget.peek(True)  # rendered clear on the reader thread, from the picture already read
+    qtbot.waitUntil(lambda: high_frequency(centre()) > SHARP, timeout=10_000)
+    widget.peek(False)  # the clear pixels are refused at once, not after a new render
+    assert high_frequency(centre()) < BLURRED
+    qtbot.waitUntil(widget.has_full_image, timeout=10_000)
     assert high_frequency(centre()) < BLURRED
     library.set(flagged, decision="rejected")
     rejected = replace(row, decision="rejected")
     widget.set_row(rejected)
-    assert widget.has_full_image()  # same picture: not read again
-    band = qimage_array(widget.grab().toImage().copy(QRect(170, 60, 300, 60)))
-    assert np.all(band == band[0, 0])
+
+    def covered() -> bool:
+        band = qimage_array(widget.grab().toImage().copy(QRect(170, 60, 300, 60)))
+        return bool(np.all(band == band[0, 0]))
+
+    assert covered()  # at once (the thumbnail's cover), then the full-size cover
+    qtbot.waitUntil(widget.has_full_image, timeout=10_000)
+    assert covered()
     widget.set_row(replace(row, decision="accepted"))
-    assert high_frequency(centre()) > SHARP
+    qtbot.waitUntil(lambda: high_frequency(centre()) > SHARP, timeout=10_000)
+    assert len(reads) == 1  # the same picture: decoded once, re-rendered for each decision
+
+
+def test_preview_gets_only_safe_pixels_rendered_at_the_painted_size(qtbot, library,
+                                                                    make_model, blur):
+    """The reader thread scales and blurs; the GUI thread receives pixels that are already
+    safe for the row and exactly the device size they are painted at (a blit)."""
+    flagged = library.add(flagged=True, picture=checkerboard(1200, square=6))
+    clear = library.add(picture=checkerboard(1200, square=6, seed=3))
+    model = make_model()
+    preview = ImagePreview(blur)
+    qtbot.addWidget(preview)
+    preview.resize(400, 300)
+    preview.show()
+    qtbot.waitExposed(preview)
+    delivered: list[tuple[QImage, object]] = []
+    preview._delivery.loaded.connect(
+        lambda _generation, image, decision, _natural, _error: delivered.append(
+            (image, decision)))
+
+    with qtbot.waitSignal(preview.image_loaded, timeout=10_000):
+        preview.set_row(model.grid_row(model.row_of_image(flagged)))
+    qtbot.waitUntil(lambda: len(delivered) == 1, timeout=10_000)  # queued like the widget's
+    ratio = preview.devicePixelRatioF()
+    fitted = QSize(round(300 * ratio), round(300 * ratio))  # 1200x1200 within 400x300
+    assert [image.size() for image, _ in delivered] == [fitted]
+    assert delivered[0][1].kind is CoverKind.BLUR
+    assert high_frequency(delivered[0][0]) < BLURRED  # never a clear picture, even briefly
+    assert high_frequency(preview.displayed_image()) < BLURRED
+
+    with qtbot.waitSignal(preview.image_loaded, timeout=10_000):
+        preview.set_row(model.grid_row(model.row_of_image(clear)))
+    qtbot.waitUntil(lambda: len(delivered) == 2, timeout=10_000)
+    assert delivered[-1][0].size() == fitted and delivered[-1][1].kind is CoverKind.CLEAR
+    assert high_frequency(preview.displayed_image()) > SHARP
+
+    preview.resize(200, 200)  # a new size is rendered again at that size
+    smaller = QSize(round(200 * ratio), round(200 * ratio))
+    qtbot.waitUntil(lambda: preview.displayed_image().size() == smaller, timeout=10_000)
+
+
+def test_pixels_rendered_for_one_decision_are_refused_under_another(qtbot):
+    policy = BlurPolicy()
+    flagged = _Row(flagged=True)
+    image = _qimage(checkerboard())
+    blurred_for = policy.decision(flagged)
+    blurred = blurred_for.render(image, QSize(200, 200))
+    assert blurred.size() == QSize(200, 200) and high_frequency(blurred) < BLURRED
+    assert policy.safe_image(flagged, blurred, made_for=blurred_for) is blurred
+    clear_for = policy.decision(_Row(decision="accepted"))
+    # Clear pixels offered for a flagged row are refused, never blurred on the spot.
+    assert policy.safe_image(flagged, image, made_for=clear_for) is None
+    policy.peek(flagged.image_id)
+    assert policy.safe_image(flagged, image, made_for=clear_for) is image
+    assert policy.safe_image(flagged, blurred, made_for=blurred_for) is blurred  # a cover: safe
+    policy.end_peek()
+    rejected = _Row(flagged=True, decision="rejected")
+    assert policy.safe_image(rejected, blurred, made_for=blurred_for) is None
+    policy.set_radius(96)
+    assert policy.safe_image(flagged, blurred, made_for=blurred_for) is None
 
 
 def test_full_view_escape_asks_to_close(qtbot, blur):

@@ -218,3 +218,20 @@ def test_thumbnails_wait_for_visible_rows(qtbot, library, make_model):
     library.add(seed=1)
     model = make_model(f=ImageFilter())
     wait_for_thumbnails(qtbot, model, [0])
+
+
+def test_waiting_rows_of_dropped_thumbnail_requests_are_forgotten(qtbot, library, make_model,
+                                                                   loader, monkeypatch):
+    """Scrolling past rows drops their queued thumbnails; the model must forget them too,
+    or its bookkeeping grows by one entry per row ever shown."""
+    for k in range(40):
+        library.add(seed=k)
+    monkeypatch.setattr(loader, "_dispatch", lambda: None)  # everything stays queued
+    model = make_model()
+    model.set_visible_rows(0, 9)  # rows 0-9 visible, 10-19 prefetched
+    early = {model.grid_row(r).sha256 for r in range(0, 20)}
+    assert early <= set(model._waiting)
+    model.set_visible_rows(30, 39)  # scrolled on: 0-29 no longer wanted
+    assert not early & set(model._waiting)
+    assert set(model._waiting) == {model.grid_row(r).sha256 for r in range(30, 40)}
+    assert all(loader.is_pending(sha) for sha in model._waiting)

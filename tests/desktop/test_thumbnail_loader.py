@@ -115,9 +115,11 @@ def test_memory_cache_is_bounded(qtbot, tmp_path, thumbnail_store):
 def test_scrolled_past_requests_are_dropped_and_visible_go_first(qtbot, tmp_path, gated):
     store, loader = gated
     sources = [_source(tmp_path, seed, size=300) for seed in range(5)]
-    for sha, path in sources:  # the first one starts at once and waits at the gate
-        loader.request(sha, path)
     first, passed, ahead, scrolled, visible = sources
+    loader.request(*first)  # starts on the next event-loop turn and waits at the gate
+    qtbot.waitUntil(lambda: first[0] in loader._in_flight, timeout=5_000)
+    for sha, path in sources[1:]:
+        loader.request(sha, path)
     loader.set_visible([visible[0]], keep=[ahead[0]])  # the user scrolled on
     assert loader.pending_count() == 3  # running + visible + ahead
     store.gate.set()
@@ -125,3 +127,27 @@ def test_scrolled_past_requests_are_dropped_and_visible_go_first(qtbot, tmp_path
     assert store.made == [first[1], visible[1], ahead[1]]
     assert loader.get(passed[0]) is None and loader.get(scrolled[0]) is None
     assert loader.pending_count() == 0
+
+
+def test_is_pending_follows_a_request_until_it_is_delivered_or_dropped(qtbot, tmp_path, gated):
+    store, loader = gated
+    running, queued, dropped = (_source(tmp_path, seed, size=300) for seed in range(3))
+    loader.request(*running)
+    qtbot.waitUntil(lambda: running[0] in loader._in_flight, timeout=5_000)
+    for sha, path in (queued, dropped):
+        loader.request(sha, path)
+    assert all(loader.is_pending(sha) for sha, _ in (running, queued, dropped))
+    loader.set_visible([queued[0]])  # `dropped` was scrolled past
+    assert not loader.is_pending(dropped[0])
+    assert loader.is_pending(running[0]) and loader.is_pending(queued[0])
+    store.gate.set()
+    qtbot.waitUntil(lambda: loader.get(queued[0]) is not None, timeout=10_000)
+    assert not loader.is_pending(running[0]) and not loader.is_pending(queued[0])
+
+
+@pytest.mark.parametrize("cores, threads", [(1, 1), (2, 1), (3, 2), (16, 4), (None, 1)])
+def test_decoding_leaves_a_core_to_the_gui_thread(monkeypatch, cores, threads):
+    from desktop.grid import thumbnail_loader
+
+    monkeypatch.setattr(thumbnail_loader.os, "cpu_count", lambda: cores)
+    assert thumbnail_loader.default_thread_count() == threads

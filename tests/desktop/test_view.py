@@ -101,3 +101,41 @@ def test_view_shows_the_grid_model_through_a_same_rows_proxy(qtbot, qtmodelteste
     assert view.current_row() == 5 and view.selected_rows() == [5]
     selection.select(source.index(6), selection.SelectionFlag.Select)
     assert view.selected_rows() == [5, 6]
+
+
+def test_grid_and_list_arrangements(qtbot, view):
+    assert view.is_icon_mode() and view.isWrapping()
+    assert view.flow() == view.Flow.LeftToRight
+    columns = view.visible_range()[1] - view.visible_range()[0] + 1
+    assert columns > 1  # several cells per line
+    assert view.visualRect(view.model().index(1, 0)).top() == \
+        view.visualRect(view.model().index(0, 0)).top()
+    view.set_icon_mode(False)
+    assert not view.is_icon_mode() and not view.isWrapping()
+    view.doItemsLayout()
+    assert view.visualRect(view.model().index(1, 0)).top() > \
+        view.visualRect(view.model().index(0, 0)).top()
+
+
+def test_settle_after_startup_freezes_startup_objects_out_of_collections():
+    import gc
+    import weakref
+
+    from desktop.grid.gc_policy import settle_after_startup
+
+    class Node:
+        pass
+
+    garbage = Node()
+    garbage.itself = garbage  # a cycle: only a collection frees it
+    garbage_alive = weakref.ref(garbage)
+    del garbage
+    survivor = [Node()]
+    try:
+        frozen = settle_after_startup()
+        assert frozen > 0 and gc.get_freeze_count() > 0
+        assert garbage_alive() is None  # start-up garbage was collected, not frozen
+        # The survivor is out of reach of every later collection (the permanent generation).
+        assert not any(obj is survivor for obj in gc.get_objects())
+    finally:
+        gc.unfreeze()

@@ -1,0 +1,107 @@
+"""FlagRecomputer: chunked commits (a review can be written while it runs), progressive
+announcements, and the final list of every changed content."""
+
+import sqlite3
+
+import pytest
+from sqlalchemy import insert, select
+
+import db.flags
+from db.schema import AnalysisResult, Content
+from desktop.workers import FlagRecomputer
+from library.settings import Thresholds
+
+ALL_ANALYSERS = ["nsfw-default", "nsfw-vit", "safety-checker", "coherence"]
+CONTENTS = 2_000  # four chunks of db.flags.CHUNK
+
+
+@pytest.fixture
+def nsfw_library(library):
+    """CONTENTS contents whose stored flags are stale: each has an NSFW score above the
+    default threshold but is stored as not flagged, so every chunk has rows to rewrite."""
+    with library.Session.begin() as session:
+        session.execute(insert(Content), [
+            {"sha256": f"{k:064x}", "decision": "none", "rating": 0, "flagged": False,
+             "flag_nsfw": False, "flag_incoherent": False, "analysed": False}
+            for k in range(1, CONTENTS + 1)])
+        ids = list(session.scalars(select(Content.id).order_by(Content.id)))
+        session.execute(insert(AnalysisResult), [
+            {"content_id": cid, "analyser": "nsfw-default", "version": "v1", "label": "nsfw",
+             "score": 0.9, "scores": {"nsfw": 0.9}} for cid in ids])
+    return library, ids
+
+
+def test_a_review_commits_while_a_recompute_runs(qtbot, nsfw_library, monkeypatch):
+    library, ids = nsfw_library
+    assert len(ids) > 2 * db.flags.CHUNK
+    reviewed = ids[-1]  # in the last chunk: not yet recomputed when the review is written
+    outcome: dict[str, object] = {}
+    real_update_chunk = db.flags._update_chunk
+    chunks_started = 0
+
+    def review_before_the_second_chunk(session, chunk, thresholds, enabled):
+        # Runs on the recompute thread, after the first chunk's UPDATE. With one transaction
+        # for the whole run, the first chunk's write lock is still held here, and a writer
+        # with a 50 ms busy timeout fails with "database is locked".
+        nonlocal chunks_started
+        chunks_started += 1
+        if chunks_started == 2:
+            review = sqlite3.connect(library.path, timeout=0.05)
+            try:
+                review.execute(f"UPDATE {Content.__table__.name} SET decision = 'accepted' "
+                               "WHERE id = ?", (reviewed,))
+                review.commit()
+                outcome["review"] = "committed"
+            except sqlite3.OperationalError as exc:
+                outcome["review"] = str(exc)
+            finally:
+                review.close()
+        return real_update_chunk(session, chunk, thresholds, enabled)
+
+    monkeypatch.setattr(db.flags, "_update_chunk", review_before_the_second_chunk)
+    recomputer = FlagRecomputer(library.Session)
+    progressive: list[list[int]] = []
+    recomputer.flags_changed.connect(progressive.append)
+    with qtbot.waitSignal(recomputer.flags_recomputed, timeout=30_000) as done:
+        recomputer.recompute(Thresholds(), ALL_ANALYSERS)
+    recomputer.wait()
+
+    assert outcome.get("review") == "committed"
+    assert chunks_started == len(ids) // db.flags.CHUNK
+    # Every content's flags changed, announced chunk by chunk as each was committed.
+    assert sorted(done.args[0]) == ids
+    assert len(progressive) == chunks_started
+    assert sorted(cid for chunk in progressive for cid in chunk) == ids
+    assert all(len(chunk) <= db.flags.CHUNK for chunk in progressive)
+    with library.Session() as session:
+        assert session.scalar(select(Content.decision).where(Content.id == reviewed)) == \
+            "accepted"  # the recompute did not overwrite the review
+        assert set(session.scalars(select(Content.id).where(Content.flagged))) == set(ids)
+
+
+def test_a_failure_keeps_the_chunks_already_committed(qtbot, nsfw_library, monkeypatch):
+    library, ids = nsfw_library
+    real_update_chunk = db.flags._update_chunk
+    calls = 0
+
+    def fail_on_the_third_chunk(session, chunk, thresholds, enabled):
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real_update_chunk(session, chunk, thresholds, enabled)
+
+    monkeypatch.setattr(db.flags, "_update_chunk", fail_on_the_third_chunk)
+    recomputer = FlagRecomputer(library.Session)
+    progressive: list[list[int]] = []
+    recomputer.flags_changed.connect(progressive.append)
+    with qtbot.assertNotEmitted(recomputer.flags_recomputed), \
+            qtbot.waitSignal(recomputer.recompute_failed, timeout=30_000) as failed:
+        recomputer.recompute(Thresholds(), ALL_ANALYSERS)
+    recomputer.wait()
+
+    assert "disk I/O error" in failed.args[0]
+    committed = ids[:2 * db.flags.CHUNK]
+    assert sorted(cid for chunk in progressive for cid in chunk) == committed
+    with library.Session() as session:
+        assert sorted(session.scalars(select(Content.id).where(Content.flagged))) == committed
