@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QTimer
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -156,7 +157,9 @@ class GenTriageApp(QObject):
         if self.watcher is not None:
             self.watcher.start(self._create_watcher, len(self.folders))
         if self.analysis is not None:
-            self.analysis.start()
+            # The worker imports torch and loads models: started once the grid has painted,
+            # so that import never competes with the first frame for the interpreter.
+            _after_first_paint(self.view.viewport(), self.analysis.start)
 
     def _create_watcher(self, **callbacks: Any) -> Any:
         from library.watch import FolderWatcher
@@ -225,6 +228,37 @@ class GenTriageApp(QObject):
         self.preview.shutdown()
         self.full_view.shutdown()
         self.thumbnails.shutdown()
+
+
+class _FirstPaint(QObject):
+    """Calls back once, on the event-loop turn after `widget` first paints (or after
+    FIRST_PAINT_FALLBACK_MS, should it never be painted — a minimised window)."""
+
+    def __init__(self, widget: QWidget, callback: Callable[[], None]) -> None:
+        super().__init__(widget)
+        self._widget = widget
+        self._callback: Callable[[], None] | None = callback
+        widget.installEventFilter(self)
+        QTimer.singleShot(FIRST_PAINT_FALLBACK_MS, self._fire)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if event.type() == QEvent.Type.Paint:
+            QTimer.singleShot(0, self._fire)
+        return False
+
+    def _fire(self) -> None:
+        if self._callback is None:
+            return
+        callback, self._callback = self._callback, None
+        self._widget.removeEventFilter(self)
+        callback()
+
+
+FIRST_PAINT_FALLBACK_MS = 2000
+
+
+def _after_first_paint(widget: QWidget, callback: Callable[[], None]) -> None:
+    _FirstPaint(widget, callback)
 
 
 def run_app(args: argparse.Namespace) -> int:
