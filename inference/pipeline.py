@@ -17,6 +17,7 @@ Scheduling (one model thread — the caller's — plus a small prefetch pool):
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -54,7 +55,7 @@ class _Prepared:
 class Pipeline:
     def __init__(self, models_dir: Path, analysers: Sequence[str] | None = None,
                  device: str = "auto", tag_threshold: float = 0.2,
-                 batch_size: int | None = None, prefetch_workers: int = 2,
+                 batch_size: int | None = None, prefetch_workers: int | None = None,
                  on_progress: Callable[[Progress], None] | None = None,
                  on_status: Callable[[str], None] | None = None, *,
                  hf_cache: Path | None = None, lookahead: int | None = None):
@@ -68,7 +69,7 @@ class Pipeline:
         self.device = resolve_device(device)
         self.tag_threshold = tag_threshold
         self.batch_size = batch_size
-        self.prefetch_workers = max(1, prefetch_workers)
+        self.prefetch_workers = max(1, prefetch_workers or default_prefetch_workers())
         self.on_progress = on_progress
         self.on_status = on_status
         self._lookahead = lookahead
@@ -229,6 +230,14 @@ class Pipeline:
             message = f"{type(exc).__name__}: {exc}"
             return [AnalyserOutput.failed(analyser.key, analyser.version, message)
                     for _ in items]
+
+
+def default_prefetch_workers() -> int:
+    """Decode/preprocess threads. Decoding a PNG costs about as much as a cheap model's forward
+    pass on a GPU, so a GPU machine's spare cores all feed it; on a small CPU-only machine one
+    core stays with the model. (Pillow and the tensor conversions release the GIL.)"""
+    cores = os.cpu_count() or 2
+    return max(2, min(8, cores - 1))
 
 
 class _Run:

@@ -336,3 +336,14 @@ def test_a_job_runs_only_the_analysers_it_asks_for(tmp_path, images, monkeypatch
     seen = sorted((job.job_id, out.analyser) for job, out in p.run(jobs))
     assert seen == [(0, "fake-b"), (1, "fake-a"), (1, "fake-b")]
     assert sorted(decoded) == sorted([str(images[0]), str(images[1])])
+
+
+def test_prefetch_threads_scale_with_the_machine(monkeypatch):
+    from inference import pipeline
+
+    monkeypatch.setattr(pipeline.os, "cpu_count", lambda: 2)
+    assert pipeline.default_prefetch_workers() == 2
+    monkeypatch.setattr(pipeline.os, "cpu_count", lambda: 16)
+    assert pipeline.default_prefetch_workers() == 8
+    monkeypatch.setattr(pipeline.os, "cpu_count", lambda: None)
+    assert pipeline.default_prefetch_workers() == 2
