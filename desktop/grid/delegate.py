@@ -81,13 +81,15 @@ class ThumbnailDelegate(QStyledItemDelegate):
             image_rect = self.image_rect(option.rect)
             row = index.data(Role.Row)
             image = index.data(Qt.ItemDataRole.DecorationRole)
+            badge_rect = image_rect
             if isinstance(image, QImage) and not image.isNull():
                 self._paint_image(painter, image, image_rect)
+                badge_rect = _badge_area(_fitted_area(image.size(), image_rect), image_rect)
             else:
                 self._paint_placeholder(painter, image_rect, row,
                                         index.data(Role.ThumbnailError))
             if row is not None:
-                self._paint_badges(painter, image_rect, row, bool(index.data(Role.NeedsBlur)))
+                self._paint_badges(painter, badge_rect, row, bool(index.data(Role.NeedsBlur)))
             if self.show_names():
                 self._paint_name(painter, option, image_rect, index.data() or "")
         finally:
@@ -113,12 +115,8 @@ class ThumbnailDelegate(QStyledItemDelegate):
 
     def _paint_image(self, painter: QPainter, image: QImage, target: QRect) -> None:
         ratio = painter.device().devicePixelRatioF() if painter.device() else 1.0
-        fitted = image.size().scaled(target.size(), Qt.AspectRatioMode.KeepAspectRatio)
-        fitted = fitted.expandedTo(QSize(1, 1))
-        device_size = QSize(round(fitted.width() * ratio), round(fitted.height() * ratio))
-        x = target.x() + (target.width() - fitted.width()) // 2
-        y = target.y() + (target.height() - fitted.height()) // 2
-        area = QRect(x, y, fitted.width(), fitted.height())
+        area = _fitted_area(image.size(), target)
+        device_size = QSize(round(area.width() * ratio), round(area.height() * ratio))
         if image.size() == device_size:
             # The usual case: the loader decoded it at the cell size; a plain blit.
             painter.drawImage(area, image)
@@ -232,3 +230,23 @@ def clamp_size(size: int) -> int:
 
 def _pixmap_bytes(pixmap: QPixmap) -> int:
     return pixmap.width() * pixmap.height() * max(1, pixmap.depth() // 8)
+
+
+def _fitted_area(image_size: QSize, target: QRect) -> QRect:
+    """Where a picture of `image_size` lands inside `target`: scaled to fit, centred."""
+    fitted = image_size.scaled(target.size(), Qt.AspectRatioMode.KeepAspectRatio)
+    fitted = fitted.expandedTo(QSize(1, 1))
+    return QRect(target.x() + (target.width() - fitted.width()) // 2,
+                 target.y() + (target.height() - fitted.height()) // 2,
+                 fitted.width(), fitted.height())
+
+
+# Badges sit on the picture's own corners; a picture thinner than this (a 100:1 panorama)
+# keeps them on the cell's corners, where they stay legible.
+MIN_BADGE_AREA = 48
+
+
+def _badge_area(picture: QRect, cell_image: QRect) -> QRect:
+    if picture.width() < MIN_BADGE_AREA or picture.height() < MIN_BADGE_AREA:
+        return cell_image
+    return picture
