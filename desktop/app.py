@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -122,7 +123,7 @@ class GenTriageApp(QObject):
         self.scanner.scan_finished.connect(w._on_scanner_scan_finished)
         self.scanner.scan_failed.connect(w._on_scanner_scan_failed)
         self.scanner.images_indexed.connect(self._on_scanner_images_indexed)
-        self.flags.flags_changed.connect(w.model.refresh_contents)  # per committed chunk
+        self.flags.flags_changed.connect(w._on_flags_changed)  # per committed chunk
         self.flags.flags_recomputed.connect(w._on_flags_recomputed)
         self.flags.recompute_failed.connect(w._on_service_error_reported)
         if self.watcher is not None:
@@ -217,17 +218,23 @@ class GenTriageApp(QObject):
 
     # ---------------------------------------------------------------- shutdown
 
-    def shutdown(self) -> None:
-        """Stop every service; the database stays consistent whatever was running."""
+    def shutdown(self) -> bool:
+        """Stop every service; the database stays consistent whatever was running. False
+        when a worker thread is still running (inside a model load or a huge folder walk)."""
+        stopped = True
         if self.watcher is not None:
             self.watcher.stop()
         if self.analysis is not None and not self.analysis.stop():
             log.warning("the analysis thread did not stop in time")
-        self.scanner.wait(10)
+            stopped = False
+        if not self.scanner.stop(10):
+            log.warning("the folder scan did not stop in time")
+            stopped = False
         self.flags.wait()
         self.preview.shutdown()
         self.full_view.shutdown()
         self.thumbnails.shutdown()
+        return stopped
 
 
 class _FirstPaint(QObject):
@@ -292,8 +299,17 @@ def run_app(args: argparse.Namespace) -> int:
     QTimer.singleShot(0, settle_after_startup)
     if missing:  # said over the open window, not in a bare box before it appears
         QTimer.singleShot(0, lambda: gentriage.window.report_missing_folders(missing))
+    status = 1
     try:
-        return app.exec()
+        status = app.exec()
     finally:
-        gentriage.shutdown()
+        stopped = gentriage.shutdown()
         engine.dispose()
+    if not stopped:
+        # Every decision is already committed. Waiting longer only delays the exit, and
+        # letting Qt destroy a QThread that is still running aborts the process; leave now.
+        log.warning("exiting without waiting for a busy worker thread; nothing is lost")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status

@@ -647,6 +647,15 @@ class MainWindow(QMainWindow):
         self.status.show_analysis_unavailable(reason)
         self.registry.action("analysis.pause").setEnabled(False)
 
+    def _on_flags_changed(self, content_ids: list) -> None:
+        """One chunk of a flag recompute committed: repaint its rows now, and the preview
+        too when it shows one of them — a newly flagged image must not stay clear there
+        until the whole library has been recomputed."""
+        self.model.refresh_contents(content_ids)
+        current = self.current_grid_row()
+        if current is not None and current.content_id in set(content_ids):
+            self._refresh_preview()
+
     def _on_flags_recomputed(self, content_ids: list) -> None:
         # The grid already repainted chunk by chunk (FlagRecomputer.flags_changed).
         self._refresh_preview()

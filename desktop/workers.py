@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 NEW_IMAGES_POLL_S = 0.4  # during a scan, how often new rows are looked for
 
 
+class _ScanStopped(Exception):
+    """Raised from the scan's progress callback once ScanBridge.stop() was called."""
+
+
 def _short_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip()
 
@@ -122,6 +126,9 @@ class ScanBridge(QObject):
         self._lock = threading.Lock()
         self._idle = threading.Event()
         self._idle.set()
+        # Set by stop() (shutdown): the scan thread ends at its next progress call and emits
+        # nothing more, so no signal is emitted on this QObject once its owner is going.
+        self._stopped = threading.Event()
 
     def is_running(self) -> bool:
         return not self._idle.is_set()
@@ -129,6 +136,8 @@ class ScanBridge(QObject):
     def scan(self, folders: Sequence[str]) -> None:
         """Scan these folders; while a scan runs, further requests queue behind it."""
         with self._lock:
+            if self._stopped.is_set():
+                return
             for folder in folders:
                 if folder not in self._pending:
                     self._pending.append(folder)
@@ -142,9 +151,19 @@ class ScanBridge(QObject):
     def wait(self, timeout: float | None = None) -> bool:
         return self._idle.wait(timeout)
 
+    def stop(self, timeout: float | None = 10.0) -> bool:
+        """Cancel the running scan and drop queued ones (shutdown). Files not yet recorded
+        are picked up by the next scan. Returns whether the scan thread has finished."""
+        with self._lock:
+            self._stopped.set()
+            self._pending = []
+        return self.wait(timeout)
+
     def _take(self) -> list[str]:
         with self._lock:
             folders, self._pending = self._pending, []
+            if self._stopped.is_set():
+                folders = []
             if not folders:
                 self._idle.set()
             return folders
@@ -164,6 +183,8 @@ class ScanBridge(QObject):
 
                 def progress(done: int, total: int) -> None:
                     nonlocal seen, last_poll
+                    if self._stopped.is_set():
+                        raise _ScanStopped
                     now = time.monotonic()
                     if now - last_poll < NEW_IMAGES_POLL_S and done < total:
                         return
@@ -179,11 +200,17 @@ class ScanBridge(QObject):
                 with LibraryIndexer(self._sessions, self._thumbnails,
                                     executor=self._executor) as indexer:  # type: ignore[arg-type]
                     summary = indexer.scan(folders, progress)
+            except _ScanStopped:
+                continue  # _take() ends the loop
             except Exception as exc:  # noqa: BLE001 - reported in the status bar
+                if self._stopped.is_set():
+                    continue
                 log.error("scan failed: %s", traceback.format_exc())
                 self.scan_failed.emit(_short_error(exc))
                 continue
             # Changed files keep their ids; moved ones too. Everything else was emitted above.
+            if self._stopped.is_set():
+                continue
             rest = sorted(set(summary.indexed_ids) | set(summary.moved_ids)
                           | set(summary.broken_ids))
             if rest:
