@@ -271,6 +271,7 @@ def _after_first_paint(widget: QWidget, callback: Callable[[], None]) -> None:
 def run_app(args: argparse.Namespace) -> int:
     """`gentriage [FOLDER…]`: open the window. Returns the exit status."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its per-plugin chatter on open
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     app.setApplicationName("GenTriage")
