@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QApplication,
@@ -164,6 +164,7 @@ class MainWindow(QMainWindow):
         self.splitter.setCollapsible(1, False)  # the grid never disappears
         self.splitter.setSizes(self._pane_widths(self.width()))
         self.setCentralWidget(self.splitter)
+        self._restore_layout()
 
         self.controller = ReviewController(sessions, model, view.selectionModel(), settings,
                                            parent=self)
@@ -672,7 +673,32 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
         QApplication.instance().removeEventFilter(self._hold_filter)
+        self._remember_layout()
         super().closeEvent(event)
+
+    def _remember_layout(self) -> None:
+        """Window geometry and pane widths, kept in the settings file for the next start."""
+        self.settings.extra[WINDOW_LAYOUT_KEY] = {
+            "geometry": bytes(self.saveGeometry().toBase64().data()).decode("ascii"),
+            "panes": self.splitter.sizes(),
+        }
+        self._save_settings(self.settings)
+
+    def _restore_layout(self) -> None:
+        layout = self.settings.extra.get(WINDOW_LAYOUT_KEY)
+        if not isinstance(layout, dict):
+            return  # first start: the screen-fitted default
+        geometry = layout.get("geometry")
+        if isinstance(geometry, str):
+            # restoreGeometry also pulls a window saved on a now-missing screen back on-screen.
+            self.restoreGeometry(QByteArray.fromBase64(geometry.encode("ascii")))
+        panes = layout.get("panes")
+        if (isinstance(panes, list) and len(panes) == self.splitter.count()
+                and all(isinstance(w, int) and w >= 0 for w in panes) and panes[1] > 0):
+            self.splitter.setSizes(panes)
+
+
+WINDOW_LAYOUT_KEY = "window"  # in Settings.extra
 
 
 def default_window_size(available_width: int, available_height: int) -> tuple[int, int]:

@@ -14,6 +14,7 @@ from db.schema import AnalysisResult, Content
 from desktop.settings_dialog import SettingsDialog
 from fixtures_app import (  # noqa: F401 - fixtures
     N_IMAGES,
+    build_app,
     current_name,
     decisions,
     gentriage,
@@ -131,3 +132,25 @@ def test_settings_dialog_groups_analysers_and_keeps_thresholds_compact(qtbot):
     box = dialog.analyser_boxes["nsfw-default"]
     assert "offline" in box.toolTip()
     assert box.parentWidget().title() == "Analysers"
+
+
+def test_window_size_and_pane_widths_are_remembered(qtbot, tmp_path, image_folder):
+    first, engine = build_app(qtbot, tmp_path, [image_folder], expect_rows=N_IMAGES)
+    first.window.resize(780, 560)  # inside the offscreen screen (800x600)
+    first.window.splitter.setSizes([170, 330, 280])
+    panes = first.window.splitter.sizes()
+    first.shutdown()
+    first.window.close()  # closeEvent saves the layout
+    engine.dispose()
+    saved = Settings.load(first.locations.settings)
+    assert saved.extra["window"]["panes"] == panes
+
+    second, engine = build_app(qtbot, tmp_path, [image_folder], expect_rows=N_IMAGES,
+                               settings=saved)
+    try:
+        assert (second.window.width(), second.window.height()) == (780, 560)
+        assert second.window.splitter.sizes() == panes
+    finally:
+        second.shutdown()
+        second.window.close()
+        engine.dispose()
