@@ -116,6 +116,9 @@ class GridView(QListView):
         self.setLayoutMode(QListView.LayoutMode.SinglePass)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        # Always shown: a scroll bar that came and went would change the width, hence the
+        # spread columns, the rows, and so whether the scroll bar is needed — a loop.
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self.setDragEnabled(True)
         self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.setDefaultDropAction(Qt.DropAction.CopyAction)
@@ -273,6 +276,9 @@ class GridView(QListView):
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
         super().resizeEvent(event)
+        if self._icon_mode and event.size().width() != event.oldSize().width():
+            # Next turn: by then the viewport has its final width for this size.
+            QTimer.singleShot(0, self._respread)
         self._schedule_visible_report()
 
     # --- visible range ------------------------------------------------------------------------
@@ -380,10 +386,28 @@ class GridView(QListView):
             set_target(math.ceil(self._delegate.thumbnail_size * self.devicePixelRatioF()))
 
     def _apply_cell_size(self) -> None:
+        self.setGridSize(self._spread_cell())
+        self.doItemsLayout()
+
+    def _natural_cell(self) -> QSize:
         option = self.viewOptions() if hasattr(self, "viewOptions") else None
         if option is None:
             from PySide6.QtWidgets import QStyleOptionViewItem
             option = QStyleOptionViewItem()
             self.initViewItemOption(option)
-        self.setGridSize(self._delegate.sizeHint(option, QModelIndex()))
-        self.doItemsLayout()
+        return self._delegate.sizeHint(option, QModelIndex())
+
+    def _respread(self) -> None:
+        if self.gridSize() != self._spread_cell():
+            self._apply_cell_size()
+
+    def _spread_cell(self) -> QSize:
+        """The delegate's cell, widened so whole columns fill the viewport: no unused strip
+        at the right edge (the delegate centres each thumbnail in its cell)."""
+        cell = self._natural_cell()
+        # QListView wraps a line whose cells would reach the viewport's last pixel column.
+        width = self.viewport().width() - 1
+        if not self._icon_mode or width < cell.width():
+            return cell
+        columns = width // cell.width()
+        return QSize(width // columns, cell.height())

@@ -6,6 +6,7 @@ from PySide6.QtGui import QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
+from desktop.grid.delegate import PADDING
 from desktop.grid.view import GridView
 from desktop.roles import Role
 
@@ -37,7 +38,8 @@ def test_ctrl_wheel_zooms_within_limits(qtbot, view):
     with qtbot.waitSignal(view.thumbnail_size_changed) as changed:
         _wheel(view, 120)
     assert changed.args == [154] and view.thumbnail_size == 154
-    assert view.gridSize().width() > grid_before.width()
+    assert view.gridSize().height() > grid_before.height()  # widths are spread to fit
+    assert view.gridSize().width() >= view.thumbnail_size
     _wheel(view, -120)
     assert view.thumbnail_size == 128
     _wheel(view, 60)  # half a notch (touchpad): not yet
@@ -139,3 +141,23 @@ def test_settle_after_startup_freezes_startup_objects_out_of_collections():
         assert not any(obj is survivor for obj in gc.get_objects())
     finally:
         gc.unfreeze()
+
+
+def _first_line_columns(view: GridView) -> int:
+    model = view.model()
+    top = view.visualRect(model.index(0, 0)).top()
+    return sum(view.visualRect(model.index(i, 0)).top() == top for i in range(model.rowCount()))
+
+
+@pytest.mark.parametrize("width", [640, 913, 1240])
+def test_columns_spread_over_the_whole_width(qtbot, view, width):
+    """As many columns as fit, widened so no empty strip is left at the right edge."""
+    natural = 128 + 2 * PADDING  # the delegate's cell for 128 px thumbnails
+    view.resize(width, 500)
+    expected = (view.viewport().width() - 1) // natural
+
+    def spread() -> bool:
+        unused = view.viewport().width() - view.gridSize().width() * expected
+        return _first_line_columns(view) == expected and 0 < unused <= expected
+
+    qtbot.waitUntil(spread)
