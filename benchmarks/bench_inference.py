@@ -184,16 +184,12 @@ def run(report: Report, quick: bool = False, device: str = "auto") -> None:
         report("load average (1 min) at end", load_average() or 0.0, "", None, None)
 
 
-def _print_report(name: str, value: float, unit: str, baseline: float | None = None,
-                  target: str | None = None) -> None:
-    base = f"{baseline:10.2f}" if baseline is not None else f"{'-':>10}"
-    print(f"{name:<36} {value:10.2f} {unit:<9} {base} {target or '':>10}", flush=True)
-
-
 if __name__ == "__main__":
+    from benchmarks import print_report
+
     args = sys.argv[1:]
     chosen = args[args.index("--device") + 1] if "--device" in args else "auto"
     print(f"{'figure':<36} {'value':>10} {'unit':<9} {'baseline':>10} {'target':>10}")
     started = time.perf_counter()
-    run(_print_report, quick="--quick" in args, device=chosen)
+    run(print_report, quick="--quick" in args, device=chosen)
     print(f"({time.perf_counter() - started:.0f} s)")

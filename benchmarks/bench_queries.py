@@ -161,14 +161,9 @@ def _measure(sessions, report) -> None:
         report(f"tag_suggestions({prefix!r})", _median_ms(suggest), "ms")
 
 
-def _print_report(name: str, value: float, unit: str, baseline: float | None = None,
-                  target: str | None = None) -> None:
-    ratio = f"  x{value / baseline:5.2f}" if baseline else ""
-    goal = f"  (target {target})" if target else ""
-    print(f"{name:<45} {value:9.2f} {unit}{ratio}{goal}")
-
-
 if __name__ == "__main__":
+    from benchmarks import print_report
+
     if len(sys.argv) > 1:
         N_IMAGES = int(sys.argv[1])
-    run(_print_report)
+    run(print_report)

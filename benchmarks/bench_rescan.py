@@ -123,12 +123,7 @@ def run(report, quick: bool = False, n_files: int | None = None) -> None:
                target="< 3 s" if count >= N_FILES else "< 3 s at 100k")
 
 
-def _print_report(name: str, value: float, unit: str, baseline: float | None = None,
-                  target: str | None = None) -> None:
-    ratio = f"  x{value / baseline:5.2f}" if baseline else ""
-    goal = f"  (target {target})" if target else ""
-    print(f"{name:<50} {value:9.3f} {unit}{ratio}{goal}", flush=True)
-
-
 if __name__ == "__main__":
-    run(_print_report, n_files=int(sys.argv[1]) if len(sys.argv) > 1 else None)
+    from benchmarks import print_report
+
+    run(print_report, n_files=int(sys.argv[1]) if len(sys.argv) > 1 else None)

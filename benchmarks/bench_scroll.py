@@ -405,14 +405,9 @@ def run(report, quick: bool = False) -> None:
             engine.dispose()
 
 
-def _print_report(name: str, value: float, unit: str, baseline: float | None = None,
-                  target: str | None = None) -> None:
-    ratio = f"  x{value / baseline:7.2f} vs {baseline:.2f}" if baseline else ""
-    goal = f"  (target {target})" if target else ""
-    print(f"{name:<50} {value:10.2f} {unit}{ratio}{goal}", flush=True)
-
-
 if __name__ == "__main__":
+    from benchmarks import print_report
+
     if len(sys.argv) > 1:
         N_IMAGES = int(sys.argv[1])
-    run(_print_report)
+    run(print_report)
