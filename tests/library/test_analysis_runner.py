@@ -84,6 +84,19 @@ class FakePipeline:
                                               [("cat", 0.8), ("dog", 0.3)])
 
 
+class StopAfterFirst(FakePipeline):
+    """Sets `stop` after its first output: a run interrupted mid-batch."""
+
+    def __init__(self, versions, stop: threading.Event):
+        super().__init__(versions)
+        self._stop = stop
+
+    def run(self, jobs):
+        for pair in super().run(jobs):
+            yield pair
+            self._stop.set()
+
+
 class Library:
     """A database with a handful of indexed images (rows written directly)."""
 
@@ -254,13 +267,7 @@ def test_a_clean_stop_does_not_count_as_a_failed_attempt(lib):
         lib.add_image(f"img{i}.png")
     stop = threading.Event()
 
-    class StopAfterFirst(FakePipeline):
-        def run(self, jobs):
-            for pair in super().run(jobs):
-                yield pair
-                stop.set()  # interrupted mid-batch, after one output
-
-    make_runner(lib, StopAfterFirst(dict(VERSIONS)), take=4).run(stop)
+    make_runner(lib, StopAfterFirst(dict(VERSIONS), stop), take=4).run(stop)
     with lib.Session() as s:
         attempts = list(s.scalars(select(QueuedAnalysis.attempts)))
     assert len(attempts) == 4
@@ -407,13 +414,7 @@ def test_a_clean_stop_releases_the_lease_for_the_next_runner(lib):
         lib.add_image(f"img{i}.png")
     stop = threading.Event()
 
-    class StopAfterFirst(FakePipeline):
-        def run(self, jobs):
-            for pair in super().run(jobs):
-                yield pair
-                stop.set()
-
-    make_runner(lib, StopAfterFirst(dict(VERSIONS)), take=3).run(stop)
+    make_runner(lib, StopAfterFirst(dict(VERSIONS), stop), take=3).run(stop)
     rows = _queue_rows(lib)
     assert rows and all(r.leased_by is None and r.leased_until is None for r in rows.values())
     again = FakePipeline(dict(VERSIONS))
