@@ -35,7 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-KEYS = ("nsfw-default", "coherence", "nsfw-vit", "safety-checker", "aesthetic", "tagger-jtp")
+from inference.catalog import ANALYSER_KEYS
+
+KEYS = ANALYSER_KEYS
 TARGET = ">= 0.9 x"
 
 Report = Callable[..., None]

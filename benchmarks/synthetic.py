@@ -25,6 +25,8 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from inference.catalog import CATALOG, TAG_ANALYSERS
+
 GENERATORS = (("comfyui", 40), ("a1111", 30), ("invokeai", 10), ("fooocus", 8),
               ("drawthings", 6), ("novelai", 4), (None, 2))
 SAMPLERS = ("euler", "euler_ancestral", "dpmpp_2m", "dpmpp_2m_sde", "dpmpp_sde", "ddim",
@@ -56,14 +58,12 @@ LORA_NAMES = tuple(f"{stem}_v{v}" for stem in (
     "lcm_lora", "hyper_sdxl", "epi_noiseoffset", "more_art", "add_brightness",
     "cyberpunk_style", "watercolor_style", "hands_fix", "eyes_fix", "lowra", "clay_style",
     "paper_cut", "vector_art", "retro_anime", "neon_glow") for v in range(1, 6))
+# Relative frequency of each label in the synthetic library (a plausible day of generations).
+_LABEL_WEIGHT = {"sfw": 85, "normal": 87, "nsfw": 13, "coherent": 85, "semi-incoherent": 9,
+                 "incoherent": 6}
 ANALYSER_LABELS = {  # analyser -> (labels with weights, or None for score-only analysers)
-    "nsfw-default": (("sfw", 85), ("nsfw", 15)),
-    "coherence": (("coherent", 85), ("semi-incoherent", 9), ("incoherent", 6)),
-    "nsfw-vit": (("normal", 87), ("nsfw", 13)),
-    "safety-checker": (("safe", 90), ("unsafe", 10)),
-    "aesthetic": None,
-    "tagger-jtp": None,
-}
+    info.key: tuple((label, _LABEL_WEIGHT[label]) for label in info.labels) or None
+    for info in CATALOG}
 TAG_VOCABULARY_SIZE = 2_000
 TAGS_PER_IMAGE = 5
 DUPLICATE_SHARE = 0.02  # files that show a picture another file already shows
@@ -208,7 +208,7 @@ def _load_rows(connection: sqlite3.Connection, rng: random.Random, n_images: int
             _results_for(rng, cid, nsfw, incoherent, results)
             chosen = set(rng.choices(vocabulary, cum_weights=tag_cum, k=TAGS_PER_IMAGE + 2))
             for tag in list(chosen)[:TAGS_PER_IMAGE]:
-                tags.append((cid, "tagger-jtp", tag, round(rng.uniform(0.2, 1.0), 4)))
+                tags.append((cid, TAG_ANALYSERS[0], tag, round(rng.uniform(0.2, 1.0), 4)))
 
     connection.executemany("INSERT INTO contents VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", contents)
     connection.executemany(
@@ -234,7 +234,7 @@ def _results_for(rng: random.Random, cid: int, nsfw: bool, incoherent: bool,
             score = round(min(10.0, max(0.0, rng.gauss(5.6, 1.1))), 4)
             out.append((cid, analyser, "synthetic", None, score, "{}", None, TIMESTAMP))
             continue
-        if analyser == "tagger-jtp":
+        if analyser == TAG_ANALYSERS[0]:
             out.append((cid, analyser, "synthetic", None, None, "{}", None, TIMESTAMP))
             continue
         if rng.random() < 0.003:  # an analyser that failed on this picture

@@ -19,9 +19,10 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-# The analysers a filter may name (inference's registry keys; db cannot import inference).
-KNOWN_ANALYSERS: tuple[str, ...] = (
-    "nsfw-default", "coherence", "nsfw-vit", "safety-checker", "aesthetic", "tagger-jtp")
+from inference.catalog import FILTERABLE_ANALYSERS
+
+# The analysers a filter may name.
+KNOWN_ANALYSERS: tuple[str, ...] = FILTERABLE_ANALYSERS
 DECISIONS: frozenset[str] = frozenset({"none", "accepted", "rejected"})
 STATUSES: frozenset[str] = frozenset({"ok", "broken", "missing"})
 DEFAULT_STATUSES: frozenset[str] = frozenset({"ok"})

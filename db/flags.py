@@ -17,10 +17,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from db.schema import AnalysisResult, Content
+from inference.catalog import COHERENCE_ANALYSERS, NSFW_ANALYSERS
 
-NSFW_ANALYSERS = ("nsfw-default", "nsfw-vit", "safety-checker")
-COHERENCE = "coherence"
-_RULE_ANALYSERS = (*NSFW_ANALYSERS, COHERENCE)  # the only results the rule reads
+_RULE_ANALYSERS = (*NSFW_ANALYSERS, *COHERENCE_ANALYSERS)  # the only results the rule reads
 # Contents per step of a recompute (also keeps IN lists far below SQLite's parameter limit).
 CHUNK = 500
 
@@ -75,7 +74,7 @@ def verdict(results: Iterable[ResultLike], thresholds: FlagThresholds,
         if result.analyser in NSFW_ANALYSERS:
             analysed = analysed or result.error is None
             nsfw = nsfw or _is_nsfw(result, thresholds)
-        elif result.analyser == COHERENCE:
+        elif result.analyser in COHERENCE_ANALYSERS:
             incoherent = incoherent or _is_incoherent(result, thresholds)
     return nsfw, incoherent, analysed
 

@@ -39,6 +39,7 @@ from db.filters import (
     format_filter,
     parse_filter,
 )
+from inference.catalog import CATALOG, TAG_ANALYSERS
 
 DEFAULT_FILTER = ImageFilter(unreviewed_first=True)
 TEXT_APPLY_DELAY_MS = 600
@@ -54,9 +55,7 @@ REVIEW_STATES: tuple[tuple[str, frozenset[str]], ...] = (
 )
 # Analysers with a score worth a range slider, and the score's natural range.
 SCORE_RANGES: dict[str, tuple[float, float]] = {
-    "nsfw-default": (0.0, 1.0), "nsfw-vit": (0.0, 1.0), "coherence": (0.0, 1.0),
-    "aesthetic": (0.0, 10.0),
-}
+    info.key: info.score_range for info in CATALOG if info.score_range is not None}
 
 
 def _split_tags(text: str) -> tuple[list[str], list[str]]:
@@ -179,7 +178,7 @@ class FilterBar(QWidget):
                           ("Name", SortKey("name", False))):
             self._add_sort(text, key)
         for analyser in KNOWN_ANALYSERS:
-            if analyser != "tagger-jtp":
+            if analyser not in TAG_ANALYSERS:
                 self._add_sort(f"{analyser} score ↓", SortKey(analyser, True))
         self.generator_combo = self._choice_combo("Any generator")
         self.model_combo = self._choice_combo("Any model")

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from db.filters import KNOWN_ANALYSERS
+from inference.catalog import CATALOG
 from desktop.actions import ActionRegistry
 from desktop.theme import THEMES
 from library.settings import Settings, Thresholds
@@ -51,14 +51,6 @@ THRESHOLD_TEXT = {
     "tagger": "Tags kept at probability ≥",
 }
 BLUR_STRENGTH = (8, 160)
-ANALYSER_TEXT = {
-    "nsfw-default": "NSFW score (open_nsfw; bundled, works offline)",
-    "coherence": "spots failed, incoherent generations",
-    "nsfw-vit": "NSFW classifier (ViT)",
-    "safety-checker": "Stable Diffusion's safety checker",
-    "aesthetic": "aesthetic score and prompt adherence (CLIP)",
-    "tagger-jtp": "descriptive tags (JTP)",
-}
 
 
 def _folder_row(edit: QLineEdit, parent: QWidget, title: str) -> QWidget:
@@ -157,12 +149,12 @@ class SettingsDialog(QDialog):
         analysers = QGroupBox("Analysers")
         analyser_grid = QGridLayout(analysers)
         self.analyser_boxes: dict[str, QCheckBox] = {}
-        for i, analyser in enumerate(KNOWN_ANALYSERS):
-            box = QCheckBox(analyser)
-            box.setChecked(analyser in s.enabled_analysers)
-            box.setToolTip(ANALYSER_TEXT.get(analyser, ""))
-            self.analyser_boxes[analyser] = box
-            note = QLabel(ANALYSER_TEXT.get(analyser, ""))
+        for i, info in enumerate(CATALOG):
+            box = QCheckBox(info.key)
+            box.setChecked(info.key in s.enabled_analysers)
+            box.setToolTip(f"{info.title}: {info.description}")
+            self.analyser_boxes[info.key] = box
+            note = QLabel(info.description)
             note.setObjectName("settingsNote")
             analyser_grid.addWidget(box, i, 0)
             analyser_grid.addWidget(note, i, 1)

@@ -1,7 +1,8 @@
 """Image analysers and the batch pipeline that runs them. No Qt, no database.
 
 Entry points:
-- `inference.registry.ANALYSER_KEYS` / `ANALYSERS`: the analysers, cheapest first.
+- `inference.catalog`: the one list of analysers (keys, roles, labels), cheapest first,
+  torch-free so db/ and library/ read it too; `inference.registry.ANALYSERS`: their classes.
 - `inference.weights.discover(models_dir)`: ready / missing / broken per analyser, from file
   headers only (no torch import).
 - `inference.pipeline.Pipeline`: load, then iterate `run(jobs)` for results as they come.

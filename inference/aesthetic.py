@@ -100,7 +100,6 @@ def inspect_clip(folder: Path) -> Found | None:
 
 class Aesthetic(TorchAnalyser):
     key = "aesthetic"
-    title = "Aesthetic score (LAION MLP on CLIP ViT-L/14) + prompt adherence"
     cpu_ms_per_image = 1100.0
     hf_sources = (MLP_SOURCE, CLIP_SOURCE)
     expected_files = (MLP_FILE, f"{CLIP_SUBDIR}/config.json", f"{CLIP_SUBDIR}/model.safetensors",

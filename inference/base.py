@@ -34,8 +34,7 @@ class HFSource:
 
 
 class Analyser(ABC):
-    key: ClassVar[str]
-    title: ClassVar[str]
+    key: ClassVar[str]  # its entry in inference.catalog (title, role, labels)
     revision: ClassVar[int] = 1          # bump when pre/post-processing changes results
     cpu_ms_per_image: ClassVar[float]    # measured on 2 cores; orders analysers cheap-first
     hf_sources: ClassVar[tuple[HFSource, ...]] = ()

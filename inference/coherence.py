@@ -70,7 +70,6 @@ def build_model(num_classes: int) -> Any:
 
 class Coherence(TorchAnalyser):
     key = "coherence"
-    title = "Coherence (ResNet-34, FastAI)"
     cpu_ms_per_image = 60.0
     channels_last_ok = True
     hf_sources = (HFSource("reddesert/coherence_detection", allow_patterns=(WEIGHTS,)),)

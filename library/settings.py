@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from inference.catalog import ANALYSER_KEYS
+
 log = logging.getLogger(__name__)
 
 
@@ -31,9 +33,7 @@ class Thresholds:
 
 @dataclass
 class Settings:
-    enabled_analysers: list[str] = field(
-        default_factory=lambda: ["nsfw-default", "coherence", "nsfw-vit", "safety-checker",
-                                 "aesthetic", "tagger-jtp"])
+    enabled_analysers: list[str] = field(default_factory=lambda: list(ANALYSER_KEYS))
     device: str = "auto"
     thresholds: Thresholds = field(default_factory=Thresholds)
     blur_mode: str = "blur"  # "blur" or "cover"

@@ -1,0 +1,52 @@
+"""The analyser list has one source (inference.catalog); everything else derives from it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from db.filters import KNOWN_ANALYSERS
+from db.flags import verdict
+from inference.catalog import ANALYSER_KEYS, BY_KEY, CATALOG, FILTERABLE_ANALYSERS, Role
+from inference.registry import ANALYSERS
+from library.settings import Settings, Thresholds
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_registry_has_a_class_for_every_catalog_entry_and_nothing_else() -> None:
+    assert tuple(ANALYSERS) == ANALYSER_KEYS
+    for key, cls in ANALYSERS.items():
+        assert cls.key == key
+
+
+def test_keys_are_unique_and_every_entry_describes_itself() -> None:
+    assert len(set(ANALYSER_KEYS)) == len(ANALYSER_KEYS)
+    for info in CATALOG:
+        assert info.title and info.description
+        assert BY_KEY[info.key] is info
+
+
+def test_layers_read_the_catalogue() -> None:
+    assert KNOWN_ANALYSERS == FILTERABLE_ANALYSERS
+    assert Settings().enabled_analysers == list(ANALYSER_KEYS)
+
+
+def test_flag_rule_follows_the_roles() -> None:
+    """Every NSFW-role analyser's verdict counts as "analysed"; no other role does."""
+
+    class Result:
+        def __init__(self, analyser: str) -> None:
+            self.analyser, self.score, self.scores, self.error = analyser, 0.0, {}, None
+
+    for info in CATALOG:
+        _, _, analysed = verdict([Result(info.key)], Thresholds(), ANALYSER_KEYS)
+        assert analysed == (info.role is Role.NSFW), info.key
+
+
+def test_catalogue_is_importable_without_heavy_libraries() -> None:
+    code = ("import sys, inference.catalog, db.filters, db.flags, library.settings\n"
+            "heavy = {'torch', 'onnxruntime', 'transformers', 'timm', 'PySide6'} & set(sys.modules)\n"
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
