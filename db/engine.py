@@ -6,8 +6,10 @@ import logging
 import sqlite3
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+from db.transaction import WRITE_OPTION
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +23,11 @@ class DatabaseError(RuntimeError):
 
 
 def _set_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+    # pysqlite's own transaction handling (a BEGIN sent only before the first INSERT/UPDATE/
+    # DELETE, none around DDL) is switched off: _begin sends every BEGIN itself, so reads
+    # and schema changes happen inside the transaction too (SQLAlchemy's documented recipe
+    # for pysqlite, "Serializable isolation / Savepoints / Transactional DDL").
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -30,6 +37,13 @@ def _set_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
         cursor.execute("PRAGMA temp_store=MEMORY")
     finally:
         cursor.close()
+
+
+def _begin(connection: Connection) -> None:
+    """Writers (db.transaction.write_transaction) take the write lock at once, so nothing they
+    read can change before they write; readers begin a deferred, lock-free snapshot."""
+    write = connection.get_execution_options().get(WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def _optimize_on_close(dbapi_connection: sqlite3.Connection, _record: object) -> None:
@@ -51,6 +65,7 @@ def create_library_engine(path: Path | str) -> Engine:
         connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
     )
     event.listen(engine, "connect", _set_pragmas)
+    event.listen(engine, "begin", _begin)
     event.listen(engine, "close", _optimize_on_close)
     return engine
 

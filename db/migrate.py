@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from db.transaction import WRITE_OPTION
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -29,9 +31,18 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade_to_head(engine: Engine) -> None:
-    if current_revision(engine) == head_revision():
+    """Bring the schema to head in ONE write transaction: a process killed half-way leaves
+    the database as it was (SQLite's DDL is transactional once pysqlite stops committing
+    around it, see db.engine), and two processes creating a new library at once queue on
+    the write lock; the second finds the schema made and does nothing."""
+    head = head_revision()
+    if current_revision(engine) == head:
         return  # the common case: skip alembic's environment entirely
     config = alembic_config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    with engine.connect() as connection:
+        connection.execution_options(**{WRITE_OPTION: True})
+        with connection.begin():  # BEGIN IMMEDIATE: waits for another creator to finish
+            if MigrationContext.configure(connection).get_current_revision() == head:
+                return
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")

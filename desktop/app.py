@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db import store
 from db.engine import DatabaseError, open_library, session_factory
+from db.transaction import write_transaction
 from desktop.blur import BlurPolicy
 from desktop.grid.gc_policy import settle_after_startup
 from desktop.grid.model import GridModel
@@ -105,10 +106,9 @@ class GenTriageApp(QObject):
 
     def _register_folders(self, folders: list[str]) -> list[str]:
         """Folders from the command line join the library; none = the remembered ones."""
-        with self.sessions() as session:
+        with write_transaction(self.sessions) as session:
             for folder in folders:
                 store.add_folder(session, folder)
-            session.commit()
             return [f.path for f in store.list_folders(session)]
 
     def _connect(self) -> None:

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db import queries, store
 from db.filters import ImageFilter
 from db.schema import AnalysisResult, Folder
+from db.transaction import write_transaction
 from desktop.actions import ActionRegistry, HoldKeyFilter
 from desktop.blur import BlurPolicy
 from desktop.details import DetailsPane, load_details
@@ -341,10 +342,8 @@ class MainWindow(QMainWindow):
             self.add_folder(folder)
 
     def add_folder(self, path: str) -> None:
-        with self.sessions() as session:
-            folder = store.add_folder(session, path)
-            session.commit()
-            normalised = folder.path
+        with write_transaction(self.sessions) as session:
+            normalised = store.add_folder(session, path).path
         self.refresh_library_lists()
         self.folder_added.emit(normalised)
         self.status.post(f"Watching {normalised}; indexing…")
@@ -375,13 +374,12 @@ class MainWindow(QMainWindow):
         self.remove_folder(folder_id)
 
     def remove_folder(self, folder_id: int) -> None:
-        with self.sessions() as session:
+        with write_transaction(self.sessions) as session:
             folder = session.get(Folder, folder_id)
             if folder is None:
                 return
             path = folder.path
             store.remove_folder(session, folder_id)
-            session.commit()
         self.folder_removed.emit(path)
         self.refresh_library_lists()
         self.model.reload()
@@ -394,11 +392,10 @@ class MainWindow(QMainWindow):
             self.status.post(f"Rescanning {len(paths)} folder(s)…")
 
     def _on_sidebar_sensitive_toggled(self, folder_id: int, sensitive: bool) -> None:
-        with self.sessions() as session:
+        with write_transaction(self.sessions) as session:
             folder = session.get(Folder, folder_id)
             if folder is not None:
                 folder.sensitive = sensitive
-                session.commit()
         self.refresh_library_lists()
 
     def _on_sidebar_folder_selected(self, folder_id: int) -> None:
@@ -414,17 +411,15 @@ class MainWindow(QMainWindow):
         self._update_counts()
 
     def _on_filter_bar_save_requested(self, name: str, text: str) -> None:
-        with self.sessions() as session:
+        with write_transaction(self.sessions) as session:
             queries.save_filter(session, name, text)
-            session.commit()
             saved = queries.saved_filters(session)
         self.filter_bar.set_saved_filters(saved)
         self.status.post(f"Saved filter “{name}”")
 
     def _on_filter_bar_delete_requested(self, name: str) -> None:
-        with self.sessions() as session:
+        with write_transaction(self.sessions) as session:
             queries.delete_saved_filter(session, name)
-            session.commit()
             saved = queries.saved_filters(session)
         self.filter_bar.set_saved_filters(saved)
 

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import review
+from db.transaction import write_transaction
 from db.schema import Decision, Image
 from library.file_actions import apply_rejected_action, replay_path_changes
 from library.settings import Settings
@@ -111,17 +112,18 @@ class ReviewController(QObject):
             if self._auto_advance and decision != Decision.NONE.value else None
         moved: list[int] = []
         errors: list[str] = []
-        with self._sessions() as session:
+        with write_transaction(self._sessions) as session:
             group = review.set_decision(session, content_ids, decision)
-            session.commit()  # durable before anything else happens
-            if group is not None and decision == Decision.REJECTED.value:
+        # The decision is durable now, before any file is touched.
+        if group is not None and decision == Decision.REJECTED.value:
+            with write_transaction(self._sessions) as session:
                 outcome = apply_rejected_action(session, group, content_ids,
                                                 self._settings.rejected_action,
                                                 self._settings.rejected_folder)
-                session.commit()
                 errors = outcome.errors
                 moved = self._image_ids_for_paths(session, [new for _, _, new in outcome.moves]
                                                   + [old for _, old, _ in outcome.moves])
+        with self._sessions() as session:
             can = review.can_undo(session), review.can_redo(session)
         self._after_write(content_ids, moved, errors, can)
         if group is None:
@@ -138,9 +140,8 @@ class ReviewController(QObject):
         content_ids = self._content_ids(self.target_rows())
         if not content_ids:
             return False
-        with self._sessions() as session:
+        with write_transaction(self._sessions) as session:
             group = review.set_rating(session, content_ids, rating)
-            session.commit()
             can = review.can_undo(session), review.can_redo(session)
         self._after_write(content_ids, [], [], can)
         self.message_posted.emit(f"Rated {rating}" if rating else "Rating cleared")
@@ -153,14 +154,13 @@ class ReviewController(QObject):
         return self._step(review.redo, "Redone")
 
     def _step(self, operation: Callable[[Session], list[review.Change]], verb: str) -> bool:
-        with self._sessions() as session:
+        with write_transaction(self._sessions) as session:
             changes = operation(session)
             if not changes:
                 self.message_posted.emit(f"Nothing to {verb.lower()[:-2]}")
                 return False
             # Files first: the log rows and Image rows then commit together.
             outcome = replay_path_changes(session, changes)
-            session.commit()
             content_ids = sorted({c.content_id for c in changes if c.content_id is not None})
             moved = self._image_ids_for_paths(session, [new for _, _, new in outcome.moves]
                                               + [old for _, old, _ in outcome.moves])

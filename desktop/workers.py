@@ -414,17 +414,19 @@ class FlagRecomputer(QObject):
 
         from db.flags import CHUNK, update_flags
         from db.schema import Content
+        from db.transaction import pause_for_other_writers, write_transaction
 
         last = 0
         while True:
-            with self._sessions() as session:
+            locked_at = time.monotonic()
+            with write_transaction(self._sessions) as session:
                 ids = list(session.scalars(select(Content.id).where(Content.id > last)
                                            .order_by(Content.id).limit(CHUNK)))
                 if not ids:
                     return
                 chunk_changed = update_flags(session, ids, thresholds, enabled)
-                session.commit()
             last = ids[-1]
+            pause_for_other_writers(time.monotonic() - locked_at)
             if chunk_changed:
                 yield chunk_changed
 

@@ -50,6 +50,7 @@ from db.schema import (
     Tag,
     utcnow,
 )
+from db.transaction import write_transaction
 from library.metadata import raised_png_text_limit
 from library.settings import Settings
 
@@ -240,7 +241,7 @@ class AnalysisRunner:
         statement = sqlite_insert(QueuedAnalysis).from_select(
             ["content_id", "priority", "enqueued_at", "attempts"], candidates
         ).on_conflict_do_nothing()
-        with self._sessions.begin() as session:
+        with write_transaction(self._sessions) as session:
             added = session.execute(statement).rowcount or 0
         log.info("queued %d content(s) for analysis by %s", added, ", ".join(wanted))
         return added
@@ -255,7 +256,7 @@ class AnalysisRunner:
         ids = list(set(content_ids))
         if not ids:
             return
-        with self._sessions.begin() as session:
+        with write_transaction(self._sessions) as session:
             top = session.scalar(select(func.max(QueuedAnalysis.priority))) or 0
             session.execute(update(QueuedAnalysis).where(QueuedAnalysis.content_id.in_(ids))
                             .values(priority=top + 1))
@@ -327,7 +328,7 @@ class AnalysisRunner:
         """Take the next contents from the queue, count the attempt, and resolve for each an
         ok image path, the prompt and the analysers it still needs."""
         wanted = self.versions
-        with self._sessions.begin() as session:
+        with write_transaction(self._sessions) as session:
             # The lease is the transaction's first statement: the write lock is held from the
             # choice of rows to the end, so two runners can never take the same row.
             rows = self._lease_next(session)
@@ -368,7 +369,7 @@ class AnalysisRunner:
         machines' runners (a library on a network drive) still wait for expiry. Returns how
         many rows were released."""
         host = socket.gethostname()[:40]
-        with self._sessions.begin() as session:
+        with write_transaction(self._sessions) as session:
             holders = session.scalars(
                 select(QueuedAnalysis.leased_by).where(QueuedAnalysis.leased_by.is_not(None))
                 .distinct()).all()
@@ -499,7 +500,7 @@ class AnalysisRunner:
         values: dict[str, Any] = {"leased_by": None, "leased_until": None}
         if clean_stop:
             values["attempts"] = func.max(QueuedAnalysis.attempts - 1, 0)
-        with self._sessions.begin() as session:
+        with write_transaction(self._sessions) as session:
             session.execute(update(QueuedAnalysis).where(self._mine(unfinished)).values(values))
 
     # ------------------------------------------------------------------ progress
@@ -585,7 +586,7 @@ class _BatchWriter:
         if not self._results and not self._failures:
             if renew:
                 self._last_renewal = now
-                with self._runner._sessions.begin() as session:
+                with write_transaction(self._runner._sessions) as session:
                     self._runner._renew_lease(session, self._unfinished())
             return
         runner = self._runner
@@ -593,7 +594,7 @@ class _BatchWriter:
         failures, self._failures = self._failures, {}
         versions = runner.versions
         touched = {cid for cid, _ in results}
-        with runner._sessions.begin() as session:
+        with write_transaction(runner._sessions) as session:
             if results:
                 self._write_results(session, results, versions)
             dropped = self._mark_unreadable(session, failures.values())

@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db import store
 from db.engine import session_factory
+from db.transaction import write_transaction
 from db.schema import ImageStatus
 from library.decode import IMAGE_SUFFIXES
 from library.ingest import IngestResult, ingest_many, stat_or_zero
@@ -235,7 +236,7 @@ class LibraryIndexer:
         for attempt in (1, 2):
             trial = ScanSummary()
             try:
-                with self.sessions() as session, session.begin():
+                with write_transaction(self.sessions) as session:
                     orphans = [sha for result, folder_id in batch
                                if (sha := _record_one(session, result, folder_id, trial))]
                 _merge(summary, trial)
@@ -298,7 +299,7 @@ class LibraryIndexer:
     def scan(self, folder_paths: Iterable[str | os.PathLike[str]],
              progress: Progress | None = None) -> ScanSummary:
         summary = ScanSummary()
-        with self.sessions() as session, session.begin():
+        with write_transaction(self.sessions) as session:
             folders = [store.add_folder(session, path) for path in folder_paths]
             all_roots = {f.path for f in store.list_folders(session)}
             folder_ids = [(f.id, f.path) for f in folders]
@@ -316,7 +317,7 @@ class LibraryIndexer:
             scanned.append(folder_id)
 
         self.index_paths(to_ingest, summary, progress)
-        with self.sessions() as session, session.begin():
+        with write_transaction(self.sessions) as session:
             for folder_id in scanned:
                 store.mark_folder_scanned(session, folder_id)
         summary.finish()
@@ -360,7 +361,7 @@ class LibraryIndexer:
                     if path not in listed and row.status != missing_value
                     and not path.startswith(not_ours)]
         if vanished:
-            with self.sessions() as session, session.begin():
+            with write_transaction(self.sessions) as session:
                 ids = store.mark_missing(session, vanished)
             summary.missing += len(ids)
             summary.missing_ids += ids
@@ -427,7 +428,7 @@ def forget_folder(sessions: SessionSource, path: str | os.PathLike[str],
                   thumbnails: ThumbnailCache | None) -> bool:
     """Remove a watched folder and its files from the library (reviews kept with the
     contents); delete thumbnails no remaining file needs. False if it was not watched."""
-    with _as_sessions(sessions)() as session, session.begin():
+    with write_transaction(_as_sessions(sessions)) as session:
         folder = store.get_folder(session, path)
         if folder is None:
             return False

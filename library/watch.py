@@ -51,6 +51,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import ObservedWatch
 
 from db import store
+from db.transaction import commit_and_continue, write_transaction
 from library.ingest import IngestResult
 from library.scan import (
     DEFAULT_EXECUTOR,
@@ -364,7 +365,7 @@ class FolderWatcher:
     def _add_root(self, path: str, scan: bool) -> None:
         if path in self._roots:
             return
-        with self._sessions() as session, session.begin():
+        with write_transaction(self._sessions) as session:
             folder_id = store.add_folder(session, path).id
         self._lost.pop(path, None)
         if not self._watch_root(path, folder_id):
@@ -441,14 +442,15 @@ class FolderWatcher:
         moved: list[int] = []
         missing: list[int] = []
         unknown_dests: list[str] = []
-        with self._sessions() as session:
+        with write_transaction(self._sessions) as session:
             steps = 0
+            locked_at = time.monotonic()
 
             def step_done() -> None:
-                nonlocal steps
+                nonlocal steps, locked_at
                 steps += 1
                 if steps % BATCH_SIZE == 0:
-                    session.commit()
+                    locked_at = commit_and_continue(session, locked_at)
 
             for kind, src, dest in ops:
                 if kind == "missing":
@@ -474,7 +476,6 @@ class FolderWatcher:
                         if image_id is not None:
                             moved.append(image_id)
                         step_done()
-            session.commit()
         for dest in unknown_dests:
             self._arm(dest)  # not indexed under its old name: index it as a new file
         if moved:

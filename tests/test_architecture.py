@@ -42,3 +42,21 @@ def test_headless_packages_import_without_qt_or_torch():
     modules = _modules_after("import db.schema, db.review, db.flags, library.settings, "
                              "library.paths")
     assert not {m.split(".")[0] for m in modules} & {"PySide6", "torch", "desktop"}
+
+
+def test_every_write_goes_through_the_one_transaction_helper():
+    """No product code commits or begins a transaction itself: writes use
+    db.transaction.write_transaction (BEGIN IMMEDIATE), reads a plain session."""
+    import ast
+
+    allowed = {ROOT / "db" / "transaction.py", ROOT / "db" / "migrate.py"}
+    offenders = []
+    for package in ("db", "library", "inference", "desktop", "gentriage"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path in allowed:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                        and node.func.attr in {"commit", "begin", "begin_nested"}):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []

@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     from db.engine import session_factory
+    from db.transaction import write_transaction
     from db.review import set_decision, set_rating
     from library.paths import Locations
 
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_SOME_BROKEN
     unknown: list[str] = []
     try:
-        with session_factory(engine).begin() as session:
+        with write_transaction(session_factory(engine)) as session:
             content_ids: set[int] = set()
             for raw in args.paths:
                 ids = _resolve(session, raw)

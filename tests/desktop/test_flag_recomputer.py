@@ -2,6 +2,7 @@
 announcements, and the final list of every changed content."""
 
 import sqlite3
+import threading
 
 import pytest
 from sqlalchemy import insert, select
@@ -39,34 +40,45 @@ def test_a_review_commits_while_a_recompute_runs(qtbot, nsfw_library, monkeypatc
     real_update_chunk = db.flags._update_chunk
     chunks_started = 0
 
-    def review_before_the_second_chunk(session, chunk, thresholds, enabled):
-        # Runs on the recompute thread, after the first chunk's UPDATE. With one transaction
-        # for the whole run, the first chunk's write lock is still held here, and a writer
-        # with a 50 ms busy timeout fails with "database is locked".
+    def review(seen_chunks: int) -> None:
+        # A keypress's write, waiting for the lock like the app's does.
+        connection = sqlite3.connect(library.path, timeout=10)
+        try:
+            connection.execute(f"UPDATE {Content.__table__.name} SET decision = 'accepted' "
+                               "WHERE id = ?", (reviewed,))
+            connection.commit()
+            outcome["review"] = "committed"
+            outcome["chunks_started_at_commit"] = chunks_started
+        except sqlite3.OperationalError as exc:
+            outcome["review"] = str(exc)
+        finally:
+            connection.close()
+
+    reviewer: list[threading.Thread] = []
+
+    def review_during_the_second_chunk(session, chunk, thresholds, enabled):
+        # Runs on the recompute thread inside the second chunk's write transaction: the
+        # review has to wait for that chunk, and must get in before the whole run ends
+        # (one transaction for the run, or chunks that re-lock with no gap, would keep it
+        # out until the end).
         nonlocal chunks_started
         chunks_started += 1
         if chunks_started == 2:
-            review = sqlite3.connect(library.path, timeout=0.05)
-            try:
-                review.execute(f"UPDATE {Content.__table__.name} SET decision = 'accepted' "
-                               "WHERE id = ?", (reviewed,))
-                review.commit()
-                outcome["review"] = "committed"
-            except sqlite3.OperationalError as exc:
-                outcome["review"] = str(exc)
-            finally:
-                review.close()
+            reviewer.append(threading.Thread(target=review, args=(chunks_started,)))
+            reviewer[0].start()
         return real_update_chunk(session, chunk, thresholds, enabled)
 
-    monkeypatch.setattr(db.flags, "_update_chunk", review_before_the_second_chunk)
+    monkeypatch.setattr(db.flags, "_update_chunk", review_during_the_second_chunk)
     recomputer = FlagRecomputer(library.Session)
     progressive: list[list[int]] = []
     recomputer.flags_changed.connect(progressive.append)
     with qtbot.waitSignal(recomputer.flags_recomputed, timeout=30_000) as done:
         recomputer.recompute(Thresholds(), ALL_ANALYSERS)
     recomputer.wait()
+    reviewer[0].join(30)
 
     assert outcome.get("review") == "committed"
+    assert outcome["chunks_started_at_commit"] < len(ids) // db.flags.CHUNK
     assert chunks_started == len(ids) // db.flags.CHUNK
     # Every content's flags changed, announced chunk by chunk as each was committed.
     assert sorted(done.args[0]) == ids

@@ -162,6 +162,7 @@ REVIEWER = r'''
 import sys, os, traceback
 from pathlib import Path
 from db.engine import open_library, session_factory
+from db.transaction import write_transaction
 from db import review, queries
 from db.filters import ImageFilter
 from db.schema import Content, Image
@@ -183,7 +184,7 @@ while acks < max_acks and not stop.exists():
         decision = cycle[(i // len(ids)) % len(cycle)]
         i += 1
         print(f"TRY {cid} {decision}", flush=True)
-        with sessions.begin() as s:
+        with write_transaction(sessions) as s:  # as the app writes
             review.set_decision(s, [cid], decision, source="app")
         print(f"ACK {cid} {decision}", flush=True)
         acks += 1
