@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -25,6 +23,7 @@ from library.generation_params import (
 )
 from library.metadata import read_metadata
 from library.metadata.a1111 import parse_infotext
+from comfy_stub import ComfyStub, comfy_stub
 from metadata_builders import png_bytes
 
 A1111_TEXT = ("a cat, <lora:fur:0.7>\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, "
@@ -117,52 +116,26 @@ def test_workflow_and_prompt_from_png_and_webp():
 
 # --- queueing -------------------------------------------------------------------------------
 
-class _Stub(BaseHTTPRequestHandler):
-    received: list[tuple[str, dict]] = []
-    status = 200
-    answer: dict = {"prompt_id": "abc-123", "number": 1, "node_errors": {}}
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server API
-        length = int(self.headers.get("Content-Length", 0))
-        type(self).received.append((self.path, json.loads(self.rfile.read(length))))
-        body = json.dumps(type(self).answer).encode()
-        self.send_response(type(self).status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def comfy_stub() -> Iterator[str]:
-    _Stub.received, _Stub.status = [], 200
-    _Stub.answer = {"prompt_id": "abc-123", "number": 1, "node_errors": {}}
-    server = HTTPServer(("127.0.0.1", 0), _Stub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+def comfy() -> Iterator[ComfyStub]:
+    with comfy_stub() as stub:
+        yield stub
 
 
-def test_queue_posts_the_graph_to_slash_prompt(comfy_stub):
-    assert queue_prompt(comfy_stub + "/", API_GRAPH) == "abc-123"
-    (path, body), = _Stub.received
+def test_queue_posts_the_graph_to_slash_prompt(comfy):
+    assert queue_prompt(comfy.url + "/", API_GRAPH) == "abc-123"
+    (path, body), = comfy.received
     assert path == "/prompt"
     assert body["prompt"] == API_GRAPH and body["client_id"]
 
 
-def test_queue_reports_comfyui_errors(comfy_stub):
-    _Stub.status = 400
-    _Stub.answer = {"error": {"type": "prompt_outputs_failed_validation",
+def test_queue_reports_comfyui_errors(comfy):
+    comfy.status = 400
+    comfy.answer = {"error": {"type": "prompt_outputs_failed_validation",
                               "message": "Prompt outputs failed validation",
                               "details": "ckpt_name not in list"}, "node_errors": {}}
     with pytest.raises(ComfyUIError, match="failed validation.*ckpt_name not in list"):
-        queue_prompt(comfy_stub, API_GRAPH)
+        queue_prompt(comfy.url, API_GRAPH)
 
 
 def test_queue_reports_an_unreachable_server_and_bad_addresses():
