@@ -127,7 +127,7 @@ def infotext(fields: Mapping[str, Any], loras: Sequence[tuple[str, float | None]
 
 def comfyui_workflow(raw: Mapping[str, str]) -> tuple[str, str] | None:
     """(JSON text, "workflow" or "API prompt") of the graph to paste into ComfyUI."""
-    prompt, workflow = comfyui_texts(dict(raw))
+    _prompt, workflow = comfyui_texts(dict(raw))
     workflow_data = loads_json_dict(workflow)
     if workflow_data is not None and isinstance(workflow_data.get("nodes"), list):
         return json.dumps(workflow_data, ensure_ascii=False), "workflow"
@@ -168,7 +168,7 @@ def queue_prompt(base_url: str, graph: Mapping[str, Any],
     request = urllib.request.Request(endpoint, data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             answer = json.loads(response.read(MAX_RESPONSE_BYTES) or b"{}")
     except urllib.error.HTTPError as exc:
         raise ComfyUIError(f"ComfyUI refused the prompt: {_error_text(exc)}") from exc

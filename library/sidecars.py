@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
+import defusedxml.ElementTree as SafeET  # type: ignore[import-untyped]
+from defusedxml import DefusedXmlException  # type: ignore[import-untyped]
 
 from db.filters import ImageFilter
 from db.interop import PictureFacts, matching_rows, picture_facts, readable_images_of
@@ -112,8 +112,8 @@ def _parse(data: bytes, where: Path) -> ET.Element:
         for _event, (prefix, uri) in SafeET.iterparse(_BytesSource(data), events=("start-ns",)):
             # Keep the prefixes the other tool chose (ElementTree's map is by URI; prefixes
             # it would invent are "ns0"…, and a prefix taken by a standard namespace stays).
-            if prefix and not re.fullmatch(r"ns\d+", prefix) and uri not in STANDARD_PREFIXES.values() \
-                    and prefix not in STANDARD_PREFIXES:
+            if (prefix and not re.fullmatch(r"ns\d+", prefix) and prefix not in
+                    STANDARD_PREFIXES and uri not in STANDARD_PREFIXES.values()):
                 ET.register_namespace(prefix, uri)
     except (ET.ParseError, DefusedXmlException, ValueError) as exc:
         raise SidecarError(f"{where}: not well-formed XMP ({exc}); left untouched") from exc
@@ -186,10 +186,10 @@ def merge_review(root: ET.Element, facts: PictureFacts, where: Path = Path("?"))
     target = descriptions[0]
 
     ours_before = set(_property_values(descriptions, _q(GENTRIAGE, "Subjects")))
-    label_before = (_property_values(descriptions, _q(GENTRIAGE, "Label")) or [None])[0]
+    label_before = next(iter(_property_values(descriptions, _q(GENTRIAGE, "Label"))), None)
     subjects = [s for s in _property_values(descriptions, _q(DC, "subject"))
                 if s not in ours_before]
-    current_label = (_property_values(descriptions, _q(XMP, "Label")) or [None])[0]
+    current_label = next(iter(_property_values(descriptions, _q(XMP, "Label"))), None)
     alternatives = [(item.get(XML_LANG), item.text or "")
                     for description in descriptions
                     for element in description.findall(_q(DC, "description"))

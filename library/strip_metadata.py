@@ -156,7 +156,7 @@ def remaining_metadata(data: bytes) -> list[str]:
     """What the metadata reader still finds in `data`: text keys, and "stealth" for an
     alpha payload. Empty when the picture is clean."""
     try:
-        with open_image(io.BytesIO(data)) as im:
+        with _open(data) as im:
             found = [key for key in collect_texts(im) if key not in DECODER_INFO_KEYS]
             if has_alpha(im) and read_stealth(im):
                 found.append("stealth")
@@ -169,6 +169,12 @@ def remaining_metadata(data: bytes) -> list[str]:
 
 # --- helpers shared by the formats ----------------------------------------------------------
 
+def _open(data: bytes) -> Image.Image:
+    """The reader's opener (large PNG text allowed) over bytes in memory; it hands its
+    argument to Image.open, which takes any binary file object."""
+    return open_image(io.BytesIO(data))  # type: ignore[arg-type]
+
+
 def minimal_exif(orientation: int) -> bytes:
     """A TIFF-structured EXIF body holding only the Orientation tag (big-endian)."""
     return (b"MM\x00*" + struct.pack(">I", 8) + struct.pack(">H", 1)
@@ -178,7 +184,7 @@ def minimal_exif(orientation: int) -> bytes:
 
 def _orientation(data: bytes) -> int:
     try:
-        with open_image(io.BytesIO(data)) as im:
+        with _open(data) as im:
             value = int(im.getexif().get(EXIF_ORIENTATION, 1))
     except Exception:  # noqa: BLE001 - malformed EXIF: nothing worth keeping
         return 1
@@ -188,7 +194,7 @@ def _orientation(data: bytes) -> int:
 def _stealth_alpha(data: bytes) -> Image.Image | None:
     """The decoded picture when its alpha channel carries a stealth payload, else None."""
     try:
-        with open_image(io.BytesIO(data)) as im:
+        with _open(data) as im:
             if not has_alpha(im) or not read_stealth(im):
                 return None
             im.load()
@@ -546,7 +552,7 @@ def _gif_sub_blocks_end(data: bytes, pos: int) -> int:
 def _strip_tiff(data: bytes) -> StripResult:
     orientation = _orientation(data)
     try:
-        with open_image(io.BytesIO(data)) as im:
+        with _open(data) as im:
             compression = im.info.get("compression", "raw")
             if compression not in TIFF_LOSSLESS:
                 raise StripError(f"a TIFF compressed with {compression} would need a lossy "
@@ -561,7 +567,7 @@ def _strip_tiff(data: bytes) -> StripResult:
                 frames.append(clean)
     except StripError:
         raise
-    except Exception as exc:  # noqa: BLE001 - Pillow's many decode errors
+    except Exception as exc:
         raise StripError(f"cannot read the TIFF pixels ({exc})") from exc
     removed = ["TIFF descriptive tags (description, software, EXIF, XMP, IPTC…)"]
     how = None

@@ -26,7 +26,7 @@ def comfy_stub() -> Iterator[ComfyStub]:
     stub = ComfyStub()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server API
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
             stub.received.append((self.path, json.loads(self.rfile.read(length))))
             body = json.dumps(stub.answer).encode()

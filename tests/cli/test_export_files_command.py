@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_support import a1111_parameters, write_png
 from PIL import Image as PILImage
 from sqlalchemy import select
 
-from cli_support import a1111_parameters, write_png
 from db.engine import open_library, session_factory
 from db.review import undo
 from db.schema import Image, ReviewLog, Tag

@@ -47,7 +47,9 @@ DARKTABLE_SIDECAR = """<?xml version="1.0" encoding="UTF-8"?>
      <rdf:li xml:lang="x-default">old text</rdf:li>
      <rdf:li xml:lang="de">Beschreibung</rdf:li>
    </rdf:Alt></dc:description>
-   <darktable:history><rdf:Seq><rdf:li darktable:operation="exposure"/></rdf:Seq></darktable:history>
+   <darktable:history><rdf:Seq>
+     <rdf:li darktable:operation="exposure"/>
+   </rdf:Seq></darktable:history>
   </rdf:Description>
  </rdf:RDF>
 </x:xmpmeta>
@@ -59,6 +61,7 @@ def sidecars(seeded, *extra: str) -> int:
 
 
 def exiftool(path: Path) -> dict:
+    assert EXIFTOOL is not None
     out = subprocess.run([EXIFTOOL, "-json", "-G1", "-struct", "-XMP:all", str(path)],
                          capture_output=True, text=True, check=True, timeout=60).stdout
     return json.loads(out)[0]

@@ -10,18 +10,18 @@ import os
 from pathlib import Path
 
 import pytest
+from comfy_stub import comfy_stub
+from fixtures_app import build_app
 from PIL import Image as PILImage
 from PIL.PngImagePlugin import PngInfo
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from sqlalchemy import select
 
-from comfy_stub import comfy_stub
 from db.engine import session_factory
 from db.schema import Content, Image
 from db.transaction import write_transaction
 from desktop.settings_dialog import SettingsDialog
-from fixtures_app import build_app
 from library.settings import Settings
 from library.sidecars import rating_in
 

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from comfy_stub import ComfyStub, comfy_stub
+from metadata_builders import png_bytes
 from PIL import Image
 
 from library.generation_params import (
@@ -23,8 +25,6 @@ from library.generation_params import (
 )
 from library.metadata import read_metadata
 from library.metadata.a1111 import parse_infotext
-from comfy_stub import ComfyStub, comfy_stub
-from metadata_builders import png_bytes
 
 A1111_TEXT = ("a cat, <lora:fur:0.7>\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, "
               'CFG scale: 7, Seed: 42, Size: 512x768, Model hash: abc, Model: dream, '

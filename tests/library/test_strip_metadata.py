@@ -15,6 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from metadata_builders import (
+    insert_before_iend,
+    png_bytes,
+    png_chunk,
+    stealth_image,
+    to_png,
+    user_comment,
+    ztxt,
+)
 from PIL import Image, features
 
 from gentriage.cli import main as cli_main
@@ -27,16 +36,6 @@ from library.strip_metadata import (
     remaining_metadata,
     strip_bytes,
     strip_file,
-)
-from metadata_builders import (
-    insert_before_iend,
-    png_bytes,
-    png_chunk,
-    stealth_image,
-    tiff,
-    to_png,
-    user_comment,
-    ztxt,
 )
 
 REPO = Path(__file__).resolve().parents[2]
