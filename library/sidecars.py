@@ -289,6 +289,8 @@ def write_sidecars(sessions: Any, image_filter: ImageFilter, naming: str,
                    tag_threshold: float, chunk: int = 500) -> SidecarReport:
     """One sidecar per picture the filter matches (`gentriage sidecars`)."""
     report = SidecarReport()
+    if not _naming_ok(naming, report):
+        return report
     batch: list[tuple[str, int]] = []
 
     def flush() -> None:
@@ -314,7 +316,7 @@ def write_for_contents(sessions: Any, content_ids: Iterable[int], naming: str,
     review decision)."""
     report = SidecarReport()
     ids = list(content_ids)
-    if not ids:
+    if not ids or not _naming_ok(naming, report):
         return report
     with sessions() as session:
         images = readable_images_of(session, ids)
@@ -322,6 +324,15 @@ def write_for_contents(sessions: Any, content_ids: Iterable[int], naming: str,
     for _image_id, content_id, path in images:
         _write_one(path, facts.get(content_id), naming, report)
     return report
+
+
+def _naming_ok(naming: str, report: SidecarReport) -> bool:
+    """A hand-edited settings file may name an unknown naming: say so, write nothing."""
+    if naming in NAMINGS:
+        return True
+    report.errors.append(f"sidecar naming {naming!r} is not one of {', '.join(NAMINGS)}; "
+                         "no sidecar written")
+    return False
 
 
 def _write_one(path: str, facts: PictureFacts | None, naming: str,

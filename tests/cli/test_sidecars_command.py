@@ -22,7 +22,7 @@ from db.transaction import write_transaction
 from gentriage.cli import main
 from library.paths import settings_path
 from library.settings import Settings
-from library.sidecars import rating_in
+from library.sidecars import rating_in, write_for_contents
 
 EXIFTOOL = shutil.which("exiftool")
 needs_exiftool = pytest.mark.skipif(
@@ -240,3 +240,12 @@ def test_review_writes_sidecars_when_the_setting_is_on(seeded, capsys):
     Settings(sidecar_auto=False).save(settings_path())
     assert main(["review", str(seeded.paths[0]), "--reject", "--db", str(seeded.db)]) == 0
     assert not seeded.paths[0].with_name("seed0.png.xmp").exists()
+
+
+def test_an_unknown_naming_in_the_settings_writes_nothing_and_says_so(seeded):
+    engine = open_library(seeded.db)
+    report = write_for_contents(session_factory(engine), seeded.content_ids, "picasa", 0.2)
+    engine.dispose()
+    assert report.written == 0 and "'picasa' is not one of darktable, lightroom" in \
+        report.errors[0]
+    assert not list(seeded.folder.glob("*.xmp"))
