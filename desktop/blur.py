@@ -228,6 +228,19 @@ class BlurPolicy(QObject):
             return CoverDecision(kind, radius=0, label=self._label(row))
         return CoverDecision(kind, radius=0)
 
+    def file_may_leave(self, row: BlurRow | None) -> bool:
+        """May the original file of `row` be handed to another program (dragged out,
+        queued in ComfyUI)? The file is the picture itself, never blurred, so only when the
+        rule shows it clear without any exception: a peek or the session toggle (B) does
+        not let a flagged unreviewed file out, and a rejected one stays in."""
+        if row is None or row.decision == "rejected":
+            return False
+        if row.decision == "accepted":
+            return True
+        flagged = bool(row.flagged or getattr(row, "flag_nsfw", False)
+                       or getattr(row, "flag_incoherent", False))
+        return not (flagged or (not row.analysed and row.folder_id in self._sensitive))
+
     def needs_cover(self, row: BlurRow | None,
                     sensitive_folder_ids: Collection[int] | None = None) -> bool:
         return self.cover_kind(row, sensitive_folder_ids) is not CoverKind.CLEAR

@@ -43,6 +43,7 @@ from desktop.filter_bar import DEFAULT_FILTER, FilterBar
 from desktop.grid.model import GridModel
 from desktop.grid.view import GridView
 from desktop.help_overlay import HelpOverlay
+from desktop.interop import InteropActions
 from desktop.preview import FullView, ImagePreview
 from desktop.review_controller import ReviewController
 from desktop.safe_text import escaped_rich_text
@@ -170,6 +171,8 @@ class MainWindow(QMainWindow):
         self.controller = ReviewController(sessions, model, view.selectionModel(), settings,
                                            parent=self)
         self.registry = ActionRegistry(self, settings.extra.get("shortcuts") or {})
+        self.interop = InteropActions(sessions, lambda: self.settings, self.current_grid_row,
+                                      blur, parent=self)
         self._bind_actions()
         self._build_menus()
         self.help_overlay = HelpOverlay(self.registry, self)
@@ -200,6 +203,8 @@ class MainWindow(QMainWindow):
         self.controller.message_posted.connect(self.status.post)
         self.controller.history_changed.connect(self._on_controller_history_changed)
         self.controller.decisions_written.connect(self._on_controller_decisions_written)
+        self.controller.decisions_written.connect(self.interop.on_decisions_written)
+        self.interop.message_posted.connect(self.status.post)
         self.status.pause_toggled.connect(self._on_status_pause_toggled)
         if full_view is not None:
             full_view.close_requested.connect(self.back)
@@ -253,15 +258,21 @@ class MainWindow(QMainWindow):
         r.bind("file.settings", self.open_settings)
         r.bind("file.quit", self.close)
         r.bind("analysis.pause", self._on_pause_action_toggled)
+        r.bind("edit.copy_parameters", self.interop.copy_parameters)
+        r.bind("edit.copy_workflow", self.interop.copy_workflow)
+        r.bind("file.queue_comfyui", self.interop.queue_in_comfyui)
         r.action("edit.undo").setEnabled(True)
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
         self.registry.fill_menu(bar.addMenu("&File"), [
-            "file.add_folder", "file.rescan", "file.open_folder", None, "analysis.pause",
+            "file.add_folder", "file.rescan", "file.open_folder", "file.queue_comfyui", None,
+            "analysis.pause",
             None, "file.settings", None, "file.quit"])
         self.registry.fill_menu(bar.addMenu("&Edit"), ["edit.undo", "edit.redo", None,
-                                                      "edit.search"])
+                                                      "edit.search", None,
+                                                      "edit.copy_parameters",
+                                                      "edit.copy_workflow"])
         self.registry.fill_menu(bar.addMenu("&Review"), [
             "review.accept", "review.reject", "review.clear", None,
             *(f"review.rate_{n}" for n in range(6)), None, "review.auto_advance"])

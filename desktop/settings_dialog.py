@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from inference.catalog import CATALOG
 from desktop.actions import ActionRegistry
+from desktop.interop import SharingSettingsPage
 from desktop.theme import THEMES
 from library.settings import Settings, Thresholds
 
@@ -81,6 +82,8 @@ class SettingsDialog(QDialog):
         tabs = QTabWidget()
         tabs.addTab(self._general_tab(settings), "General")
         tabs.addTab(self._analysis_tab(settings, default_models_dir), "Analysis")
+        self.sharing_page = SharingSettingsPage(settings)
+        tabs.addTab(self.sharing_page, "Sharing")
         if registry is not None:
             tabs.addTab(self._keys_tab(registry), "Keys")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
@@ -228,6 +231,7 @@ class SettingsDialog(QDialog):
         s.enabled_analysers = [a for a, box in self.analyser_boxes.items() if box.isChecked()]
         for name, spin in self.threshold_spins.items():
             setattr(s.thresholds, name, float(spin.value()))
+        self.sharing_page.apply_to(s)
         return s
 
     def shortcut_choices(self) -> dict[str, list[str]]:

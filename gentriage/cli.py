@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "write one row per image as CSV or JSON lines"),
     "review": ("review", "accept, reject or clear images from a script"),
     "stats": ("stats", "good-image rates grouped by model, sampler, LoRA, generator or folder"),
+    "export-files": ("export_files", "copy or move pictures, optionally without their metadata"),
+    "sidecars": ("sidecars", "write XMP sidecars for photo managers, or read their ratings back"),
 }
 
 EXIT_OK = 0

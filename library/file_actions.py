@@ -198,7 +198,9 @@ def _folder_for(session: Session, path: Path) -> int | None:
     return best[0] if best else None
 
 
-def _path_taken(session: Session) -> Callable[[Path], bool]:
+def path_taken(session: Session) -> Callable[[Path], bool]:
+    """A name is taken when a file is there or the library has a row for that path (a
+    missing file may come back)."""
     def taken(candidate: Path) -> bool:
         return candidate.exists() or session.scalar(
             select(Image.id).where(Image.path == os.fspath(candidate))) is not None
@@ -213,7 +215,8 @@ def _images_of(session: Session, content_ids: Iterable[int]) -> list[Image]:
         Image.content_id.in_(ids), Image.status == ImageStatus.OK.value).order_by(Image.id)))
 
 
-def _relocate_row(session: Session, old: str, new: str) -> None:
+def relocate_row(session: Session, old: str, new: str) -> None:
+    """The Image row follows a file GenTriage moved (path, name, watched folder)."""
     image = session.scalar(select(Image).where(Image.path == old))
     if image is not None:
         image.path = new
@@ -239,14 +242,14 @@ def apply_rejected_action(session: Session, group: int | None, content_ids: Iter
     if action == "move" and not os.fspath(folder):
         outcome.errors.append("no folder set for rejected files; they were only marked")
         return outcome
-    taken = _path_taken(session)
+    taken = path_taken(session)
     for image in _images_of(session, content_ids):
         source = Path(image.path)
         try:
             if action == "move":
                 destination = move_to_folder(source, Path(folder), taken)
                 new = os.fspath(destination)
-                _relocate_row(session, image.path, new)
+                relocate_row(session, image.path, new)
             else:
                 new = send_to_trash(source)
                 image.status = ImageStatus.MISSING.value
@@ -278,7 +281,7 @@ def replay_path_changes(session: Session, changes: Sequence[Change]) -> FileOutc
                 if not Path(current).exists():
                     raise FileActionError(f"cannot move {current} back: it is gone")
                 move_back(Path(current), Path(target))
-                _relocate_row(session, current, target)
+                relocate_row(session, current, target)
         except FileActionError as exc:
             outcome.errors.append(str(exc))
             continue

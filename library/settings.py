@@ -45,6 +45,12 @@ class Settings:
     thumbnail_size: int = 192
     models_dir: str = ""
     watched_folders: list[str] = field(default_factory=list)
+    # Interop (library/sidecars.py, desktop/interop.py): write XMP sidecars after every
+    # review decision; their naming ("darktable": NAME.EXT.xmp, "lightroom": NAME.xmp); the
+    # ComfyUI server "Queue in ComfyUI" posts to (the only network use besides downloads).
+    sidecar_auto: bool = False
+    sidecar_naming: str = "darktable"
+    comfyui_url: str = "http://127.0.0.1:8188"
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
 
     @classmethod

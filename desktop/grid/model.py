@@ -191,12 +191,13 @@ class GridModel(QAbstractListModel):
         return ["text/uri-list"]
 
     def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
-        """File URLs only — never pixels, so dragging cannot leak an unblurred image."""
+        """File URLs only — never pixels — and only of files the blur rule lets out
+        (BlurPolicy.file_may_leave): a flagged unreviewed file is not dragged out."""
         mime = QMimeData()
         urls = []
         for index in indexes:
             row = self._row_at(index.row()) if self._valid(index) else None
-            if row is not None and row.path:
+            if row is not None and row.path and self._blur.file_may_leave(row):
                 urls.append(QUrl.fromLocalFile(row.path))
         mime.setUrls(urls)
         return mime

@@ -368,7 +368,7 @@ class GridView(QListView):
         if not indexes or model is None:
             return
         mime = model.mimeData(indexes)
-        if mime is None:
+        if mime is None or not mime.hasUrls():  # nothing the blur rule lets out
             return
         drag = QDrag(self)
         drag.setMimeData(mime)

@@ -99,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
                 group = set_rating(session, content_ids, args.rating, source="cli",
                                    group=group)
             changed = group is not None
+        if changed:
+            _write_sidecars_if_enabled(session_factory(engine), content_ids, locations)
     finally:
         engine.dispose()
 
@@ -114,3 +116,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"{' and '.join(parts)} {len(content_ids)} image(s)"
           + ("" if changed else " (no change)"))
     return EXIT_SOME_BROKEN if unknown else EXIT_OK
+
+
+def _write_sidecars_if_enabled(sessions, content_ids: set[int], locations) -> None:
+    """Settings → "write XMP sidecars after every decision" applies to scripted ones too."""
+    from library.settings import Settings
+    from library.sidecars import write_for_contents
+
+    settings = Settings.load(locations.settings)
+    if not settings.sidecar_auto:
+        return
+    report = write_for_contents(sessions, content_ids, settings.sidecar_naming,
+                                settings.thresholds.tagger)
+    for error in report.errors:
+        print(f"gentriage review: sidecar not written: {error}", file=sys.stderr)

@@ -190,7 +190,9 @@ def _parse_fooocus(texts: dict[str, str]) -> GenerationMetadata | None:
     return None
 
 
-def _parse_comfyui(texts: dict[str, str]) -> GenerationMetadata | None:
+def comfyui_texts(texts: dict[str, str]) -> tuple[str | None, str | None]:
+    """(API prompt graph, editor workflow) as the JSON texts ComfyUI embedded, wherever
+    its savers put them; None where absent."""
     prompt, workflow = texts.get("prompt"), texts.get("workflow")
     for key in _COMFY_PREFIX_SOURCES:
         # Core WebP saver: Model = "prompt:{...}", Make = "workflow:{...}"; save-image-extended
@@ -201,6 +203,11 @@ def _parse_comfyui(texts: dict[str, str]) -> GenerationMetadata | None:
             prompt = body
         elif sep and head.strip().lower() == "workflow" and workflow is None:
             workflow = body
+    return prompt, workflow
+
+
+def _parse_comfyui(texts: dict[str, str]) -> GenerationMetadata | None:
+    prompt, workflow = comfyui_texts(texts)
     graph = comfyui.load_api_graph(prompt) if prompt else None
     if graph is None:
         user_comment = loads_json_dict(texts.get("EXIF:UserComment"))
