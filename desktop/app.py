@@ -103,7 +103,7 @@ class GenTriageApp(QObject):
         if analysis:
             worker = AnalysisWorker(self.sessions, self.models_dir(settings), settings,
                                     self.device, runner_factory=runner_factory)
-            self.analysis = AnalysisThread(worker, self)
+            self.analysis = AnalysisThread(worker)
         self._connect()
 
     # ---------------------------------------------------------------- set-up

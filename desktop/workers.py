@@ -23,13 +23,15 @@ import traceback
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QThread, Signal
-from sqlalchemy.orm import Session, sessionmaker
 
 from desktop.error_sink import ErrorReport, ErrorSink, short_error
 from library.settings import Settings
+
+if TYPE_CHECKING:  # the bridges call db/ and library/ functions; no SQL here
+    from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +42,6 @@ CHANGE_POLL_S = 1.0  # how often the library's change log is looked at (db.chang
 class _ScanStopped(Exception):
     """Raised from the scan's callbacks once ScanBridge.stop() was called."""
 
-
-def _short_error(exc: BaseException) -> str:
-    return short_error(exc)
 
 
 class ErrorBridge(QObject):
@@ -98,7 +97,7 @@ class WatcherBridge(QObject):
         except Exception as exc:  # noqa: BLE001 - the window works without live updates
             log.exception("folder watcher failed to start")
             self._watcher = None
-            self.state_changed.emit(f"Not watching folders ({_short_error(exc)})")
+            self.state_changed.emit(f"Not watching folders ({short_error(exc)})")
             return
         self._announce(folder_count)
 
@@ -111,7 +110,7 @@ class WatcherBridge(QObject):
             try:
                 self._watcher.add_folder(path, scan=False)  # the scan bridge scans it
             except Exception as exc:  # noqa: BLE001
-                self.error_reported.emit(f"cannot watch {path}: {_short_error(exc)}")
+                self.error_reported.emit(f"cannot watch {path}: {short_error(exc)}")
             self._announce(count)
 
     def remove_folder(self, path: str, count: int) -> None:
@@ -119,7 +118,7 @@ class WatcherBridge(QObject):
             try:
                 self._watcher.remove_folder(path)
             except Exception as exc:  # noqa: BLE001
-                self.error_reported.emit(f"cannot stop watching {path}: {_short_error(exc)}")
+                self.error_reported.emit(f"cannot stop watching {path}: {short_error(exc)}")
             self._announce(count)
 
     def stop(self) -> None:
@@ -224,7 +223,7 @@ class ScanBridge(QObject):
                 if self._stopped.is_set():
                     continue
                 log.error("scan failed: %s", traceback.format_exc())
-                self.scan_failed.emit(_short_error(exc))
+                self.scan_failed.emit(short_error(exc))
                 continue
             if not self._stopped.is_set():
                 self.scan_finished.emit(summary)
@@ -324,10 +323,12 @@ class AnalysisWorker(QObject):
         self.finished.emit()
 
     def _run_runner(self, config: RunnerConfig) -> None:
-        factory = self._runner_factory
         try:
+            factory = self._runner_factory
             if factory is None:
-                from library.analysis import AnalysisRunner as factory  # noqa: N813 - lazy
+                from library.analysis import AnalysisRunner  # here: it imports torch
+
+                factory = AnalysisRunner
             self.status_changed.emit("Loading models…")
             runner = factory(self._sessions, config.models_dir, config.settings, config.device,
                              on_results=lambda ids: self.results_written.emit(list(ids)),
@@ -350,7 +351,7 @@ class AnalysisWorker(QObject):
                        between_batches=self._apply_requests)
         except Exception as exc:  # noqa: BLE001 - the window must survive anything here
             log.error("analysis stopped: %s", traceback.format_exc())
-            self.analysis_unavailable.emit(f"Analysis stopped: {_short_error(exc)}")
+            self.analysis_unavailable.emit(f"Analysis stopped: {short_error(exc)}")
 
     def _apply_requests(self) -> None:
         """Between two batches, on the inference thread: what the GUI asked meanwhile."""
@@ -428,11 +429,10 @@ class _InferenceThread(QThread):
         self._body()
 
 
-class AnalysisThread(QObject):
+class AnalysisThread:
     """Owns the long-lived inference QThread that runs the worker's loop."""
 
-    def __init__(self, worker: AnalysisWorker, parent: QObject | None = None) -> None:
-        super().__init__(parent)
+    def __init__(self, worker: AnalysisWorker) -> None:
         self.worker = worker
         self.thread = _InferenceThread(worker.run)
         self.thread.setObjectName("gentriage-inference")
@@ -506,7 +506,7 @@ class FlagRecomputer(QObject):
             except Exception as exc:  # noqa: BLE001
                 log.exception("flag recompute failed")
                 # Chunks committed before the failure stay: their rows are repainted.
-                self.recompute_failed.emit(_short_error(exc))
+                self.recompute_failed.emit(short_error(exc))
                 changed = set()
                 continue
             if complete:
@@ -602,7 +602,7 @@ class ChangeWatcher(QObject):
             except Exception as exc:  # noqa: BLE001 - said once per failing streak
                 if not failing:
                     self.error_reported.emit(
-                        f"Cannot check the library for changes: {_short_error(exc)}")
+                        f"Cannot check the library for changes: {short_error(exc)}")
                 failing = True
                 continue
             failing = False
