@@ -8,9 +8,10 @@ poller, which notices what other processes write. Nothing on the GUI path import
 the runner or its models cannot start, the status bar says so and everything else works.
 
 Errors: one ErrorSink (desktop.error_sink) receives every error nothing else handles — an
-exception escaping a slot (sys.excepthook), a Python thread that died (threading.excepthook,
-both installed by run_app), the workers' failure reports — logs it and shows it in the status
-bar through an ErrorBridge, which brings reports from any thread to the GUI thread.
+exception escaping a slot (sys.excepthook), a Python thread that died (threading.excepthook;
+both hooks installed by `start`, removed by `shutdown`), the workers' failure reports — logs
+it and shows it in the status bar through an ErrorBridge, which brings reports from any
+thread to the GUI thread.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class GenTriageApp(QObject):
                  folders: list[str] | None = None, device: str | None = None,
                  models_dir: str | None = None, *, analysis: bool = True,
                  watch: bool = True, scan_executor: str = "thread",
-                 runner_factory: Any = None, errors: ErrorSink | None = None) -> None:
+                 runner_factory: Any = None) -> None:
         super().__init__()
         self.engine = engine
         self.locations = locations
@@ -73,7 +74,7 @@ class GenTriageApp(QObject):
         self.sessions: sessionmaker[Session] = session_factory(engine)
         self.device = device or settings.device
         self._explicit_models = models_dir
-        self.errors = errors or ErrorSink()
+        self.errors = ErrorSink()
         self.folders = self._register_folders(folders or [])
         # Before the first page is read: a change committed from here on is noticed.
         self.changes = ChangeWatcher(self.sessions, parent=self)
@@ -167,6 +168,7 @@ class GenTriageApp(QObject):
 
     def start(self) -> None:
         """Show the first page now; start scanning, watching and analysing right after."""
+        self.errors.install()  # from here on, no exception escapes a slot or a thread unseen
         self.window.start()
         QTimer.singleShot(0, self.start_services)
 
@@ -241,6 +243,7 @@ class GenTriageApp(QObject):
         """Stop every service; the database stays consistent whatever was running. False
         when a worker thread is still running (inside a model load or a huge folder walk)."""
         stopped = True
+        self.errors.uninstall()
         self.error_bridge.close()
         self.changes.stop()
         if self.watcher is not None:
@@ -318,11 +321,9 @@ def run_app(args: argparse.Namespace) -> int:
     folders = [str(Path(f).expanduser().resolve()) for f in getattr(args, "folders", []) or []]
     missing = [f for f in folders if not Path(f).is_dir()]
     folders = [f for f in folders if f not in missing]
-    errors = ErrorSink()
-    errors.install()  # from here on, no exception escapes a slot or a thread unseen
     gentriage = GenTriageApp(engine, locations, settings, folders,
                              device=getattr(args, "device", None),
-                             models_dir=getattr(args, "models_dir", None), errors=errors)
+                             models_dir=getattr(args, "models_dir", None))
     gentriage.window.show()
     gentriage.start()
     # Start-up objects (Qt, SQLAlchemy, Pillow: ~100k) leave the garbage collector's view,
@@ -335,7 +336,6 @@ def run_app(args: argparse.Namespace) -> int:
         status = app.exec()
     finally:
         stopped = gentriage.shutdown()
-        errors.uninstall()
         engine.dispose()
     if not stopped:
         # Every decision is already committed. Waiting longer only delays the exit, and

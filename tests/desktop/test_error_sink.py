@@ -20,18 +20,10 @@ class _Emitter(QObject):
     fired = Signal()
 
 
-@pytest.fixture
-def sink_installed(gentriage):  # noqa: F811
-    """The app's sink installed as run_app installs it (inside the test, where pytest-qt's
-    own exception hook is in place: ours reports first, then hands the error on)."""
-    gentriage.errors.install()
-    yield gentriage
-    gentriage.errors.uninstall()
-
-
 @pytest.mark.qt_no_exception_capture
-def test_an_exception_escaping_a_slot_reaches_the_status_bar(qtbot, sink_installed, caplog):
-    app = sink_installed
+def test_an_exception_escaping_a_slot_reaches_the_status_bar(qtbot, gentriage, caplog):  # noqa: F811
+    app = gentriage  # started: its sink's hooks are in place
+    assert app.errors.installed
     status = app.window.status
     assert status.errors_label.isHidden()
     emitter = _Emitter()
@@ -50,8 +42,12 @@ def test_an_exception_escaping_a_slot_reaches_the_status_bar(qtbot, sink_install
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-def test_an_exception_ending_a_python_thread_reaches_the_status_bar(qtbot, sink_installed):
-    app = sink_installed
+def test_an_exception_ending_a_python_thread_reaches_the_status_bar(qtbot, gentriage):  # noqa: F811
+    app = gentriage
+    # pytest puts its own threading hook in place for each phase of a test: install the
+    # app's again on top of it, as the app's start did on top of Python's.
+    app.errors.uninstall()
+    app.errors.install()
     status = app.window.status
 
     def work() -> None:
@@ -77,6 +73,13 @@ def test_a_failed_flag_recompute_reaches_the_status_bar(qtbot, gentriage, monkey
     qtbot.waitUntil(lambda: status.error_count == 1, timeout=10_000)
     assert "disk I/O error" in status.currentMessage()
     assert "disk I/O error" in app.errors.recent[-1].message
+
+
+def test_shutdown_puts_the_hooks_back(qtbot, gentriage):  # noqa: F811
+    assert sys.excepthook == gentriage.errors._on_uncaught
+    gentriage.shutdown()
+    assert sys.excepthook != gentriage.errors._on_uncaught
+    assert threading.excepthook != gentriage.errors._on_thread_uncaught
 
 
 def test_install_chains_to_a_hook_found_and_uninstall_restores_it(monkeypatch):
