@@ -138,8 +138,10 @@ def build_library(db_path: Path | str, n_images: int = 100_000, seed: int = 0) -
         connection.execute("PRAGMA cache_size=-262144")
         index_sql = [row[0] for row in connection.execute(
             "SELECT sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL")]
+        # Every trigger comes back after the load (the prompt index's and the change log's,
+        # migration 0004), so the library behaves like one the app built.
         trigger_sql = [row[0] for row in connection.execute(
-            "SELECT sql FROM sqlite_master WHERE type='trigger' AND tbl_name='generation'")]
+            "SELECT sql FROM sqlite_master WHERE type='trigger'")]
         connection.execute("BEGIN")
         for (name,) in connection.execute(
                 "SELECT name FROM sqlite_master WHERE type IN ('index', 'trigger') "

@@ -93,6 +93,19 @@ def update_flags(session: Session, content_ids: Iterable[int] | None,
     return changed
 
 
+def recompute_next_chunk(session: Session, after: int, thresholds: FlagThresholds,
+                         enabled: Collection[str]) -> tuple[int, list[int]] | None:
+    """One step of a whole-library recompute that commits between steps: recompute the
+    flags of the next CHUNK contents with an id above `after`. Returns (the last id of the
+    chunk, the ids whose verdict changed), or None once no content is left. Call it inside
+    a write transaction (db.transaction.write_transaction), one transaction per chunk."""
+    ids = list(session.scalars(select(Content.id).where(Content.id > after)
+                               .order_by(Content.id).limit(CHUNK)))
+    if not ids:
+        return None
+    return ids[-1], _update_chunk(session, ids, thresholds, enabled)
+
+
 def _chunks_of_contents(session: Session,
                         content_ids: Iterable[int] | None) -> Iterator[list[int]]:
     if content_ids is not None:

@@ -249,3 +249,20 @@ class SavedFilter(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(Text, unique=True)
     query: Mapped[str] = mapped_column(Text)  # the shared filter syntax (db.filters)
+
+
+class LibraryChange(Base):
+    """One change of what the grid shows: a content's review or flags (`image_id` NULL), or
+    an image row that is new, moved, changed status or shows another picture.
+
+    Written only by triggers (migration 0004), never by code, so a change made by another
+    process or another program is logged exactly like one of ours; read by db.changes. The
+    id only grows (AUTOINCREMENT): it is the token a reader keeps."""
+
+    __tablename__ = "library_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    content_id: Mapped[int | None] = mapped_column(Integer)
+    image_id: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = {"sqlite_autoincrement": True}

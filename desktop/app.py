@@ -3,9 +3,15 @@
 Start-up order is chosen so the window is usable fast: open the database (migrations), build
 the window, show the first page of the grid, *then* start the services — the folder scan
 (a background thread; new files appear as they are recorded), the folder watcher, and the
-inference QThread, which imports the analysis runner and with it torch. Nothing on the GUI
-path imports torch. If the runner or its models cannot start, the status bar says so and
-everything else works.
+inference QThread, which imports the analysis runner and with it torch — and the change
+poller, which notices what other processes write. Nothing on the GUI path imports torch. If
+the runner or its models cannot start, the status bar says so and everything else works.
+
+Errors: one ErrorSink (desktop.error_sink) receives every error nothing else handles — an
+exception escaping a slot (sys.excepthook), a Python thread that died (threading.excepthook;
+both hooks installed by `start`, removed by `shutdown`), the workers' failure reports — logs
+it and shows it in the status bar through an ErrorBridge, which brings reports from any
+thread to the GUI thread.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from db import store
 from db.engine import DatabaseError, open_library, session_factory
 from db.transaction import write_transaction
 from desktop.blur import BlurPolicy
+from desktop.error_sink import ErrorSink
 from desktop.grid.gc_policy import settle_after_startup
 from desktop.grid.model import GridModel
 from desktop.grid.thumbnail_loader import ThumbnailLoader
@@ -38,6 +45,8 @@ from desktop.theme import apply_theme
 from desktop.workers import (
     AnalysisThread,
     AnalysisWorker,
+    ChangeWatcher,
+    ErrorBridge,
     FlagRecomputer,
     ScanBridge,
     WatcherBridge,
@@ -65,7 +74,10 @@ class GenTriageApp(QObject):
         self.sessions: sessionmaker[Session] = session_factory(engine)
         self.device = device or settings.device
         self._explicit_models = models_dir
+        self.errors = ErrorSink()
         self.folders = self._register_folders(folders or [])
+        # Before the first page is read: a change committed from here on is noticed.
+        self.changes = ChangeWatcher(self.sessions, parent=self)
 
         # --- the window ------------------------------------------------------------------
         self.thumbnail_cache = ThumbnailCache(locations.thumbnails)
@@ -87,11 +99,12 @@ class GenTriageApp(QObject):
         self.scanner = ScanBridge(self.sessions, self.thumbnail_cache, scan_executor, self)
         self.watcher = WatcherBridge(self) if watch else None
         self.flags = FlagRecomputer(self.sessions, self)
+        self.error_bridge = ErrorBridge(self.errors, self)
         self.analysis: AnalysisThread | None = None
         if analysis:
             worker = AnalysisWorker(self.sessions, self.models_dir(settings), settings,
                                     self.device, runner_factory=runner_factory)
-            self.analysis = AnalysisThread(worker, self)
+            self.analysis = AnalysisThread(worker)
         self._connect()
 
     # ---------------------------------------------------------------- set-up
@@ -113,6 +126,10 @@ class GenTriageApp(QObject):
 
     def _connect(self) -> None:
         w = self.window
+        report = self.errors.report_message
+        self.error_bridge.error_reported.connect(w.status.show_error)
+        self.changes.library_changed.connect(w._on_library_changed)
+        self.changes.error_reported.connect(report)
         w.folder_added.connect(self._on_window_folder_added)
         w.folder_removed.connect(self._on_window_folder_removed)
         w.rescan_requested.connect(self.scanner.scan)
@@ -125,14 +142,14 @@ class GenTriageApp(QObject):
         self.scanner.images_indexed.connect(self._on_scanner_images_indexed)
         self.flags.flags_changed.connect(w._on_flags_changed)  # per committed chunk
         self.flags.flags_recomputed.connect(w._on_flags_recomputed)
-        self.flags.recompute_failed.connect(w._on_service_error_reported)
+        self.flags.recompute_failed.connect(report)
         if self.watcher is not None:
             self.watcher.images_indexed.connect(w._on_watcher_images_indexed)
             self.watcher.images_indexed.connect(self._on_scanner_images_indexed)
             self.watcher.images_missing.connect(w._on_watcher_images_changed)
             self.watcher.images_moved.connect(w._on_watcher_images_changed)
             self.watcher.folder_lost.connect(w._on_watcher_folder_lost)
-            self.watcher.error_reported.connect(w._on_service_error_reported)
+            self.watcher.error_reported.connect(report)
             self.watcher.state_changed.connect(w._on_watcher_state_changed)
         else:
             w.status.show_watch_state("Not watching (disabled)")
@@ -143,16 +160,20 @@ class GenTriageApp(QObject):
             worker.status_changed.connect(w._on_analysis_status_changed)
             worker.analysis_unavailable.connect(w._on_analysis_unavailable)
             w.analysis_pause_requested.connect(self._on_window_analysis_pause_requested)
+            # The worker lives on the GUI thread and only records the request; its thread
+            # applies it between batches (see AnalysisWorker).
             w.visible_contents_changed.connect(worker.prioritise)
         else:
             w._on_analysis_unavailable("Analysis is off for this window")
 
     def start(self) -> None:
         """Show the first page now; start scanning, watching and analysing right after."""
+        self.errors.install()  # from here on, no exception escapes a slot or a thread unseen
         self.window.start()
         QTimer.singleShot(0, self.start_services)
 
     def start_services(self) -> None:
+        self.changes.start()
         if self.folders:
             self.scanner.scan(self.folders)
         if self.watcher is not None:
@@ -222,6 +243,9 @@ class GenTriageApp(QObject):
         """Stop every service; the database stays consistent whatever was running. False
         when a worker thread is still running (inside a model load or a huge folder walk)."""
         stopped = True
+        self.errors.uninstall()
+        self.error_bridge.close()
+        self.changes.stop()
         if self.watcher is not None:
             self.watcher.stop()
         if self.analysis is not None and not self.analysis.stop():
@@ -230,7 +254,9 @@ class GenTriageApp(QObject):
         if not self.scanner.stop(10):
             log.warning("the folder scan did not stop in time")
             stopped = False
-        self.flags.wait()
+        if not self.flags.stop():
+            log.warning("the flag recompute did not stop in time")
+            stopped = False
         self.preview.shutdown()
         self.full_view.shutdown()
         self.thumbnails.shutdown()
@@ -246,7 +272,11 @@ class _FirstPaint(QObject):
         self._widget = widget
         self._callback: Callable[[], None] | None = callback
         widget.installEventFilter(self)
-        QTimer.singleShot(FIRST_PAINT_FALLBACK_MS, self._fire)
+        # An owned timer, stopped once the callback ran: nothing stays scheduled.
+        self._fallback = QTimer(self)
+        self._fallback.setSingleShot(True)
+        self._fallback.timeout.connect(self._fire)
+        self._fallback.start(FIRST_PAINT_FALLBACK_MS)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
         if event.type() == QEvent.Type.Paint:
@@ -257,6 +287,7 @@ class _FirstPaint(QObject):
         if self._callback is None:
             return
         callback, self._callback = self._callback, None
+        self._fallback.stop()
         self._widget.removeEventFilter(self)
         callback()
 

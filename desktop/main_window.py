@@ -642,6 +642,7 @@ class MainWindow(QMainWindow):
         self.status.show_progress(progress)
         paused = bool(getattr(progress, "paused", False))
         action = self.registry.action("analysis.pause")
+        action.setEnabled(True)  # running again after "unavailable" (a restart)
         if action.isChecked() != paused:
             action.blockSignals(True)
             action.setChecked(paused)
@@ -667,6 +668,21 @@ class MainWindow(QMainWindow):
         # The grid already repainted chunk by chunk (FlagRecomputer.flags_changed).
         self._refresh_preview()
         self.status.post(f"Flags recomputed: {len(content_ids):,} image(s) changed")
+
+    def _on_library_changed(self, changes: Any) -> None:
+        """Someone — another process too — changed flags, decisions or files
+        (db.changes.LibraryChanges): re-read the loaded rows concerned, and the preview, full
+        view and details, so the blur follows a flag whoever wrote it."""
+        if changes.everything:
+            self.model.forget_loaded_rows()
+        else:
+            self.model.refresh_contents(changes.content_ids)
+        if changes.image_ids:
+            self._on_new_images(sorted(changes.image_ids))
+        current = self.current_grid_row()
+        if current is not None and (changes.everything or current.content_id in
+                                    changes.content_ids or current.image_id in changes.image_ids):
+            self._refresh_preview()
 
     def _on_status_pause_toggled(self, paused: bool) -> None:
         self.registry.action("analysis.pause").setChecked(paused)

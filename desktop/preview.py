@@ -235,6 +235,7 @@ class ImagePreview(QWidget):
 
     def shutdown(self) -> None:
         self._generation += 1
+        self._reload_timer.stop()
         self._pool.waitForDone()
         self._source.clear()
 

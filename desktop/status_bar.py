@@ -1,7 +1,9 @@
-"""The status bar: analysis worker (device, done / queued, images/s, pause) and watch state."""
+"""The status bar: analysis worker (device, done / queued, images/s, pause), watch state, and
+the errors the app's error sink reported."""
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,8 @@ from PySide6.QtWidgets import QLabel, QStatusBar, QToolButton, QWidget
 from desktop.safe_text import escaped_rich_text
 
 MESSAGE_TIMEOUT_MS = 6000
+ERROR_TIMEOUT_MS = 15_000  # an error stays readable longer than a notice
+ERRORS_LISTED = 10  # latest errors listed in the error count's tooltip
 
 
 def _plain_label() -> QLabel:
@@ -45,6 +49,13 @@ class StatusBar(QStatusBar):
         self.images_label = _metric_label("images", "Images shown / in the library")
         self.analysis_label = _metric_label("analysis", "What the analysis worker is doing")
         self.watch_label = _metric_label("watch", "Folder watching")
+        # Hidden until something goes wrong; then how many errors, the latest in its tooltip
+        # (the transient message that announced each one goes away).
+        self.errors_label = _metric_label("errors", "Errors since GenTriage started")
+        self.errors_label.setObjectName("errorCount")
+        self.errors_label.hide()
+        self._errors: deque[str] = deque(maxlen=ERRORS_LISTED)
+        self._error_count = 0
         self.pause_button = QToolButton()
         self.pause_button.setObjectName("pauseButton")
         self.pause_button.setCheckable(True)
@@ -52,8 +63,8 @@ class StatusBar(QStatusBar):
         self.pause_button.setToolTip("Pause or resume the analysis of new images")
         self.pause_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys belong to the grid
         self.pause_button.toggled.connect(self._on_pause_button_toggled)
-        for widget in (self.images_label, self.analysis_label, self.pause_button,
-                       self.watch_label):
+        for widget in (self.errors_label, self.images_label, self.analysis_label,
+                       self.pause_button, self.watch_label):
             self.addPermanentWidget(widget)
         self._scan_what = ""
         self._worker_status = ""  # the worker's own line: which analysers, which device
@@ -123,6 +134,21 @@ class StatusBar(QStatusBar):
 
     def post(self, message: str) -> None:
         self.showMessage(message, MESSAGE_TIMEOUT_MS)
+
+    def show_error(self, message: str, _details: str = "") -> None:
+        """One report of the app's error sink (the traceback is in the log)."""
+        self._error_count += 1
+        self._errors.append(message)
+        self.errors_label.setText(f"{self._error_count:,} error"
+                                  + ("" if self._error_count == 1 else "s"))
+        self.errors_label.setToolTip(escaped_rich_text(
+            "Latest errors (details in the log):\n" + "\n".join(reversed(self._errors))))
+        self.errors_label.show()
+        self.showMessage(message, ERROR_TIMEOUT_MS)
+
+    @property
+    def error_count(self) -> int:
+        return self._error_count
 
 
 def describe_progress(progress: Any) -> str:

@@ -1,11 +1,17 @@
-"""Qt bridges for the Qt-free background machinery in library/.
+"""Qt bridges for the Qt-free background machinery in library/ and db/.
 
 Each bridge is a QObject living on the GUI thread whose plain-Python callbacks are called from
-some other thread (watchdog's observer, a scan thread, the inference QThread) and re-emit the
-event as a signal; Qt queues cross-thread emissions, so every slot runs on the GUI thread.
-Signals are named for what happened (`images_indexed`, `results_written`, `folder_lost`,
-`progress_changed`). None of these modules is imported until the window is up: the analysis
-runner (and through it torch) loads inside the inference thread.
+some other thread (watchdog's observer, a scan thread, the inference thread, the change
+poller) and re-emit the event as a signal; Qt queues cross-thread emissions, so every slot
+runs on the GUI thread. Signals are named for what happened (`images_indexed`,
+`results_written`, `folder_lost`, `progress_changed`). None of these modules is imported until
+the window is up: the analysis runner (and through it torch) loads inside the inference thread.
+
+The other direction — the GUI asking a background thread for something — never goes through a
+queued slot: each of those threads is busy in a loop of its own and has no event loop to
+deliver one. Requests are plain thread-safe methods that write under a lock and wake the
+thread, which reads them at its next safe point (Qt's mandelbrot RenderThread pattern; see
+AnalysisWorker).
 """
 
 from __future__ import annotations
@@ -14,26 +20,48 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
-from sqlalchemy.orm import Session, sessionmaker
+from PySide6.QtCore import QObject, QThread, Signal
 
+from desktop.error_sink import ErrorReport, ErrorSink, short_error
 from library.settings import Settings
+
+if TYPE_CHECKING:  # the bridges call db/ and library/ functions; no SQL here
+    from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
-NEW_IMAGES_POLL_S = 0.4  # during a scan, how often new rows are looked for
+SCAN_PROGRESS_INTERVAL_S = 0.4  # how often a scan's progress line is updated
+CHANGE_POLL_S = 1.0  # how often the library's change log is looked at (db.changes)
 
 
 class _ScanStopped(Exception):
-    """Raised from the scan's progress callback once ScanBridge.stop() was called."""
+    """Raised from the scan's callbacks once ScanBridge.stop() was called."""
 
 
-def _short_error(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".strip()
+
+class ErrorBridge(QObject):
+    """The Qt side of the app's ErrorSink: each report, from whatever thread, becomes
+    `error_reported` on the GUI thread (Qt queues the cross-thread emission)."""
+
+    error_reported = Signal(str, str)  # one-line message, details (traceback)
+
+    def __init__(self, sink: ErrorSink, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._closed = threading.Event()
+        sink.add_listener(self._relay)
+
+    def _relay(self, report: ErrorReport) -> None:
+        if not self._closed.is_set():
+            self.error_reported.emit(report.message, report.details)
+
+    def close(self) -> None:
+        """Stop relaying (shutdown: the window it reports to is going)."""
+        self._closed.set()
 
 
 class WatcherBridge(QObject):
@@ -69,7 +97,7 @@ class WatcherBridge(QObject):
         except Exception as exc:  # noqa: BLE001 - the window works without live updates
             log.exception("folder watcher failed to start")
             self._watcher = None
-            self.state_changed.emit(f"Not watching folders ({_short_error(exc)})")
+            self.state_changed.emit(f"Not watching folders ({short_error(exc)})")
             return
         self._announce(folder_count)
 
@@ -82,7 +110,7 @@ class WatcherBridge(QObject):
             try:
                 self._watcher.add_folder(path, scan=False)  # the scan bridge scans it
             except Exception as exc:  # noqa: BLE001
-                self.error_reported.emit(f"cannot watch {path}: {_short_error(exc)}")
+                self.error_reported.emit(f"cannot watch {path}: {short_error(exc)}")
             self._announce(count)
 
     def remove_folder(self, path: str, count: int) -> None:
@@ -90,7 +118,7 @@ class WatcherBridge(QObject):
             try:
                 self._watcher.remove_folder(path)
             except Exception as exc:  # noqa: BLE001
-                self.error_reported.emit(f"cannot stop watching {path}: {_short_error(exc)}")
+                self.error_reported.emit(f"cannot stop watching {path}: {short_error(exc)}")
             self._announce(count)
 
     def stop(self) -> None:
@@ -106,10 +134,10 @@ class ScanBridge(QObject):
     """Runs library.scan's LibraryIndexer in a background thread, one scan at a time.
 
     New files appear in the grid as they are recorded, not only when the scan ends: the
-    indexer commits in batches, and while it works the progress callback (throttled) reads
-    the ids of images added since the scan began and emits them."""
+    indexer commits in batches and reports the ids of each committed batch through its
+    `on_recorded` callback, which this bridge re-emits as `images_indexed`."""
 
-    images_indexed = Signal(list)
+    images_indexed = Signal(list)  # image ids of one committed batch (new, changed, moved, broken)
     scan_started = Signal(list)  # folder paths
     scan_finished = Signal(object)  # library.scan.ScanSummary
     scan_failed = Signal(str)
@@ -126,9 +154,10 @@ class ScanBridge(QObject):
         self._lock = threading.Lock()
         self._idle = threading.Event()
         self._idle.set()
-        # Set by stop() (shutdown): the scan thread ends at its next progress call and emits
+        # Set by stop() (shutdown): the scan thread ends at its next callback and emits
         # nothing more, so no signal is emitted on this QObject once its owner is going.
         self._stopped = threading.Event()
+        self._last_progress = 0.0
 
     def is_running(self) -> bool:
         return not self._idle.is_set()
@@ -149,7 +178,16 @@ class ScanBridge(QObject):
             self._thread.start()
 
     def wait(self, timeout: float | None = None) -> bool:
-        return self._idle.wait(timeout)
+        """Whether the scan thread is idle (waits up to `timeout` for it); once idle, the
+        thread itself has ended too."""
+        if not self._idle.wait(timeout):
+            return False
+        with self._lock:
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
 
     def stop(self, timeout: float | None = 10.0) -> bool:
         """Cancel the running scan and drop queued ones (shutdown). Files not yet recorded
@@ -169,62 +207,75 @@ class ScanBridge(QObject):
             return folders
 
     def _run(self) -> None:
-        from sqlalchemy import func, select
-
-        from db.schema import Image
         from library.scan import LibraryIndexer
 
         while folders := self._take():
             self.scan_started.emit(folders)
+            self._last_progress = 0.0
             try:
-                with self._sessions() as session:
-                    seen = session.scalar(select(func.max(Image.id))) or 0
-                last_poll = 0.0
-
-                def progress(done: int, total: int) -> None:
-                    nonlocal seen, last_poll
-                    if self._stopped.is_set():
-                        raise _ScanStopped
-                    now = time.monotonic()
-                    if now - last_poll < NEW_IMAGES_POLL_S and done < total:
-                        return
-                    last_poll = now
-                    self.progress_changed.emit(done, total)
-                    with self._sessions() as session:
-                        new = list(session.scalars(select(Image.id).where(Image.id > seen)
-                                                   .order_by(Image.id)))
-                    if new:
-                        seen = new[-1]
-                        self.images_indexed.emit(new)
-
                 with LibraryIndexer(self._sessions, self._thumbnails,
-                                    executor=self._executor) as indexer:  # type: ignore[arg-type]
-                    summary = indexer.scan(folders, progress)
+                                    executor=self._executor,  # type: ignore[arg-type]
+                                    on_recorded=self._on_recorded) as indexer:
+                    summary = indexer.scan(folders, self._on_progress)
             except _ScanStopped:
                 continue  # _take() ends the loop
             except Exception as exc:  # noqa: BLE001 - reported in the status bar
                 if self._stopped.is_set():
                     continue
                 log.error("scan failed: %s", traceback.format_exc())
-                self.scan_failed.emit(_short_error(exc))
+                self.scan_failed.emit(short_error(exc))
                 continue
-            # Changed files keep their ids; moved ones too. Everything else was emitted above.
-            if self._stopped.is_set():
-                continue
-            rest = sorted(set(summary.indexed_ids) | set(summary.moved_ids)
-                          | set(summary.broken_ids))
-            if rest:
-                self.images_indexed.emit(rest)
-            self.scan_finished.emit(summary)
+            if not self._stopped.is_set():
+                self.scan_finished.emit(summary)
+
+    def _on_progress(self, done: int, total: int) -> None:
+        """On the scan thread, per file read."""
+        if self._stopped.is_set():
+            raise _ScanStopped
+        now = time.monotonic()
+        if now - self._last_progress < SCAN_PROGRESS_INTERVAL_S and done < total:
+            return
+        self._last_progress = now
+        self.progress_changed.emit(done, total)
+
+    def _on_recorded(self, image_ids: list[int]) -> None:
+        """On the scan thread, after each committed batch."""
+        if self._stopped.is_set():
+            raise _ScanStopped
+        self.images_indexed.emit(list(image_ids))
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """What a runner is built from; a restart replaces it."""
+
+    settings: Settings
+    models_dir: Path
+    device: str
 
 
 class AnalysisWorker(QObject):
-    """The inference side: lives on its own long-lived QThread and runs
-    library.analysis.AnalysisRunner there (which imports torch lazily, in that thread).
+    """The inference side: builds library.analysis.AnalysisRunner on the inference thread
+    (which imports torch there) and runs it for the life of the window.
 
-    `run` blocks the thread's event loop for as long as the runner works, so control calls
-    (pause, resume, prioritise, restart, stop) are plain thread-safe methods, not queued
-    slots."""
+    Control follows Qt's mandelbrot example (RenderThread): the thread's body (`run`) is one
+    long loop, so it has no event loop to deliver queued slots to, and the GUI thread never
+    tries to. Each control method (`prioritise`, `pause`, `resume`, `restart`, `stop`) writes
+    its request under one lock and wakes the thread; the thread reads requests at its own safe
+    points — visible-first priorities between batches (the runner's `between_batches` hook), a
+    restart once the runner has returned, and after a failed start it waits on the condition
+    until a restart (new settings may fix it) or the end. Requests that must act mid-batch
+    (pause, and interrupting a batch for a restart or the end) also set the runner's own
+    thread-safe flags, as the mandelbrot loop tests `restart`/`abort` inside its inner loops.
+
+    This QObject itself stays on the GUI thread (it is never moved): its signals, emitted on
+    the inference thread, are queued to their GUI receivers, and a signal connected to one of
+    its methods runs that method on the GUI thread, where it only records the request.
+
+    Python's threading.Condition rather than QMutex/QWaitCondition: the runner it drives is
+    Qt-free and waits on threading.Events, so both sides of the lock use one kind of primitive,
+    and `wait_for(predicate)` states the condition the loop waits on in one line.
+    """
 
     results_written = Signal(list)  # content ids with new results (and maybe new flags)
     progress_changed = Signal(object)  # library.analysis.RunProgress
@@ -236,129 +287,165 @@ class AnalysisWorker(QObject):
                  device: str, runner_factory: Callable[..., Any] | None = None) -> None:
         super().__init__()
         self._sessions = sessions
-        self._models_dir = models_dir
-        self._settings = settings
-        self._device = device
         self._runner_factory = runner_factory
-        self._runner: Any = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._shutdown = threading.Event()
+        # --- requests: written by any thread, read by the inference thread; all under
+        # this condition's lock (an RLock: a runner flag set under it may call back into
+        # the GUI, e.g. pause() emitting progress, which may read `paused`).
+        self._requests = threading.Condition()
+        self._config = RunnerConfig(settings, Path(models_dir), device)
+        self._restart = False
+        self._abort = False
         self._paused = False
-        self._priority: list[int] = []
+        self._visible: list[int] | None = None  # newest visible set not yet applied
+        self._runner: Any = None  # the runner while it runs, for its thread-safe flags
+        # The runner's own doorbells (it waits on threading.Events): `stop` ends its run,
+        # `wake` ends its idle wait (new work, or a request to read between batches).
+        self._stop_runner = threading.Event()
+        self._wake = threading.Event()
 
-    @Slot()
+    # ---- the inference thread ----
+
     def run(self) -> None:
-        """The thread's body: build a runner, drain the queue, sleep until woken; rebuild
-        when `restart` asked for it (new settings), return on `stop`."""
-        while not self._shutdown.is_set():
-            self._stop.clear()
-            try:
-                self._run_once()
-            except Exception as exc:  # noqa: BLE001 - the window must survive anything here
-                log.error("analysis stopped: %s", traceback.format_exc())
-                self.analysis_unavailable.emit(f"Analysis stopped: {_short_error(exc)}")
-                self._shutdown.wait()  # until stop() or restart() (which clears it)
-            with self._lock:
+        """The inference thread's body: build a runner, let it drain the queue (and sleep
+        until woken); rebuild on `restart`, return on `stop`."""
+        while True:
+            with self._requests:
+                if self._abort:
+                    break
+                config, self._restart = self._config, False
+                self._stop_runner.clear()
+            self._run_runner(config)
+            with self._requests:
                 self._runner = None
+                # Returned for a restart or the end — or it could not start: then nothing
+                # happens until one of those is asked for.
+                self._requests.wait_for(lambda: self._restart or self._abort)
         self.finished.emit()
 
-    def _run_once(self) -> None:
-        factory = self._runner_factory
-        if factory is None:
-            from library.analysis import AnalysisRunner as factory  # noqa: N813 - lazy import
-        self.status_changed.emit("Loading models…")
-        runner = factory(self._sessions, self._models_dir, self._settings, self._device,
-                         on_results=lambda ids: self.results_written.emit(list(ids)),
-                         on_progress=self.progress_changed.emit,
-                         on_status=lambda status: self.status_changed.emit(str(status)))
-        runner.load()
-        if not runner.ready:
-            self.analysis_unavailable.emit(
-                f"No analyser ready: no model weights found in {self._models_dir}")
-            self._stop.wait()
-            return
-        with self._lock:
-            self._runner = runner
-            if self._paused:
-                runner.pause()
-            if self._priority:
-                runner.prioritise(self._priority)
-                self._priority = []
-        device = getattr(runner.pipeline, "device", self._device)
-        self.status_changed.emit(f"Analysing on {device}: {', '.join(runner.ready)}")
-        runner.run(self._stop, self._wake, until_empty=False)
+    def _run_runner(self, config: RunnerConfig) -> None:
+        try:
+            factory = self._runner_factory
+            if factory is None:
+                from library.analysis import AnalysisRunner  # here: it imports torch
 
-    # ---- control (any thread) ----
+                factory = AnalysisRunner
+            self.status_changed.emit("Loading models…")
+            runner = factory(self._sessions, config.models_dir, config.settings, config.device,
+                             on_results=lambda ids: self.results_written.emit(list(ids)),
+                             on_progress=self.progress_changed.emit,
+                             on_status=lambda status: self.status_changed.emit(str(status)))
+            runner.load()
+            if not runner.ready:
+                self.analysis_unavailable.emit(
+                    f"No analyser ready: no model weights found in {config.models_dir}")
+                return
+            with self._requests:
+                if self._restart or self._abort:
+                    return  # asked for while the models loaded
+                self._runner = runner
+                if self._paused:
+                    runner.pause()
+            device = getattr(runner.pipeline, "device", config.device)
+            self.status_changed.emit(f"Analysing on {device}: {', '.join(runner.ready)}")
+            runner.run(self._stop_runner, self._wake, until_empty=False,
+                       between_batches=self._apply_requests)
+        except Exception as exc:  # noqa: BLE001 - the window must survive anything here
+            log.error("analysis stopped: %s", traceback.format_exc())
+            self.analysis_unavailable.emit(f"Analysis stopped: {short_error(exc)}")
+
+    def _apply_requests(self) -> None:
+        """Between two batches, on the inference thread: what the GUI asked meanwhile."""
+        with self._requests:
+            visible, self._visible = self._visible, None
+            runner = self._runner
+        if visible and runner is not None:
+            try:
+                runner.prioritise(visible)  # a database write: here, never on the GUI thread
+            except Exception as exc:  # noqa: BLE001 - an order hint; the analysis goes on
+                log.warning("visible images not moved ahead in the queue: %s", exc)
+
+    # ---- requests (any thread; in practice the GUI thread) ----
 
     def pause(self) -> None:
-        with self._lock:
+        with self._requests:
             self._paused = True
             if self._runner is not None:
                 self._runner.pause()
 
     def resume(self) -> None:
-        with self._lock:
+        with self._requests:
             self._paused = False
             if self._runner is not None:
                 self._runner.resume()
 
     @property
     def paused(self) -> bool:
-        return self._paused
+        with self._requests:
+            return self._paused
 
     def wake(self) -> None:
         """New work was queued (images indexed)."""
         self._wake.set()
 
     def prioritise(self, content_ids: Collection[int]) -> None:
-        with self._lock:
-            if self._runner is not None:
-                self._runner.prioritise(list(content_ids))
-            else:
-                self._priority = list(content_ids)
+        """Analyse these (the images on screen) next. A newer call replaces one not yet
+        applied: only what is on screen now matters."""
+        with self._requests:
+            self._visible = list(content_ids)
         self._wake.set()
 
     def restart(self, settings: Settings, models_dir: Path, device: str) -> None:
-        """Rebuild the runner with new settings (enabled analysers, device, models)."""
-        with self._lock:
-            self._settings, self._models_dir, self._device = settings, models_dir, device
-            if self._runner is not None:
-                self._runner.cancel()
-        self._stop.set()
-        self._wake.set()
+        """Rebuild the runner with new settings (enabled analysers, device, models) — also
+        after a start that failed."""
+        with self._requests:
+            self._config = RunnerConfig(settings, Path(models_dir), device)
+            self._restart = True
+            self._interrupt_runner()
+            self._requests.notify_all()
 
     def stop(self) -> None:
-        self._shutdown.set()
-        with self._lock:
-            if self._runner is not None:
-                self._runner.cancel()
-                self._runner.resume()
-        self._stop.set()
+        """End the thread's loop (shutdown); unfinished work stays queued."""
+        with self._requests:
+            self._abort = True
+            self._interrupt_runner()
+            self._requests.notify_all()
+
+    def _interrupt_runner(self) -> None:
+        """Under the lock: end the runner's run soon (its batch too)."""
+        self._stop_runner.set()
         self._wake.set()
+        if self._runner is not None:
+            self._runner.cancel()  # also wakes a paused run
 
 
-class AnalysisThread(QObject):
-    """Owns the long-lived QThread and the worker moved onto it."""
+class _InferenceThread(QThread):
+    """A QThread whose body is the worker's loop (no event loop: nothing is queued to it)."""
 
-    def __init__(self, worker: AnalysisWorker, parent: QObject | None = None) -> None:
-        super().__init__(parent)
+    def __init__(self, body: Callable[[], None]) -> None:
+        super().__init__()
+        self._body = body
+
+    def run(self) -> None:
+        self._body()
+
+
+class AnalysisThread:
+    """Owns the long-lived inference QThread that runs the worker's loop."""
+
+    def __init__(self, worker: AnalysisWorker) -> None:
         self.worker = worker
-        self.thread = QThread()
+        self.thread = _InferenceThread(worker.run)
         self.thread.setObjectName("gentriage-inference")
-        worker.moveToThread(self.thread)
-        self.thread.started.connect(worker.run)
-        worker.finished.connect(self.thread.quit)
 
     def start(self) -> None:
         self.thread.start(QThread.Priority.LowPriority)
 
     def stop(self, timeout_ms: int = 10_000) -> bool:
+        """Ask the loop to end and wait for the thread. False if it is still running (inside
+        a model load, which cannot be interrupted)."""
         self.worker.stop()
         if not self.thread.isRunning():
             return True
-        self.thread.quit()
         return self.thread.wait(timeout_ms)
 
 
@@ -370,6 +457,11 @@ class FlagRecomputer(QObject):
     make a review keypress (a write on the GUI thread) wait behind it. Each chunk's changed
     ids are announced as soon as they are committed (`flags_changed`), so the grid repaints
     progressively; `flags_recomputed` follows once with every changed id.
+
+    Requests are coalesced: a newer request replaces one still waiting, and a running pass
+    stops at its next chunk boundary in favour of it (the chunks it committed are valid, and
+    the newer pass covers the whole library again), so a burst of settings changes costs about
+    one pass, not one pass each.
     """
 
     flags_changed = Signal(list)  # content ids whose flags changed in one committed chunk
@@ -379,57 +471,141 @@ class FlagRecomputer(QObject):
     def __init__(self, sessions: sessionmaker[Session], parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._sessions = sessions
-        self._lock = threading.Lock()  # one recompute at a time; later ones wait their turn
-        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._pending: tuple[Any, list[str]] | None = None  # the newest request not started
+        self._thread: threading.Thread | None = None  # alive while requests remain
+        self._stopped = False
 
-    def recompute(self, thresholds: Any, enabled: Collection[str]) -> threading.Thread:
-        enabled = list(enabled)
-        thread = threading.Thread(target=self._run, args=(thresholds, enabled),
-                                  name="gentriage-flags", daemon=True)
-        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
-        thread.start()
-        return thread
-
-    def _run(self, thresholds: Any, enabled: list[str]) -> None:
-        started = time.perf_counter()
-        changed: list[int] = []
+    def recompute(self, thresholds: Any, enabled: Collection[str]) -> None:
         with self._lock:
+            if self._stopped:
+                return
+            self._pending = (thresholds, list(enabled))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="gentriage-flags",
+                                                daemon=True)
+                self._thread.start()
+
+    def _take(self) -> tuple[Any, list[str]] | None:
+        with self._lock:
+            request, self._pending = self._pending, None
+            if request is None:
+                self._thread = None  # the next recompute() starts a new thread
+            return request
+
+    def _interrupted(self) -> bool:
+        with self._lock:
+            return self._stopped or self._pending is not None
+
+    def _run(self) -> None:
+        changed: set[int] = set()  # over passes that a newer request interrupted
+        while (request := self._take()) is not None:
+            started = time.perf_counter()
             try:
-                for chunk_changed in self._recompute_by_chunk(thresholds, enabled):
-                    changed += chunk_changed
-                    self.flags_changed.emit(chunk_changed)
+                complete = self._recompute_pass(*request, changed)
             except Exception as exc:  # noqa: BLE001
                 log.exception("flag recompute failed")
                 # Chunks committed before the failure stay: their rows are repainted.
-                self.recompute_failed.emit(_short_error(exc))
-                return
-        log.info("flags recomputed in %.2fs (%d changed)", time.perf_counter() - started,
-                 len(changed))
-        self.flags_recomputed.emit(changed)
+                self.recompute_failed.emit(short_error(exc))
+                changed = set()
+                continue
+            if complete:
+                log.info("flags recomputed in %.2fs (%d changed)",
+                         time.perf_counter() - started, len(changed))
+                self.flags_recomputed.emit(sorted(changed))
+                changed = set()
 
-    def _recompute_by_chunk(self, thresholds: Any, enabled: list[str]) -> Iterator[list[int]]:
-        """Walk the contents by id, CHUNK at a time, each chunk recomputed and committed in
-        its own session; yields each chunk's changed ids (only non-empty ones)."""
-        from sqlalchemy import select
-
-        from db.flags import CHUNK, update_flags
-        from db.schema import Content
+    def _recompute_pass(self, thresholds: Any, enabled: list[str], changed: set[int]) -> bool:
+        """Walk the contents by id, one chunk per write transaction, announcing each chunk's
+        changed ids. False when a newer request (or stop) interrupted it."""
+        from db.flags import recompute_next_chunk
         from db.transaction import pause_for_other_writers, write_transaction
 
         last = 0
-        while True:
+        while not self._interrupted():
             locked_at = time.monotonic()
             with write_transaction(self._sessions) as session:
-                ids = list(session.scalars(select(Content.id).where(Content.id > last)
-                                           .order_by(Content.id).limit(CHUNK)))
-                if not ids:
-                    return
-                chunk_changed = update_flags(session, ids, thresholds, enabled)
-            last = ids[-1]
-            pause_for_other_writers(time.monotonic() - locked_at)
+                step = recompute_next_chunk(session, last, thresholds, enabled)
+            if step is None:
+                return True
+            last, chunk_changed = step
             if chunk_changed:
-                yield chunk_changed
+                changed.update(chunk_changed)
+                self.flags_changed.emit(chunk_changed)
+            pause_for_other_writers(time.monotonic() - locked_at)
+        return False
 
-    def wait(self, timeout: float = 10.0) -> None:
-        for thread in self._threads:
-            thread.join(timeout)
+    def wait(self, timeout: float = 10.0) -> bool:
+        """Wait for the requests made so far to be done. False on timeout."""
+        with self._lock:
+            thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Shutdown: drop a waiting request, end a running pass at its next chunk."""
+        with self._lock:
+            self._stopped = True
+            self._pending = None
+        return self.wait(timeout)
+
+
+class ChangeWatcher(QObject):
+    """Notices library changes made by anyone — another process (a `gentriage scan` that
+    flags an image, `gentriage review`), or this one — by polling the database's change log
+    (db.changes) every CHANGE_POLL_S on a thread of its own, and announces them as
+    `library_changed` (a db.changes.LibraryChanges) so the window re-reads those rows and
+    re-checks the blur. A privacy rule cannot depend on who wrote the flag.
+
+    Polling, because SQLite has no cross-process notification; each poll is one max() on the
+    log's primary key when nothing changed. The token is taken when this object is made —
+    before the window reads its first page — so nothing committed in between is missed."""
+
+    library_changed = Signal(object)  # db.changes.LibraryChanges
+    error_reported = Signal(str)
+
+    def __init__(self, sessions: sessionmaker[Session], interval_s: float = CHANGE_POLL_S,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        from db.changes import current_token
+
+        self._sessions = sessions
+        self._interval_s = interval_s
+        with sessions() as session:
+            self._token = current_token(session)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None and not self._stop.is_set():
+            self._thread = threading.Thread(target=self._run, name="gentriage-changes",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        self._stop.set()
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        from db.changes import changes_since
+
+        failing = False
+        while not self._stop.wait(self._interval_s):  # a timed wait on the stop request
+            try:
+                with self._sessions() as session:
+                    changes = changes_since(session, self._token)
+            except Exception as exc:  # noqa: BLE001 - said once per failing streak
+                if not failing:
+                    self.error_reported.emit(
+                        f"Cannot check the library for changes: {short_error(exc)}")
+                failing = True
+                continue
+            failing = False
+            self._token = changes.token
+            if changes.any and not self._stop.is_set():
+                self.library_changed.emit(changes)

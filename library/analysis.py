@@ -291,9 +291,12 @@ class AnalysisRunner:
     # ------------------------------------------------------------------ main loop
 
     def run(self, stop: threading.Event, wake: threading.Event | None = None,
-            until_empty: bool = True) -> RunStats:
+            until_empty: bool = True,
+            between_batches: Callable[[], None] | None = None) -> RunStats:
         """Analyse queued contents until the queue is empty (`until_empty`) or, otherwise,
-        until `stop` is set, sleeping on `wake` (set it when new work was enqueued)."""
+        until `stop` is set, sleeping on `wake` (set it when new work was enqueued).
+        `between_batches` is called on this thread before each batch is taken: the app's
+        worker applies what the GUI asked meanwhile there (visible images first)."""
         self._cancelled.clear()
         self.load()
         if not self.ready:
@@ -305,6 +308,8 @@ class AnalysisRunner:
         self._run_started = time.monotonic()
         self._rate_window.clear()
         while not self._should_stop(stop):
+            if between_batches is not None:
+                between_batches()
             if not self._resumed.is_set():
                 self._resumed.wait(0.2)
                 continue

@@ -66,6 +66,7 @@ DEFAULT_EXECUTOR: ExecutorKind = "thread"
 UNSTORABLE_NAME = "file name is not valid UTF-8; rename the file to index it"
 
 Progress = Callable[[int, int], None]  # (files done, files to ingest)
+IdsCallback = Callable[[list[int]], None]  # image ids recorded by one committed batch
 SessionSource = Engine | sessionmaker[Session]
 
 
@@ -171,11 +172,16 @@ class LibraryIndexer:
     """Ingests files in parallel and records them from the calling thread."""
 
     def __init__(self, sessions: SessionSource, thumbnails: ThumbnailCache | None,
-                 workers: int | None = None, executor: ExecutorKind = DEFAULT_EXECUTOR) -> None:
+                 workers: int | None = None, executor: ExecutorKind = DEFAULT_EXECUTOR,
+                 on_recorded: IdsCallback | None = None) -> None:
         self.sessions = _as_sessions(sessions)
         self.thumbnails = thumbnails
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.executor_kind = executor
+        # Called on the recording thread after each committed batch with the ids of the
+        # images it indexed, moved or found broken, so a window shows them while the scan
+        # goes on (the app's scan bridge) without polling the database.
+        self.on_recorded = on_recorded
         self._pool: Executor | None = None
 
     def __enter__(self) -> LibraryIndexer:
@@ -239,13 +245,17 @@ class LibraryIndexer:
                 with write_transaction(self.sessions) as session:
                     orphans = [sha for result, folder_id in batch
                                if (sha := _record_one(session, result, folder_id, trial))]
-                _merge(summary, trial)
-                return orphans
             except SQLAlchemyError as exc:
                 if attempt == 2:
                     summary.errors.append(
                         f"could not record {len(batch)} file(s) in the library: {exc}")
                     log.exception("recording a batch failed")
+                continue
+            _merge(summary, trial)
+            recorded = trial.indexed_ids + trial.moved_ids + trial.broken_ids
+            if recorded and self.on_recorded is not None:
+                self.on_recorded(recorded)
+            return orphans
         return []
 
     def index_paths(self, items: Sequence[tuple[str, int | None]], summary: ScanSummary,

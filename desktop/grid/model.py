@@ -345,6 +345,13 @@ class GridModel(QAbstractListModel):
                if row is not None and row.content_id in wanted]
         return self.refresh_images(ids)
 
+    def forget_loaded_rows(self) -> None:
+        """Too much changed to list (db.changes): drop every row held, so each is read
+        fresh when shown, and repaint."""
+        self._cache.clear()
+        if self._ids:
+            self.dataChanged.emit(self.index(0), self.index(len(self._ids) - 1), [])
+
     def insert_new_images(self, image_ids: Iterable[int]) -> int:
         """New files were indexed. Those that match the filter and sort before the first
         loaded row are inserted at the top; see the module docstring for the rest. Returns

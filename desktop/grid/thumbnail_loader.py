@@ -212,6 +212,7 @@ class ThumbnailLoader(QObject):
         self._flush_timer = QTimer(self)
         self._flush_timer.setInterval(FLUSH_INTERVAL_MS)
         self._flush_timer.timeout.connect(self._on_flush_timer_timeout)
+        self._shut_down = False
 
     # --- GUI-thread API ---------------------------------------------------------------------
 
@@ -252,7 +253,8 @@ class ThumbnailLoader(QObject):
     def request(self, sha256: str, path: str, priority: int = 0) -> None:
         """Ask for a thumbnail; `thumbnail_ready` follows. Repeated requests only raise the
         priority. Known failures are not retried (see `forget_failure`)."""
-        if (not sha256 or sha256 in self._in_flight or sha256 in self._failures
+        if (self._shut_down or not sha256 or sha256 in self._in_flight
+                or sha256 in self._failures
                 or (sha256 in self._memory and self.fits(sha256))):
             return
         if sha256 in self._visible:
@@ -322,7 +324,10 @@ class ThumbnailLoader(QObject):
         return self._pool.waitForDone(msecs)
 
     def shutdown(self) -> None:
-        """Stop handing out work and wait for running tasks (call before the app exits)."""
+        """Stop handing out work and wait for running tasks (call before the app exits).
+        Requests after this are ignored: a closing window still paints and scrolls, and
+        must not start loads (or timers) that outlive it."""
+        self._shut_down = True
         self.cancel_all()
         self._dispatch_timer.stop()
         self._pool.waitForDone()
@@ -331,6 +336,8 @@ class ThumbnailLoader(QObject):
     # --- internals ----------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
+        if self._shut_down:
+            return
         slots = self._pool.maxThreadCount() - len(self._in_flight)
         while slots > 0 and self._heap:
             _, neg_seq, sha = heapq.heappop(self._heap)

@@ -117,3 +117,71 @@ def test_a_failure_keeps_the_chunks_already_committed(qtbot, nsfw_library, monke
     assert sorted(cid for chunk in progressive for cid in chunk) == committed
     with library.Session() as session:
         assert sorted(session.scalars(select(Content.id).where(Content.flagged))) == committed
+
+
+def test_a_burst_of_requests_costs_one_pass_with_the_newest_thresholds(qtbot, nsfw_library,
+                                                                       monkeypatch):
+    """Settings changed five times while a recompute runs: the running pass stops at its
+    next chunk boundary and one pass with the newest thresholds follows; the requests in
+    between are never run (they are replaced, not queued)."""
+    library, ids = nsfw_library
+    real_update_chunk = db.flags._update_chunk
+    passes: list[float] = []  # the nsfw threshold of every chunk recomputed
+    first_chunk_entered, release = threading.Event(), threading.Event()
+
+    def held_first_chunk(session, chunk, thresholds, enabled):
+        passes.append(thresholds.nsfw_default)
+        if len(passes) == 1:
+            first_chunk_entered.set()
+            release.wait(30)
+        return real_update_chunk(session, chunk, thresholds, enabled)
+
+    monkeypatch.setattr(db.flags, "_update_chunk", held_first_chunk)
+    recomputer = FlagRecomputer(library.Session)
+    finished: list[list[int]] = []
+    recomputer.flags_recomputed.connect(finished.append)
+    try:
+        recomputer.recompute(Thresholds(nsfw_default=0.5), ALL_ANALYSERS)  # flags them all
+        qtbot.waitUntil(first_chunk_entered.is_set, timeout=10_000)
+        for threshold in (0.6, 0.7, 0.8, 0.95):  # the last one flags nothing (scores 0.9)
+            recomputer.recompute(Thresholds(nsfw_default=threshold), ALL_ANALYSERS)
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: len(finished) == 1, timeout=30_000)
+    recomputer.wait(30)
+
+    chunks = CONTENTS // db.flags.CHUNK
+    assert passes == [0.5] + [0.95] * chunks
+    assert len(finished) == 1
+    # Announced once, with every content rewritten by either pass (all of them: each is
+    # now marked analysed).
+    assert finished[0] == ids
+    with library.Session() as session:
+        assert session.scalars(select(Content.id).where(Content.flagged)).all() == []
+
+
+def test_stop_ends_a_running_pass_and_refuses_new_requests(qtbot, nsfw_library, monkeypatch):
+    library, _ids = nsfw_library
+    real_update_chunk = db.flags._update_chunk
+    entered, release = threading.Event(), threading.Event()
+    calls = 0
+
+    def held(session, chunk, thresholds, enabled):
+        nonlocal calls
+        calls += 1
+        entered.set()
+        release.wait(30)
+        return real_update_chunk(session, chunk, thresholds, enabled)
+
+    monkeypatch.setattr(db.flags, "_update_chunk", held)
+    recomputer = FlagRecomputer(library.Session)
+    recomputer.recompute(Thresholds(), ALL_ANALYSERS)
+    assert entered.wait(10)
+    stopper = threading.Thread(target=recomputer.stop)
+    stopper.start()
+    release.set()
+    stopper.join(30)
+    assert recomputer.wait(0)
+    assert calls == 1  # the chunk in progress was committed, no other one started
+    recomputer.recompute(Thresholds(), ALL_ANALYSERS)
+    assert recomputer.wait(0) and calls == 1

@@ -211,7 +211,7 @@ class _FlaggingRunner:
     def load(self):
         return self
 
-    def run(self, stop, wake, until_empty=False):
+    def run(self, stop, wake, until_empty=False, between_batches=None):
         from db.schema import Content
 
         cid = None
