@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from db import review
@@ -159,3 +161,78 @@ def test_joining_a_group_that_changed_nothing_starts_one(Session, contents):
     with Session.begin() as session:
         review.undo(session)
     assert state(Session, [a]) == [("none", 0)]
+
+
+def _bulk_decisions(Session, content_id: int, count: int) -> None:
+    """`count` alternating decisions of one picture, one undo group each (as `count`
+    keypresses would make), written in one transaction to keep the test fast."""
+    with Session.begin() as session:
+        for i in range(count):
+            review.set_decision(session, [content_id], ("accepted", "rejected")[i % 2])
+
+
+def test_every_one_of_6000_decisions_can_be_undone_and_redone(Session, contents):
+    """Undo has no depth limit (it stopped after 2,500 of 6,000 steps: a window of 5,000
+    log groups, in which the undo groups themselves counted)."""
+    a = contents[0]
+    _bulk_decisions(Session, a, 6000)
+    with Session.begin() as session:
+        for _ in range(6000):
+            assert review.undo(session), "an undo step was lost"
+        assert not review.can_undo(session)
+        assert review.can_redo(session)
+    assert state(Session, [a]) == [("none", 0)]
+    with Session.begin() as session:
+        for _ in range(6000):
+            assert review.redo(session)
+        assert not review.can_redo(session)
+        assert review.can_undo(session)
+    assert state(Session, [a]) == [("rejected", 0)]  # the 6000th decision
+
+
+def _reference_stacks(log: list[tuple[int, str, int | None]]) -> tuple[list[int], list[int]]:
+    """The stacks by replaying the whole log forwards (the definition)."""
+    done: list[int] = []
+    undone: list[int] = []
+    for group, source, reverts in log:
+        if source == "undo" and reverts in done:
+            done.remove(reverts)
+            undone.append(reverts)
+        elif source == "redo" and reverts in undone:
+            undone.remove(reverts)
+            done.append(reverts)
+        elif source in review.USER_SOURCES:
+            done.append(group)
+            undone.clear()
+    return done, undone
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.sampled_from(["app", "cli", "undo", "redo", "watch"]),
+                      min_size=1, max_size=60))
+def test_the_stacks_read_backwards_agree_with_a_full_replay(Session, contents, steps):
+    """Any mix of actions, undos, redos and audit entries: the next undo and redo found
+    by reading the log backwards are the tops of the stacks a full replay builds."""
+    with Session.begin() as session:
+        session.query(ReviewLog).delete()
+    a, b, _ = contents
+    for i, step in enumerate(steps):
+        with Session.begin() as session:
+            if step == "undo":
+                review.undo(session)
+            elif step == "redo":
+                review.redo(session)
+            elif step == "watch":
+                review.record_path_changes(session, [(a, f"/x/{i}", f"/y/{i}")],
+                                           source="watch")
+            else:
+                target = [a] if i % 3 else [a, b]
+                review.set_rating(session, target, (i % 5) + 1, source=step)
+        with Session() as session:
+            log = session.execute(
+                select(ReviewLog.group_id, ReviewLog.source, ReviewLog.reverts_group)
+                .group_by(ReviewLog.group_id).order_by(ReviewLog.group_id)).all()
+            done, undone = _reference_stacks([tuple(row) for row in log])
+            assert review._undo_target(session) == (done[-1] if done else None)
+            assert review._redo_target(session) == (undone[-1] if undone else None)
