@@ -247,9 +247,9 @@ def _traced_classes(trace: StallTrace):
             return trace.span("delegate.paint_image", super()._paint_image, painter, image,
                               target)
 
-        def _paint_badges(self, painter, rect, row, covered):
+        def _paint_badges(self, painter, rect, row, covered, pending=None):
             return trace.span("delegate.paint_badges", super()._paint_badges, painter, rect,
-                              row, covered)
+                              row, covered, pending)
 
         def _paint_name(self, painter, option, image_rect, name):
             return trace.span("delegate.paint_name", super()._paint_name, painter, option,

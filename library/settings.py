@@ -44,7 +44,12 @@ class Settings:
     theme: str = "system"  # "system", "light", "dark"
     thumbnail_size: int = 192
     models_dir: str = ""
-    watched_folders: list[str] = field(default_factory=list)
+    # Key rebindings that differ from the defaults: action id -> key sequences (the app's
+    # Settings -> Keys; desktop.actions.ActionRegistry.overrides()).
+    shortcuts: dict[str, list[str]] = field(default_factory=dict)
+    # The main window's last geometry and pane widths ({"geometry": base64, "panes": [...]}),
+    # restored at the next start.
+    window: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
 
     @classmethod
