@@ -203,8 +203,7 @@ class GenTriageApp(QObject):
             self.flags.recompute(new.thresholds, new.enabled_analysers)
         if self.analysis is not None and (
                 old.enabled_analysers != new.enabled_analysers or old.device != new.device
-                or old.models_dir != new.models_dir
-                or old.thresholds.tagger != new.thresholds.tagger):
+                or old.models_dir != new.models_dir):
             self.device = new.device
             self.analysis.worker.restart(new, self.models_dir(new), new.device)
         self.settings = new
