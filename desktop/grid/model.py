@@ -396,14 +396,17 @@ class GridModel(QAbstractListModel):
         with self._session_factory() as session:
             ids = queries.image_ids_through(session, self._filter, self._cursor, cursor,
                                             tag_threshold=self._tag_threshold)
-        ids = [i for i in ids if i not in self._position]
+        position = self._position
+        if not position.keys().isdisjoint(ids):  # rows inserted live at the top meanwhile
+            ids = [i for i in ids if i not in position]
         if not ids or ids[-1] != cursor.image_id:
             return None
         start = len(self._ids)
         self.beginInsertRows(QModelIndex(), start, start + len(ids) - 1)
-        for image_id in ids:  # their GridRows are read when shown (_load_block)
-            self._position[image_id] = len(self._ids) - self._front
-            self._ids.append(image_id)
+        # Ids only: their GridRows are read when shown (_load_block). Bulk operations, as
+        # this may be 100,000 rows.
+        position.update(zip(ids, range(start - self._front, start - self._front + len(ids))))
+        self._ids.extend(ids)
         self.endInsertRows()
         self._page_start_cursor = self._cursor
         self._cursor = cursor
