@@ -710,17 +710,33 @@ def folder_counts(session: Session, statuses: Iterable[str] = ("ok",)) -> dict[i
 
 def tag_suggestions(session: Session, prefix: str, limit: int = 20, *,
                     tag_threshold: float | None = None) -> list[tuple[str, int]]:
-    """Tags starting with `prefix`, most used first, with how many pictures carry each."""
+    """Tags starting with `prefix`, most used first, with how many pictures the tagger gave
+    each (every stored tag). With `tag_threshold`, only tags that some picture carries at
+    or above it are suggested (a suggestion always finds something)."""
     stmt = select(_tags.c.tag, func.count(func.distinct(_tags.c.content_id)).label("n"))
-    if tag_threshold is not None:
-        stmt = stmt.where(_tags.c.score >= tag_threshold)
     if prefix:
         # A range on the (tag, content_id) index; LIKE would not use it (case-insensitive).
         upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         stmt = stmt.where(_tags.c.tag >= prefix, _tags.c.tag < upper)
-    stmt = (stmt.group_by(_tags.c.tag).order_by(literal_column("n").desc(), _tags.c.tag)
-            .limit(limit))
-    return [(tag, count) for tag, count in session.execute(stmt)]
+    # Ranked from the (tag, content_id) index alone: counting at the threshold would read
+    # every tag row (1.5 s for an empty prefix at 100,000 images); the threshold is checked
+    # for the few candidates instead, one index probe each.
+    stmt = stmt.group_by(_tags.c.tag).order_by(literal_column("n").desc(), _tags.c.tag)
+    if tag_threshold is None:
+        return [(tag, count) for tag, count in session.execute(stmt.limit(limit))]
+    found: list[tuple[str, int]] = []
+    for tag, count in session.execute(stmt.limit(limit * _SUGGESTION_CANDIDATES)).all():
+        counts = session.execute(select(literal(1)).where(
+            _tags.c.tag == tag, _tags.c.score >= tag_threshold).limit(1)).first()
+        if counts is not None:
+            found.append((tag, count))
+            if len(found) == limit:
+                break
+    return found
+
+
+# Candidates read per suggestion wanted, before the threshold check drops some.
+_SUGGESTION_CANDIDATES = 4
 
 
 _DISTINCT_COLUMNS = {"generator": Generation.generator, "model": Generation.model,

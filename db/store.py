@@ -138,9 +138,11 @@ def folder_path(session: Session, folder_id: int) -> str | None:
 def set_folder_sensitive(session: Session, folder_id: int, sensitive: bool) -> bool:
     """Mark a watched folder sensitive (its unanalysed images stay blurred) or not; False
     when there is no such folder."""
-    result = session.execute(
-        update(Folder).where(Folder.id == folder_id).values(sensitive=sensitive))
-    return bool(result.rowcount)
+    folder = session.get(Folder, folder_id)
+    if folder is None:
+        return False
+    folder.sensitive = sensitive
+    return True
 
 
 def mark_folder_scanned(session: Session, folder_id: int) -> None:

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
 from db import queries, store
 from db.filters import FilterSyntaxError, ImageFilter
 from db.image_details import load_details

@@ -355,7 +355,8 @@ class GridModel(QAbstractListModel):
         One keyset query finds the image (db.queries.next_unreviewed); one more appends the
         ids up to it when it lies below the loaded rows. Images the model has not placed
         (new files that sort inside the loaded part) are passed over."""
-        if self._filter is None:
+        f = self._filter
+        if f is None:
             return None
         skip = set(skip_contents)
         start = anchor
@@ -376,7 +377,7 @@ class GridModel(QAbstractListModel):
         for begin in ([start, None] if start is not None else [None]):
             for _ in range(MAX_UNPLACED_SKIPS):
                 with self._session_factory() as session:
-                    found = queries.next_unreviewed(session, self._filter, begin,
+                    found = queries.next_unreviewed(session, f, begin,
                                                     skip_contents=skip,
                                                     tag_threshold=self._tag_threshold)
                 if found is None:
@@ -391,7 +392,7 @@ class GridModel(QAbstractListModel):
         """The row of the image at `cursor`, appending the ids up to it when it lies below
         the loaded rows. None when this model does not show it."""
         row = self.row_of_image(cursor.image_id)
-        if row is not None or not self._has_more:
+        if row is not None or not self._has_more or self._filter is None:
             return row
         with self._session_factory() as session:
             ids = queries.image_ids_through(session, self._filter, self._cursor, cursor,
@@ -405,7 +406,8 @@ class GridModel(QAbstractListModel):
         self.beginInsertRows(QModelIndex(), start, start + len(ids) - 1)
         # Ids only: their GridRows are read when shown (_load_block). Bulk operations, as
         # this may be 100,000 rows.
-        position.update(zip(ids, range(start - self._front, start - self._front + len(ids))))
+        position.update(zip(ids, range(start - self._front, start - self._front + len(ids)),
+                            strict=True))
         self._ids.extend(ids)
         self.endInsertRows()
         self._page_start_cursor = self._cursor

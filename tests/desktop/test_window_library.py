@@ -80,7 +80,6 @@ def _tag(app, name: str, tag: str, score: float) -> None:
 
 
 def test_a_new_tag_threshold_is_a_new_reading_not_a_model_reload(qtbot, gentriage):
-    window = gentriage.window
     weak, strong = names_in_view(gentriage)[:2]
     _tag(gentriage, weak, "cat", 0.1)  # stored above the floor, below the default 0.2
     _tag(gentriage, strong, "cat", 0.6)
