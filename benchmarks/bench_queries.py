@@ -2,9 +2,9 @@
 
 For every kind of single filter and every sort: the median wall time of `fetch_page` (first
 page, 200 rows, warm cache, fresh session per call like the grid's reader) and of
-`count_images` (reported, no target). The baseline is the unfiltered first page (newest
-first) measured in the same process. Also a deep page (keyset, page 100), the sidebar's
-folder counts and the tag autocomplete.
+`count_images` (reported, no target), at the default tag threshold as the app reads them.
+The baseline is the unfiltered first page (newest first) measured in the same process. Also
+a deep page (keyset, page 100), the sidebar's folder counts and the tag autocomplete.
 
 Standalone: `python -m benchmarks.bench_queries [N_IMAGES]` (builds the library in a temp dir;
 set GENTRIAGE_BENCH_DB=/path/lib.db to reuse or keep one).
@@ -24,11 +24,13 @@ from benchmarks.synthetic import build_library, tag_vocabulary
 from db.engine import open_library, session_factory
 from db.filters import parse_filter
 from db.queries import count_images, fetch_page, folder_counts, tag_suggestions
+from library.settings import Thresholds
 
 N_IMAGES = 100_000
 PAGE = 200
 RUNS = 7
 TARGET_MS = 50.0
+TAG_THRESHOLD = Thresholds().tagger  # what the app and the export pass
 
 _tags = tag_vocabulary()
 FILTERS: dict[str, str] = {
@@ -119,7 +121,7 @@ def _measure(sessions, report) -> None:
 
         def action() -> object:
             with sessions() as session:
-                return fetch_page(session, f, limit=PAGE)
+                return fetch_page(session, f, limit=PAGE, tag_threshold=TAG_THRESHOLD)
         return action
 
     def count(text: str) -> Callable[[], object]:
@@ -127,7 +129,7 @@ def _measure(sessions, report) -> None:
 
         def action() -> object:
             with sessions() as session:
-                return count_images(session, f)
+                return count_images(session, f, tag_threshold=TAG_THRESHOLD)
         return action
 
     baseline = _median_ms(first_page(""))
@@ -143,11 +145,11 @@ def _measure(sessions, report) -> None:
         with sessions() as session:
             cursor = None
             for _ in range(99):
-                _, cursor = fetch_page(session, f, cursor, PAGE)
+                _, cursor = fetch_page(session, f, cursor, PAGE, tag_threshold=TAG_THRESHOLD)
 
         def deep_page(f=f, cursor=cursor) -> object:
             with sessions() as session:
-                return fetch_page(session, f, cursor, PAGE)
+                return fetch_page(session, f, cursor, PAGE, tag_threshold=TAG_THRESHOLD)
         report(f"page 100 (keyset): {label}", _median_ms(deep_page), "ms", baseline, target)
 
     def counts() -> object:
@@ -157,7 +159,7 @@ def _measure(sessions, report) -> None:
     for prefix in ("", "r", "red_h"):
         def suggest(prefix=prefix) -> object:
             with sessions() as session:
-                return tag_suggestions(session, prefix)
+                return tag_suggestions(session, prefix, tag_threshold=TAG_THRESHOLD)
         report(f"tag_suggestions({prefix!r})", _median_ms(suggest), "ms")
 
 

@@ -22,6 +22,14 @@ meanwhile — far less CPU than wall time means the thread was waiting for a cor
 process, or the decoding threads), not working. "longest GUI-thread CPU burst" is that CPU
 figure's maximum: the longest stall the code itself causes, whatever the machine's load.
 
+Auto-advance (issue 10, item 7): on the same library and window, a review controller
+decides the last unreviewed image (auto-advance finds none: the old page walk read every
+page on the GUI thread, ~8 s), advances to an unreviewed image 100,000 rows below the loaded
+ones (the grid reads the ids through it at once), and N looks for the next one. Each is
+timed as the keypress's call (GUI-thread CPU, the target, and wall time) and as the longest
+GUI-thread CPU burst and stall around it (the same probe); the baseline is the first page
+of the grid read in the same run. Target < 50 ms of GUI-thread CPU each.
+
 `python -m benchmarks.bench_scroll [N_IMAGES]` runs it standalone.
 """
 
@@ -247,9 +255,9 @@ def _traced_classes(trace: StallTrace):
             return trace.span("delegate.paint_image", super()._paint_image, painter, image,
                               target)
 
-        def _paint_badges(self, painter, rect, row, covered):
+        def _paint_badges(self, painter, rect, row, covered, pending=None):
             return trace.span("delegate.paint_badges", super()._paint_badges, painter, rect,
-                              row, covered)
+                              row, covered, pending)
 
         def _paint_name(self, painter, option, image_rect, name):
             return trace.span("delegate.paint_name", super()._paint_name, painter, option,
@@ -326,6 +334,107 @@ def _scroll_to_bottom(app, view, model) -> tuple[int, float]:
     return steps, time.perf_counter() - began
 
 
+def _first_page_ms(sessions) -> float:
+    from db.filters import ImageFilter
+    from db.queries import fetch_page
+
+    times = []
+    for _ in range(5):
+        began = time.perf_counter()
+        with sessions() as session:
+            fetch_page(session, ImageFilter(), limit=200)
+        times.append((time.perf_counter() - began) * 1000)
+    return sorted(times)[len(times) // 2]
+
+
+def _timed_keypress(app, action) -> dict[str, float]:
+    """The keypress's call (wall and GUI-thread CPU ms) and the longest GUI stall and CPU
+    burst while it ran and just after it (the view's deferred relayout and repaint)."""
+    from PySide6.QtCore import QTimer
+
+    probe = StallProbe()
+    took: dict[str, float] = {}
+
+    def press() -> None:
+        began, cpu = time.perf_counter(), time.thread_time()
+        action()
+        took["wall"] = (time.perf_counter() - began) * 1000
+        took["cpu"] = (time.thread_time() - cpu) * 1000
+
+    probe.start()
+    QTimer.singleShot(20, press)
+    _run_loop_for(app, 0.4)
+    probe.stop()
+    return {**took, "stall": probe.worst(), "burst": probe.busiest_ms()}
+
+
+def _report_keypress(report, name: str, figures: dict[str, float], baseline: float) -> None:
+    report(f"{name}: GUI-thread CPU", figures["cpu"], "ms", baseline=baseline,
+           target="< 50 ms")
+    report(f"{name}: wall time", figures["wall"], "ms", baseline=baseline)
+    report(f"{name}: longest GUI-thread CPU burst around it", figures["burst"], "ms",
+           target="< 50 ms")
+    report(f"{name}: longest GUI stall around it", figures["stall"], "ms")
+
+
+def _measure_auto_advance(app, report, engine, model, view, label: str) -> None:
+    """Decide / advance with the real ReviewController over the 100k-row grid."""
+    from sqlalchemy import text
+
+    from db.engine import session_factory
+    from db.filters import ImageFilter
+    from desktop.review_controller import ReviewController
+    from library.settings import Settings
+
+    sessions = session_factory(engine)
+    baseline = _first_page_ms(sessions)
+    controller = ReviewController(sessions, model, view.selectionModel(), Settings())
+    controller.refresh_history()  # as the window does at start
+
+    def only_unreviewed(*image_ids: int) -> None:
+        with engine.begin() as connection:  # benchmark set-up, not product code
+            connection.execute(text("UPDATE contents SET decision = 'accepted'"))
+            for image_id in image_ids:
+                connection.execute(text(
+                    "UPDATE contents SET decision = 'none' WHERE id = "
+                    "(SELECT content_id FROM images WHERE id = :i)"), {"i": image_id})
+
+    with sessions() as session:  # the newest and the oldest readable image
+        first, last = (session.execute(text(
+            f"SELECT id FROM images WHERE status = 'ok' AND content_id IS NOT NULL "
+            f"ORDER BY mtime_ns {order}, id {order} LIMIT 1")).scalar_one()
+            for order in ("DESC", "ASC"))
+    newest = ImageFilter()
+
+    # The default view (unreviewed first): the only unreviewed image is on top; deciding it
+    # leaves none, and auto-advance has to find that out (the ~8 s page walk before).
+    only_unreviewed(first)
+    model.set_filter(ImageFilter(unreviewed_first=True))
+    controller.select_row(0)
+    figures = _timed_keypress(app, lambda: controller.decide("accepted"))
+    _report_keypress(report, f"auto-advance {label}: decide the last unreviewed image",
+                     figures, baseline)
+
+    # Newest first: the top row and the oldest image are unreviewed; the grid has one page
+    # loaded, and auto-advance goes to the last of 100,000 rows.
+    only_unreviewed(first, last)
+    model.set_filter(newest)
+    controller.select_row(0)
+    figures = _timed_keypress(app, lambda: controller.decide("accepted"))
+    reached = model.image_id_at(controller.current_row() or 0) == last
+    _report_keypress(report, f"auto-advance {label}: decide, the next unreviewed is the "
+                     "last row", figures, baseline)
+    report(f"auto-advance {label}: reached the last row", int(reached), "yes=1",
+           target=">= 1")
+
+    # N from the top with the only unreviewed image at the bottom (nothing written).
+    only_unreviewed(last)
+    model.set_filter(newest)
+    controller.select_row(0)
+    figures = _timed_keypress(app, controller.next_unreviewed)
+    _report_keypress(report, f"auto-advance {label}: N to the last row", figures, baseline)
+
+
 def run(report, quick: bool = False) -> None:
     from PySide6.QtWidgets import QApplication
 
@@ -399,6 +508,7 @@ def run(report, quick: bool = False) -> None:
             print(f"  Python objects tracked by gc: {objects_before:,} before scrolling, "
                   f"{len(gc.get_objects()):,} after; gc.freeze()d: {gc.get_freeze_count():,}",
                   file=sys.stderr)
+            _measure_auto_advance(app, report, engine, model, view, label)
             loader.shutdown()
             view.close()
         finally:

@@ -4,7 +4,9 @@
 at `db_path` through the normal migrations, then bulk-loads folders, contents with review
 decisions and flags, images (a few duplicates, broken and missing files), generation
 metadata with varied prompts/models/generators/samplers, LoRAs, results for every analyser
-and about five tags per analysed image from a Zipf-distributed vocabulary of 2,000 tags.
+and about five tags per analysed image from a Zipf-distributed vocabulary of 2,000 tags, plus
+ten weaker ones below the default tag threshold (the tagger stores tags down to
+inference.catalog.TAG_STORE_FLOOR; the threshold applies when reading).
 
 Speed comes from raw `executemany` in one transaction with the secondary indexes and the
 prompt full-text triggers dropped during the load and rebuilt once at the end (building an
@@ -25,7 +27,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from inference.catalog import CATALOG, TAG_ANALYSERS
+from inference.catalog import CATALOG, TAG_ANALYSERS, TAG_STORE_FLOOR
 
 GENERATORS = (("comfyui", 40), ("a1111", 30), ("invokeai", 10), ("fooocus", 8),
               ("drawthings", 6), ("novelai", 4), (None, 2))
@@ -66,6 +68,10 @@ ANALYSER_LABELS = {  # analyser -> (labels with weights, or None for score-only 
     for info in CATALOG}
 TAG_VOCABULARY_SIZE = 2_000
 TAGS_PER_IMAGE = 5
+# Stored with probabilities in [TAG_STORE_FLOOR, DEFAULT_TAG_THRESHOLD): counted only when
+# the person lowers the threshold.
+WEAK_TAGS_PER_IMAGE = 10
+DEFAULT_TAG_THRESHOLD = 0.2
 DUPLICATE_SHARE = 0.02  # files that show a picture another file already shows
 ANALYSED_SHARE = 0.9
 TIMESTAMP = "2026-01-01 00:00:00.000000"
@@ -208,9 +214,12 @@ def _load_rows(connection: sqlite3.Connection, rng: random.Random, n_images: int
                 loras.append((cid, rng.choice(LORA_NAMES), round(rng.uniform(0.2, 1.2), 2)))
         if analysed:
             _results_for(rng, cid, nsfw, incoherent, results)
-            chosen = set(rng.choices(vocabulary, cum_weights=tag_cum, k=TAGS_PER_IMAGE + 2))
-            for tag in list(chosen)[:TAGS_PER_IMAGE]:
-                tags.append((cid, TAG_ANALYSERS[0], tag, round(rng.uniform(0.2, 1.0), 4)))
+            chosen = list(dict.fromkeys(rng.choices(
+                vocabulary, cum_weights=tag_cum, k=TAGS_PER_IMAGE + WEAK_TAGS_PER_IMAGE + 4)))
+            for rank, tag in enumerate(chosen[:TAGS_PER_IMAGE + WEAK_TAGS_PER_IMAGE]):
+                low, high = ((DEFAULT_TAG_THRESHOLD, 1.0) if rank < TAGS_PER_IMAGE
+                             else (TAG_STORE_FLOOR, DEFAULT_TAG_THRESHOLD))
+                tags.append((cid, TAG_ANALYSERS[0], tag, round(rng.uniform(low, high), 4)))
 
     connection.executemany("INSERT INTO contents VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", contents)
     connection.executemany(

@@ -11,6 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.transaction import WRITE_OPTION
 
+# What callers outside db/ hold for an open library (desktop/ never imports SQLAlchemy).
+LibraryEngine = Engine
+
 log = logging.getLogger(__name__)
 
 # How long a connection waits for another writer (the app and a headless scan may share one

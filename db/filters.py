@@ -26,7 +26,6 @@ KNOWN_ANALYSERS: tuple[str, ...] = FILTERABLE_ANALYSERS
 DECISIONS: frozenset[str] = frozenset({"none", "accepted", "rejected"})
 STATUSES: frozenset[str] = frozenset({"ok", "broken", "missing"})
 DEFAULT_STATUSES: frozenset[str] = frozenset({"ok"})
-SORT_FIELDS_BUILTIN: tuple[str, ...] = ("time", "name")
 
 _IS_DECISION = {"unreviewed": {"none"}, "accepted": {"accepted"}, "rejected": {"rejected"},
                 "reviewed": {"accepted", "rejected"}}

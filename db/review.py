@@ -6,7 +6,8 @@ writes the old values back; redo appends a group with source "redo" that writes 
 values again. Nothing is ever deleted from the log, so it doubles as an audit trail, and any
 process sharing the database (the app, `gentriage review`) undoes the same history.
 
-The undo and redo stacks are derived from the log (see `_stacks`), so they survive restarts.
+The undo and redo stacks are derived from the log (see `_undo_target`), so they survive
+restarts; undo reaches back through the whole history, with a few index lookups per step.
 File moves are recorded here (field "path") but performed by the caller: db/ does no file I/O.
 """
 
@@ -19,9 +20,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.schema import Content, Decision, Image, ReviewLog, utcnow
-
-# How much history undo looks at. Older groups stay in the log for audit.
-UNDO_HORIZON_GROUPS = 5000
 
 DECISIONS = {d.value for d in Decision}
 
@@ -116,30 +114,67 @@ def record_path_changes(session: Session, moves: Sequence[tuple[int | None, str,
     return _write_group(session, changes, source, group=group)
 
 
-def _stacks(session: Session) -> tuple[list[int], list[int]]:
-    """(undo stack, redo stack) of group ids, replayed from the recent log."""
-    floor = (session.scalar(select(func.max(ReviewLog.group_id))) or 0) - UNDO_HORIZON_GROUPS
-    rows = session.execute(
-        select(ReviewLog.group_id, ReviewLog.source, ReviewLog.reverts_group)
-        .where(ReviewLog.group_id > floor)
-        .group_by(ReviewLog.group_id)
-        .order_by(ReviewLog.group_id)
-    ).all()
-    done: list[int] = []
-    undone: list[int] = []
-    for group, source, reverts in rows:
+_STACK_SOURCES = (*sorted(USER_SOURCES), "undo", "redo")
+
+
+def _event_before(session: Session, before: int | None) -> tuple[int, str, int | None] | None:
+    """The latest group that can move the undo/redo stacks (a person's action, an undo or a
+    redo; audit-only groups are skipped) whose id is below `before` (None: the latest of
+    all). One step down the group-id index."""
+    stmt = select(ReviewLog.group_id, ReviewLog.source, ReviewLog.reverts_group).where(
+        ReviewLog.source.in_(_STACK_SOURCES))
+    if before is not None:
+        stmt = stmt.where(ReviewLog.group_id < before)
+    row = session.execute(stmt.order_by(ReviewLog.group_id.desc()).limit(1)).first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+def _undo_target(session: Session) -> int | None:
+    """The group the next undo reverts: the top of the undo stack, derived from the log.
+
+    The log is a stack history: an action or a redo pushes a group, an undo pops the top
+    (the undo and redo writers read the top inside their write transaction, so the log is
+    always consistent). Read backwards from the end: a push is the top. An undo of group g
+    popped g, which was pushed at g on top of the same stack that was there just before g
+    (a redo of g can only put it back onto that same stack: whatever was undone after g
+    had to be redone first), so the stack after the undo is the stack before g: continue
+    below g. Each step is one index lookup, however long the history: undo depth has no
+    limit, and a long run of undos is crossed in one jump."""
+    before: int | None = None
+    while (event := _event_before(session, before)) is not None:
+        group, source, reverts = event
+        if source in USER_SOURCES:
+            return group
+        if source == "redo":
+            return reverts
+        if reverts is None:  # a malformed undo row: it reverted nothing
+            before = group
+            continue
+        before = reverts  # an undo: the stack as it was before the undone group
+    return None
+
+
+def _redo_target(session: Session) -> int | None:
+    """The group the next redo re-applies: the top of the redo stack.
+
+    The redo stack is emptied by every new action, so only the undos and redos since the
+    last action count: an undo pushes the group it reverted, a redo pops the top. Read
+    backwards: an undo is the top; a redo of g popped the group pushed by the latest undo of
+    g before it, and the stack after the redo is the stack before that undo (anything
+    undone in between had to be redone first), so continue below that undo."""
+    before: int | None = None
+    while (event := _event_before(session, before)) is not None:
+        group, source, reverts = event
+        if source in USER_SOURCES:
+            return None
         if source == "undo":
-            if reverts in done:
-                done.remove(reverts)
-                undone.append(reverts)
-        elif source == "redo":
-            if reverts in undone:
-                undone.remove(reverts)
-                done.append(reverts)
-        elif source in USER_SOURCES:
-            done.append(group)
-            undone.clear()  # a new action forks history: what was undone cannot be redone
-    return done, undone
+            return reverts
+        pushed_by = session.scalar(  # a redo: the undo it took back
+            select(func.max(ReviewLog.group_id)).where(
+                ReviewLog.group_id < group, ReviewLog.group_id > (reverts or 0),
+                ReviewLog.source == "undo", ReviewLog.reverts_group == reverts))
+        before = pushed_by if pushed_by is not None else group
+    return None
 
 
 def _group_changes(session: Session, group: int) -> list[Change]:
@@ -159,30 +194,34 @@ def _replay(session: Session, changes: Sequence[Change], source: str, group: int
 
 
 def can_undo(session: Session) -> bool:
-    return bool(_stacks(session)[0])
+    return _undo_target(session) is not None
 
 
 def can_redo(session: Session) -> bool:
-    return bool(_stacks(session)[1])
+    return _redo_target(session) is not None
+
+
+def undo_target_changes(session: Session) -> list[Change]:
+    """The changes the next undo reverts (as logged, not yet swapped); empty if none."""
+    group = _undo_target(session)
+    return [] if group is None else _group_changes(session, group)
 
 
 def undo(session: Session) -> list[Change]:
     """Revert the most recent action not yet undone. Returns the changes as applied now
     (old/new swapped): the caller moves files back for "path" changes. Empty if nothing."""
-    done, _ = _stacks(session)
-    if not done:
+    group = _undo_target(session)
+    if group is None:
         return []
-    group = done[-1]
     inverse = [Change(c.content_id, c.field, c.new_value, c.old_value)
                for c in reversed(_group_changes(session, group))]
     return _replay(session, inverse, "undo", group)
 
 
 def redo(session: Session) -> list[Change]:
-    _, undone = _stacks(session)
-    if not undone:
+    group = _redo_target(session)
+    if group is None:
         return []
-    group = undone[-1]
     return _replay(session, _group_changes(session, group), "redo", group)
 
 

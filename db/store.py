@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from sqlalchemy import ColumnElement, and_, delete, exists, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -130,6 +130,21 @@ def list_folders(session: Session) -> list[Folder]:
     return list(session.scalars(select(Folder).order_by(Folder.path)))
 
 
+def folder_path(session: Session, folder_id: int) -> str | None:
+    """The watched folder's path (None: no such folder)."""
+    return session.scalar(select(Folder.path).where(Folder.id == folder_id))
+
+
+def set_folder_sensitive(session: Session, folder_id: int, sensitive: bool) -> bool:
+    """Mark a watched folder sensitive (its unanalysed images stay blurred) or not; False
+    when there is no such folder."""
+    folder = session.get(Folder, folder_id)
+    if folder is None:
+        return False
+    folder.sensitive = sensitive
+    return True
+
+
 def mark_folder_scanned(session: Session, folder_id: int) -> None:
     session.execute(update(Folder).where(Folder.id == folder_id).values(last_scan_at=utcnow()))
 
@@ -176,6 +191,24 @@ def files_by_path(session: Session, paths: Iterable[str]) -> dict[str, KnownFile
             .where(Image.path.in_(chunk)))
         found.update({p: KnownFile(i, s, m, st) for p, i, s, m, st in rows})
     return found
+
+
+def image_ids_for_paths(session: Session, paths: Iterable[str]) -> list[int]:
+    """Ids of the images recorded at these paths (unknown paths are left out), ascending."""
+    ids: set[int] = set()
+    for chunk in _chunks(list(paths)):
+        ids.update(session.scalars(select(Image.id).where(Image.path.in_(chunk))))
+    return sorted(ids)
+
+
+def first_image_of(session: Session, content_ids: Iterable[int]) -> int | None:
+    """The lowest image id showing any of these contents (None: no file shows them)."""
+    best: int | None = None
+    for chunk in _chunks(sorted(set(content_ids))):
+        found = session.scalar(select(func.min(Image.id)).where(Image.content_id.in_(chunk)))
+        if found is not None and (best is None or found < best):
+            best = found
+    return best
 
 
 def path_under(directory: str) -> ColumnElement[bool]:

@@ -14,6 +14,9 @@ deferred BEGIN, see db.engine), a consistent snapshot that takes no write lock.
 
 A writer that waits longer than the busy timeout for another process's lock gets
 `sqlalchemy.exc.OperationalError` ("database is locked"); `is_database_busy` recognises it.
+The GUI thread writes with a short busy timeout of its own (`busy_timeout_ms`): a keypress
+must not freeze the window for the engine's 15 s while a scan in another process holds the
+lock; the window queues the change and retries instead (desktop.review_controller).
 """
 
 from __future__ import annotations
@@ -21,9 +24,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeAlias
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+# What the layers above db/ hold to reach the library: they open reads (`with sessions() as
+# session:`) and writes (write_transaction) and hand the session to db/ functions, never
+# building SQL themselves, so desktop/ needs no SQLAlchemy import of its own.
+Sessions: TypeAlias = sessionmaker[Session]
 
 # Connection execution option read by db.engine's "begin" listener: this transaction writes.
 WRITE_OPTION = "gentriage_write"
@@ -37,13 +47,46 @@ MAX_POLL_GAP_S = 0.1
 
 
 @contextmanager
-def write_transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+def write_transaction(sessions: Sessions, *,
+                      busy_timeout_ms: int | None = None) -> Iterator[Session]:
     """A session inside one write transaction that already holds the write lock; commits
-    when the block ends normally, rolls back when it raises."""
-    with sessions() as session:
-        session.connection(execution_options={WRITE_OPTION: True})  # BEGIN IMMEDIATE now
+    when the block ends normally, rolls back when it raises.
+
+    `busy_timeout_ms`: wait at most this long for another writer's lock (instead of the
+    connection's own busy timeout) before raising the "database is locked" error."""
+    if busy_timeout_ms is None:
+        with sessions() as session:
+            session.connection(execution_options={WRITE_OPTION: True})  # BEGIN IMMEDIATE now
+            yield session
+            session.commit()
+        return
+    with _busy_timeout(sessions, busy_timeout_ms) as connection, \
+            sessions(bind=connection) as session:
+        session.connection(execution_options={WRITE_OPTION: True})
         yield session
         session.commit()
+
+
+@contextmanager
+def _busy_timeout(sessions: Sessions, busy_timeout_ms: int) -> Iterator[Connection]:
+    """A connection of the sessions' engine whose SQLite busy timeout is `busy_timeout_ms`
+    until it goes back to the pool (then the engine's own value again).
+
+    The timeout has to be in place before BEGIN IMMEDIATE, which is where the wait happens,
+    so it is set on the driver connection before any transaction starts; the session is then
+    bound to this connection. Other databases keep their own lock waits."""
+    engine = sessions.kw["bind"]
+    with engine.connect() as connection:
+        if engine.dialect.name != "sqlite":
+            yield connection
+            return
+        driver = connection.connection.driver_connection
+        previous = driver.execute("PRAGMA busy_timeout").fetchone()[0]
+        driver.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        try:
+            yield connection
+        finally:
+            driver.execute(f"PRAGMA busy_timeout={int(previous)}")
 
 
 def pause_for_other_writers(held_s: float) -> None:

@@ -20,18 +20,17 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from db import store
-from db.engine import DatabaseError, open_library, session_factory
-from db.transaction import write_transaction
+from db.engine import DatabaseError, LibraryEngine, open_library, session_factory
+from db.transaction import Sessions, write_transaction
 from desktop.blur import BlurPolicy
 from desktop.error_sink import ErrorSink
 from desktop.grid.gc_policy import settle_after_startup
@@ -62,7 +61,7 @@ class GenTriageApp(QObject):
     """Everything one window needs, created and connected. Tests build this directly (with
     `analysis=False` or a fake runner) and drive the real window."""
 
-    def __init__(self, engine: Engine, locations: Locations, settings: Settings,
+    def __init__(self, engine: LibraryEngine, locations: Locations, settings: Settings,
                  folders: list[str] | None = None, device: str | None = None,
                  models_dir: str | None = None, *, analysis: bool = True,
                  watch: bool = True, scan_executor: str = "thread",
@@ -71,7 +70,7 @@ class GenTriageApp(QObject):
         self.engine = engine
         self.locations = locations
         self.settings = settings
-        self.sessions: sessionmaker[Session] = session_factory(engine)
+        self.sessions: Sessions = session_factory(engine)
         self.device = device or settings.device
         self._explicit_models = models_dir
         self.errors = ErrorSink()
@@ -220,12 +219,14 @@ class GenTriageApp(QObject):
         app = QApplication.instance()
         if old.theme != new.theme and isinstance(app, QApplication):
             apply_theme(app, new.theme)
-        if old.thresholds != new.thresholds or old.enabled_analysers != new.enabled_analysers:
+        # The tag threshold is applied when tags are read (db.queries), not by the flag rule.
+        flag_thresholds_changed = (replace(old.thresholds, tagger=0.0)
+                                   != replace(new.thresholds, tagger=0.0))
+        if flag_thresholds_changed or old.enabled_analysers != new.enabled_analysers:
             self.flags.recompute(new.thresholds, new.enabled_analysers)
         if self.analysis is not None and (
                 old.enabled_analysers != new.enabled_analysers or old.device != new.device
-                or old.models_dir != new.models_dir
-                or old.thresholds.tagger != new.thresholds.tagger):
+                or old.models_dir != new.models_dir):
             self.device = new.device
             self.analysis.worker.restart(new, self.models_dir(new), new.device)
         self.settings = new

@@ -269,12 +269,6 @@ class BlurPolicy(QObject):
         label = self._label(row)
         return self._cached(kind, image, sha, label)
 
-    def apply(self, image: QImage, cover: bool, key: Hashable | None = None) -> QImage:
-        """Blur (`cover=False`) or cover (`cover=True`) `image`. With a `key` (the content's
-        sha256) the result is cached by (key, size, mode, strength)."""
-        kind = CoverKind.SOLID if cover else CoverKind.BLUR
-        return self._cached(kind, image, key, "")
-
     def _cached(self, kind: CoverKind, image: QImage, key: Hashable | None,
                 label: str) -> QImage:
         if key is None:

@@ -2,20 +2,17 @@
 copy buttons for prompt and seed), each analyser's result, tags with scores, and "open
 containing folder".
 
-`load_details` reads one image's facts in a short session (a handful of indexed lookups, like
-the grid's page reads); the preview widget gets its pixels from the grid engineer's
-ImagePreview, which goes through BlurPolicy, so a flagged unreviewed image is never shown
-clear here either.
+The facts come from db.image_details.load_details (read by the main window in a short
+session); the preview widget is the grid's ImagePreview, which gets its pixels through
+BlurPolicy, so a flagged unreviewed image is never shown clear here either.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication
@@ -27,74 +24,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 from superqt import QFlowLayout
 
-from db.schema import AnalysisResult, Content, Generation, Image, LoraUse, Tag
+from db.image_details import ImageDetails
 
-MAX_TAGS_SHOWN = 60
-
-
-@dataclass
-class ImageDetails:
-    image_id: int
-    path: str
-    name: str
-    size: int
-    mtime_ns: int
-    status: str
-    error: str | None
-    width: int | None = None
-    height: int | None = None
-    format: str | None = None
-    sha256: str | None = None
-    decision: str = "none"
-    rating: int = 0
-    flagged: bool = False
-    generation: dict[str, Any] = field(default_factory=dict)
-    raw: dict[str, Any] = field(default_factory=dict)
-    loras: list[tuple[str, float | None]] = field(default_factory=list)
-    results: list[tuple[str, str | None, float | None, dict, str | None]] = field(
-        default_factory=list)  # analyser, label, score, scores, error
-    tags: list[tuple[str, float, str]] = field(default_factory=list)  # tag, score, analyser
-
-
-GENERATION_FIELDS = ("generator", "generator_detail", "prompt", "negative_prompt", "seed",
-                     "steps", "sampler", "scheduler", "cfg_scale", "width", "height", "model",
-                     "model_hash")
-
-
-def load_details(session: Session, image_id: int) -> ImageDetails | None:
-    image = session.get(Image, image_id)
-    if image is None:
-        return None
-    details = ImageDetails(image.id, image.path, image.name, image.size, image.mtime_ns,
-                           image.status, image.error)
-    if image.content_id is None:
-        return details
-    content = session.get(Content, image.content_id)
-    if content is not None:
-        details.width, details.height, details.format = content.width, content.height, \
-            content.format
-        details.sha256, details.decision, details.rating = content.sha256, content.decision, \
-            content.rating
-        details.flagged = content.flagged
-    generation = session.get(Generation, image.content_id)
-    if generation is not None:
-        details.generation = {name: getattr(generation, name) for name in GENERATION_FIELDS
-                              if getattr(generation, name) not in (None, "")}
-        details.raw = dict(generation.raw or {})
-        details.loras = [(l.name, l.weight) for l in session.scalars(
-            select(LoraUse).where(LoraUse.content_id == image.content_id))]
-    details.results = [(r.analyser, r.label, r.score, dict(r.scores or {}), r.error)
-                       for r in session.scalars(select(AnalysisResult).where(
-                           AnalysisResult.content_id == image.content_id)
-                           .order_by(AnalysisResult.analyser))]
-    details.tags = [(t.tag, t.score, t.analyser) for t in session.scalars(
-        select(Tag).where(Tag.content_id == image.content_id).order_by(Tag.score.desc())
-        .limit(MAX_TAGS_SHOWN))]
-    return details
+__all__ = ["DetailsPane", "ImageDetails", "render_html"]
 
 
 def _human_size(size: int) -> str:
@@ -147,6 +81,17 @@ def _section(title: str, rows: list[str]) -> str:
             f"<table cellspacing='0' cellpadding='1'>{''.join(rows)}</table>") if rows else ""
 
 
+def flag_text(d: ImageDetails) -> str:
+    """Why the image is flagged and what that means for it now: only an unreviewed image is
+    blurred; an accepted one is shown, a rejected one covered (desktop.blur's rule)."""
+    reasons = [name for name, on in (("NSFW", d.flag_nsfw), ("incoherent", d.flag_incoherent))
+               if on]
+    what = f"yes ({', '.join(reasons)})" if reasons else "yes"
+    effect = {"accepted": "accepted, so shown", "rejected": "rejected, so covered"}.get(
+        d.decision, "blurred until reviewed")
+    return f"{what}: {effect}"
+
+
 def render_html(d: ImageDetails) -> str:
     modified = datetime.fromtimestamp(d.mtime_ns / 1e9).strftime("%Y-%m-%d %H:%M:%S") \
         if d.mtime_ns else "?"
@@ -157,7 +102,7 @@ def render_html(d: ImageDetails) -> str:
     facts.append(_row("Review", DECISION_TEXT.get(d.decision, d.decision)
                       + (f", rated {d.rating} ★" if d.rating else "")))
     if d.flagged:
-        facts.append(_row("Flagged", "yes: blurred until reviewed"))
+        facts.append(_row("Flagged", flag_text(d)))
     if d.status != "ok":
         facts.append(_row("Status", f"{d.status}: {d.error or ''}"))
     generation = [_row(FIELD_LABELS.get(k, k.replace("_", " ").capitalize()), v)
@@ -190,8 +135,8 @@ def render_html(d: ImageDetails) -> str:
 
 
 class DetailsPane(QWidget):
-    """Shows one image. `preview` is the grid engineer's ImagePreview (any QWidget with
-    `set_image(row)`-style API is wired by the main window)."""
+    """Shows one image. `preview` is the grid's ImagePreview (the main window feeds it the
+    current row)."""
 
     open_folder_requested = Signal(str)
 

@@ -7,10 +7,15 @@ widget edits) and rewrites the text with format_filter; typing in the text field
 (on Enter, or after a pause) and moves the widgets to match. Either way `filter_changed`
 fires once with the new filter. Saved filters, tag suggestions and the generator/model
 choices come from the database through the main window, which owns the sessions.
+
+A filter that cannot be used never ends in an empty grid or an exception: text that does
+not parse is reported under the field (`error_label`), and so is a filter the database
+refuses to run (the main window calls `show_error`, and the grid keeps the last good one).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
@@ -40,6 +45,8 @@ from db.filters import (
     parse_filter,
 )
 from inference.catalog import CATALOG, TAG_ANALYSERS
+
+log = logging.getLogger(__name__)
 
 DEFAULT_FILTER = ImageFilter(unreviewed_first=True)
 TEXT_APPLY_DELAY_MS = 600
@@ -135,6 +142,10 @@ class FilterBar(QWidget):
         self.query_edit.setClearButtonEnabled(True)
         self.error_label = QLabel()
         self.error_label.setObjectName("filterError")
+        # The message may quote the typed text: never rendered as HTML (an <img> in a filter
+        # must not load a picture), and wrapped so a long one cannot widen the window.
+        self.error_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.error_label.setWordWrap(True)
         self.error_label.hide()
         self._text_timer = QTimer(self)
         self._text_timer.setSingleShot(True)
@@ -337,18 +348,28 @@ class FilterBar(QWidget):
         text = self.query_edit.text()
         try:
             f = parse_filter(text)
-        except FilterSyntaxError as exc:
-            self.error_label.setText(str(exc))
-            self.error_label.show()
+        except (FilterSyntaxError, ValueError) as exc:  # ValueError: the dataclass refused it
+            self.show_error(str(exc))
             return False
-        except ValueError as exc:  # a filter the dataclass rejects
-            self.error_label.setText(str(exc))
-            self.error_label.show()
+        except Exception as exc:  # noqa: BLE001 - typed text must never raise out of a slot
+            log.exception("filter text %r could not be read", text)
+            self.show_error(f"This filter could not be read: {exc}")
             return False
         self.error_label.hide()
         self._show_widgets(f)
         self._commit(f, rewrite_text=False)
         return True
+
+    def show_error(self, message: str, restore: ImageFilter | None = None) -> None:
+        """Say under the text field why the filter cannot be used. `restore`: the filter the
+        grid still shows (the new one could not be run): the widgets go back to it, the text
+        stays as typed so it can be corrected."""
+        self.error_label.setText(message)
+        self.error_label.setToolTip(message)
+        self.error_label.show()
+        if restore is not None and restore != self._filter:
+            self._filter = restore
+            self._show_widgets(restore)
 
     # ---------------------------------------------------------------- widgets → filter
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QApplication,
@@ -29,23 +29,21 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
 from db import queries, store
-from db.filters import ImageFilter
-from db.schema import AnalysisResult, Folder
-from db.transaction import write_transaction
+from db.filters import FilterSyntaxError, ImageFilter
+from db.image_details import load_details
+from db.transaction import Sessions, is_database_busy, write_transaction
 from desktop.actions import ActionRegistry, HoldKeyFilter
 from desktop.blur import BlurPolicy
-from desktop.details import DetailsPane, load_details
+from desktop.details import DetailsPane
 from desktop.filter_bar import DEFAULT_FILTER, FilterBar
 from desktop.grid.model import GridModel
 from desktop.grid.view import GridView
 from desktop.help_overlay import HelpOverlay
 from desktop.interop import InteropActions
 from desktop.preview import FullView, ImagePreview
-from desktop.review_controller import ReviewController
+from desktop.review_controller import QUIT_WAIT_MS, ReviewController
 from desktop.safe_text import escaped_rich_text
 from desktop.settings_dialog import SettingsDialog
 from desktop.sidebar import ALL_FOLDERS, FolderEntry, FolderSidebar
@@ -57,6 +55,9 @@ log = logging.getLogger(__name__)
 # Live updates (new files, results) arrive in bursts; the sidebar counts and the choice lists
 # are re-read at most this often.
 SIDEBAR_REFRESH_MS = 1500
+# Folder and saved-filter changes from the window wait at most this long for another
+# process's write lock, then say so (the person can try again) instead of freezing.
+WINDOW_WRITE_BUSY_TIMEOUT_MS = 1000
 
 
 class EmptyLibraryPage(QWidget):
@@ -116,7 +117,7 @@ class MainWindow(QMainWindow):
     visible_contents_changed = Signal(list)  # content ids on screen: analyse these first
     first_page_shown = Signal()
 
-    def __init__(self, sessions: sessionmaker[Session], settings: Settings,
+    def __init__(self, sessions: Sessions, settings: Settings,
                  model: GridModel, view: GridView, blur: BlurPolicy,
                  preview: ImagePreview | None = None, full_view: FullView | None = None,
                  save_settings: Callable[[Settings], None] | None = None,
@@ -135,6 +136,10 @@ class MainWindow(QMainWindow):
         self._save_settings = save_settings or (lambda _s: None)
         self._default_models_dir = default_models_dir
         self._first_page_announced = False
+        self._thumbnails_pruned = False
+        # Tags count from the person's threshold (db.queries), in the grid's `tag:` filters
+        # as in the details pane and the tag suggestions.
+        self.model.set_tag_threshold(settings.thresholds.tagger)
 
         # --- widgets ---------------------------------------------------------------------
         self.sidebar = FolderSidebar()
@@ -170,7 +175,7 @@ class MainWindow(QMainWindow):
 
         self.controller = ReviewController(sessions, model, view.selectionModel(), settings,
                                            parent=self)
-        self.registry = ActionRegistry(self, settings.extra.get("shortcuts") or {})
+        self.registry = ActionRegistry(self, settings.shortcuts)
         self.interop = InteropActions(sessions, lambda: self.settings, self.current_grid_row,
                                       blur, parent=self)
         self._bind_actions()
@@ -319,11 +324,7 @@ class MainWindow(QMainWindow):
                                    lost=not Path(f.path).is_dir()) for f in folders]
             generators = queries.distinct_values(session, "generator")
             models = queries.distinct_values(session, "model")
-            labels: dict[str, set[str]] = {}
-            for analyser, label in session.execute(
-                    select(AnalysisResult.analyser, AnalysisResult.label)
-                    .where(AnalysisResult.label.is_not(None)).distinct()):
-                labels.setdefault(analyser, set()).add(label)
+            labels = queries.label_choices(session)
             saved = queries.saved_filters(session)
         self.sidebar.set_folders(entries)
         self._update_empty_state()
@@ -343,7 +344,22 @@ class MainWindow(QMainWindow):
 
     def _suggest_tags(self, prefix: str) -> list[str]:
         with self.sessions() as session:
-            return [tag for tag, _count in queries.tag_suggestions(session, prefix)]
+            return [tag for tag, _count in queries.tag_suggestions(
+                session, prefix, tag_threshold=self.model.tag_threshold)]
+
+    def _window_write(self) -> Any:
+        """A write transaction for a window action (adding a folder, saving a filter) that
+        waits only a moment for another process's lock; `_report_write_error` says what
+        failed."""
+        return write_transaction(self.sessions, busy_timeout_ms=WINDOW_WRITE_BUSY_TIMEOUT_MS)
+
+    def _report_write_error(self, what: str, exc: Exception) -> None:
+        if is_database_busy(exc):
+            self.status.post(f"Database busy (another program is writing to the library): "
+                             f"could not {what}; try again in a moment")
+        else:
+            log.exception("could not %s", what)
+            self.status.post(f"Could not {what}: {exc}")
 
     # ================================================================ folders
 
@@ -353,8 +369,12 @@ class MainWindow(QMainWindow):
             self.add_folder(folder)
 
     def add_folder(self, path: str) -> None:
-        with write_transaction(self.sessions) as session:
-            normalised = store.add_folder(session, path).path
+        try:
+            with self._window_write() as session:
+                normalised = store.add_folder(session, path).path
+        except Exception as exc:  # noqa: BLE001 - reported; nothing was written
+            self._report_write_error(f"add {path}", exc)
+            return
         self.refresh_library_lists()
         self.folder_added.emit(normalised)
         self.status.post(f"Watching {normalised}; indexing…")
@@ -385,12 +405,17 @@ class MainWindow(QMainWindow):
         self.remove_folder(folder_id)
 
     def remove_folder(self, folder_id: int) -> None:
-        with write_transaction(self.sessions) as session:
-            folder = session.get(Folder, folder_id)
-            if folder is None:
-                return
-            path = folder.path
-            store.remove_folder(session, folder_id)
+        try:
+            with self._window_write() as session:
+                path = store.folder_path(session, folder_id)
+                if path is None:
+                    return
+                orphans = store.remove_folder(session, folder_id)
+        except Exception as exc:  # noqa: BLE001 - reported; nothing was written
+            self._report_write_error("stop watching the folder", exc)
+            return
+        # Pictures no file shows any more: their thumbnails go (off the GUI thread).
+        self.model.thumbnails.discard(orphans)
         self.folder_removed.emit(path)
         self.refresh_library_lists()
         self.model.reload()
@@ -403,10 +428,11 @@ class MainWindow(QMainWindow):
             self.status.post(f"Rescanning {len(paths)} folder(s)…")
 
     def _on_sidebar_sensitive_toggled(self, folder_id: int, sensitive: bool) -> None:
-        with write_transaction(self.sessions) as session:
-            folder = session.get(Folder, folder_id)
-            if folder is not None:
-                folder.sensitive = sensitive
+        try:
+            with self._window_write() as session:
+                store.set_folder_sensitive(session, folder_id, sensitive)
+        except Exception as exc:  # noqa: BLE001 - reported; the list shows the stored state
+            self._report_write_error("change the folder's sensitive mark", exc)
         self.refresh_library_lists()
 
     def _on_sidebar_folder_selected(self, folder_id: int) -> None:
@@ -415,23 +441,45 @@ class MainWindow(QMainWindow):
     # ================================================================ filter → grid
 
     def _on_filter_bar_filter_changed(self, f: ImageFilter) -> None:
+        """Run the bar's new filter. One the database cannot run (too many terms, numbers
+        out of range) leaves the grid as it was and says why under the filter text."""
         keep = self.current_image_id()
-        self.model.set_filter(f)
-        row = self.model.row_of_image(keep) if keep is not None else None
-        self.controller.select_row(row if row is not None else 0)
+        previous = self.model.filter
+        try:
+            self.model.set_filter(f)
+        except (FilterSyntaxError, queries.FilterQueryError) as exc:
+            self.filter_bar.show_error(f"This filter cannot be run: {exc}", previous)
+            return
+        except Exception as exc:  # noqa: BLE001 - a slot must not raise; say what failed
+            log.exception("filter %r failed", f)
+            self.filter_bar.show_error(f"This filter could not be run: {exc}", previous)
+            return
+        self._show_current(keep)
         self._update_counts()
 
+    def _show_current(self, keep: int | None) -> None:
+        row = self.model.row_of_image(keep) if keep is not None else None
+        self.controller.select_row(row if row is not None else 0)
+
     def _on_filter_bar_save_requested(self, name: str, text: str) -> None:
-        with write_transaction(self.sessions) as session:
-            queries.save_filter(session, name, text)
-            saved = queries.saved_filters(session)
+        try:
+            with self._window_write() as session:
+                queries.save_filter(session, name, text)
+                saved = queries.saved_filters(session)
+        except Exception as exc:  # noqa: BLE001 - reported; nothing was written
+            self._report_write_error(f"save the filter “{name}”", exc)
+            return
         self.filter_bar.set_saved_filters(saved)
         self.status.post(f"Saved filter “{name}”")
 
     def _on_filter_bar_delete_requested(self, name: str) -> None:
-        with write_transaction(self.sessions) as session:
-            queries.delete_saved_filter(session, name)
-            saved = queries.saved_filters(session)
+        try:
+            with self._window_write() as session:
+                queries.delete_saved_filter(session, name)
+                saved = queries.saved_filters(session)
+        except Exception as exc:  # noqa: BLE001 - reported; nothing was written
+            self._report_write_error(f"delete the filter “{name}”", exc)
+            return
         self.filter_bar.set_saved_filters(saved)
 
     def _on_model_reset(self) -> None:
@@ -472,7 +520,8 @@ class MainWindow(QMainWindow):
         details = None
         if row is not None:
             with self.sessions() as session:
-                details = load_details(session, row.image_id)
+                details = load_details(session, row.image_id,
+                                       tag_threshold=self.model.tag_threshold)
         self.details.show_details(details)
         if self.preview is not None:
             self.preview.set_row(row)
@@ -563,9 +612,7 @@ class MainWindow(QMainWindow):
         new = dialog.result_settings()
         for action_id, shortcuts in dialog.shortcut_choices().items():
             self.registry.rebind(action_id, shortcuts)
-        new.extra = {**new.extra, "shortcuts": self.registry.overrides()}
-        if not new.extra["shortcuts"]:
-            new.extra.pop("shortcuts")
+        new.shortcuts = self.registry.overrides()
         self.apply_settings(new)
 
     def apply_settings(self, new: Settings) -> None:
@@ -577,6 +624,14 @@ class MainWindow(QMainWindow):
         auto = self.registry.action("review.auto_advance")
         if auto.isChecked() != new.auto_advance:
             auto.setChecked(new.auto_advance)
+        if old.thresholds.tagger != new.thresholds.tagger:
+            # Tags are stored down to a low floor: a new threshold is only a new reading,
+            # no model reload and no re-analysis (desktop.app restarts nothing for it).
+            keep = self.current_image_id()
+            if self.model.set_tag_threshold(new.thresholds.tagger):
+                self._show_current(keep)
+                self._update_counts()
+            self._refresh_preview()
         self.settings_changed.emit(old, new)
 
     # ================================================================ services (slots)
@@ -624,6 +679,11 @@ class MainWindow(QMainWindow):
 
     def _on_scanner_scan_finished(self, summary: Any) -> None:
         self.status.show_scan_finished()
+        if not self._thumbnails_pruned:
+            # Once per session, after the first scan: thumbnails no file needs any more
+            # (left by a crash, or by files gone while GenTriage was closed) are deleted.
+            self._thumbnails_pruned = True
+            self.model.thumbnails.prune(self._referenced_sha256s)
         indexed = getattr(summary, "indexed", 0)
         errors = getattr(summary, "errors", [])
         self.status.post((f"Indexed {indexed:,} new or changed image(s)" if indexed
@@ -693,22 +753,51 @@ class MainWindow(QMainWindow):
 
     # ================================================================ closing
 
+    def _referenced_sha256s(self) -> set[str]:
+        """What the thumbnail cache keeps (called on the thumbnail pool's thread)."""
+        with self.sessions() as session:
+            return store.referenced_sha256s(session)
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        if not self._review_changes_saved():
+            event.ignore()
+            return
         QApplication.instance().removeEventFilter(self._hold_filter)
         self._remember_layout()
         super().closeEvent(event)
 
+    def _review_changes_saved(self) -> bool:
+        """Before closing: review changes still waiting for a busy database get one last,
+        longer wait; if they still cannot be written, the person chooses between waiting
+        (the window stays open and keeps retrying) and quitting without them."""
+        controller = self.controller
+        if not controller.has_pending() or controller.flush_before_quit(QUIT_WAIT_MS):
+            return True
+        count = controller.pending_count()
+        answer = QMessageBox.warning(
+            self, "Review changes not saved yet", escaped_rich_text(
+                f"{count} review change{'s are' if count != 1 else ' is'} not saved: another "
+                "program has been writing to the library database for a long time.\n\n"
+                "Keep the window open and GenTriage keeps trying, or quit without "
+                f"{'them' if count != 1 else 'it'}."),
+            QMessageBox.StandardButton.Retry | QMessageBox.StandardButton.Discard,
+            QMessageBox.StandardButton.Retry)
+        if answer != QMessageBox.StandardButton.Discard:
+            return False
+        controller.discard_pending()
+        return True
+
     def _remember_layout(self) -> None:
         """Window geometry and pane widths, kept in the settings file for the next start."""
-        self.settings.extra[WINDOW_LAYOUT_KEY] = {
+        self.settings.window = {
             "geometry": bytes(self.saveGeometry().toBase64().data()).decode("ascii"),
             "panes": self.splitter.sizes(),
         }
         self._save_settings(self.settings)
 
     def _restore_layout(self) -> None:
-        layout = self.settings.extra.get(WINDOW_LAYOUT_KEY)
-        if not isinstance(layout, dict):
+        layout = self.settings.window
+        if not layout:
             return  # first start: the screen-fitted default
         geometry = layout.get("geometry")
         if isinstance(geometry, str):
@@ -720,8 +809,6 @@ class MainWindow(QMainWindow):
             self.splitter.setSizes(panes)
 
 
-WINDOW_LAYOUT_KEY = "window"  # in Settings.extra
-
 
 def default_window_size(available_width: int, available_height: int) -> tuple[int, int]:
     """Most of a small screen (a 1280x800 laptop gets 1216x736), about 80 % of a large
@@ -731,10 +818,4 @@ def default_window_size(available_width: int, available_height: int) -> tuple[in
     height = min(int(available_height * 0.92), max(880, int(available_height * 0.85)))
     return width, height
 
-
-def select_current(view: GridView, row: int) -> None:
-    """Make `row` current and the only selection (tests and the app use it)."""
-    index = view.model().index(row, 0)
-    view.selectionModel().setCurrentIndex(index,
-                                          QItemSelectionModel.SelectionFlag.ClearAndSelect)
 

@@ -26,3 +26,4 @@ class Role(IntEnum):
     NeedsBlur = _BASE + 12  # bool: the image is painted blurred or covered right now
     Row = _BASE + 13  # the whole GridRow (db.queries), or None while not loaded
     ThumbnailError = _BASE + 14  # str | None: why the thumbnail could not be made
+    PendingDecision = _BASE + 15  # str | None: a decision queued, not yet written

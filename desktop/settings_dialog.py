@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inference.catalog import CATALOG
+from inference.catalog import CATALOG, TAG_STORE_FLOOR
 from desktop.actions import ActionRegistry
 from desktop.interop import SharingSettingsPage
 from desktop.theme import THEMES
@@ -49,7 +49,7 @@ THRESHOLD_TEXT = {
     "nsfw_vit": "NSFW (ViT) flags at P(nsfw) ≥",
     "safety_checker": "Safety checker flags at margin >",
     "coherence": "Coherence flags at P(incoherent) ≥",
-    "tagger": "Tags kept at probability ≥",
+    "tagger": "Tags count at probability ≥",
 }
 BLUR_STRENGTH = (8, 160)
 
@@ -172,6 +172,8 @@ class SettingsDialog(QDialog):
             spin.setDecimals(3)
             spin.setSingleStep(0.05)
             spin.setRange(-10.0, 10.0) if f.name == "safety_checker" else spin.setRange(0.0, 1.0)
+            if f.name == "tagger":  # tags are stored down to this floor: lower finds nothing new
+                spin.setMinimum(TAG_STORE_FLOOR)
             spin.setValue(getattr(s.thresholds, f.name))
             spin.setMaximumWidth(110)  # a number, not a text field
             self.threshold_spins[f.name] = spin

@@ -121,9 +121,6 @@ class FolderSidebar(QWidget):
                 self.list.setCurrentRow(row)
                 return
 
-    def select_folder(self, folder_id: int) -> None:
-        self._select(folder_id)
-
     def entries(self) -> list[FolderEntry]:
         return list(self._entries.values())
 

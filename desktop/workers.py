@@ -31,7 +31,7 @@ from desktop.error_sink import ErrorReport, ErrorSink, short_error
 from library.settings import Settings
 
 if TYPE_CHECKING:  # the bridges call db/ and library/ functions; no SQL here
-    from sqlalchemy.orm import Session, sessionmaker
+    from db.transaction import Sessions
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class ScanBridge(QObject):
     scan_failed = Signal(str)
     progress_changed = Signal(int, int)  # files done, files to read
 
-    def __init__(self, sessions: sessionmaker[Session], thumbnails: Any,
+    def __init__(self, sessions: Sessions, thumbnails: Any,
                  executor: str = "thread", parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._sessions = sessions
@@ -283,7 +283,7 @@ class AnalysisWorker(QObject):
     analysis_unavailable = Signal(str)  # the runner or its models could not start: why
     finished = Signal()
 
-    def __init__(self, sessions: sessionmaker[Session], models_dir: Path, settings: Settings,
+    def __init__(self, sessions: Sessions, models_dir: Path, settings: Settings,
                  device: str, runner_factory: Callable[..., Any] | None = None) -> None:
         super().__init__()
         self._sessions = sessions
@@ -468,7 +468,7 @@ class FlagRecomputer(QObject):
     flags_recomputed = Signal(list)  # all content ids whose flags changed, at the end
     recompute_failed = Signal(str)
 
-    def __init__(self, sessions: sessionmaker[Session], parent: QObject | None = None) -> None:
+    def __init__(self, sessions: Sessions, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._sessions = sessions
         self._lock = threading.Lock()
@@ -566,7 +566,7 @@ class ChangeWatcher(QObject):
     library_changed = Signal(object)  # db.changes.LibraryChanges
     error_reported = Signal(str)
 
-    def __init__(self, sessions: sessionmaker[Session], interval_s: float = CHANGE_POLL_S,
+    def __init__(self, sessions: Sessions, interval_s: float = CHANGE_POLL_S,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         from db.changes import current_token

@@ -56,6 +56,11 @@ NSFW_ANALYSERS: tuple[str, ...] = tuple(a.key for a in CATALOG if a.role is Role
 COHERENCE_ANALYSERS: tuple[str, ...] = tuple(a.key for a in CATALOG
                                              if a.role is Role.COHERENCE)
 TAG_ANALYSERS: tuple[str, ...] = tuple(a.key for a in CATALOG if a.role is Role.TAGS)
+# Tag analysers store every tag whose probability is at least this. The person's tag
+# threshold (Settings -> thresholds.tagger, 0.2 by default) is applied when reading — in
+# `tag:` filters, the details pane and the export (db.queries) — so changing it needs no
+# re-analysis and no model reload; thresholds below this floor act as the floor.
+TAG_STORE_FLOOR = 0.05
 # Analysers whose label or score a filter term may name (`nsfw-vit:nsfw`, `aesthetic>=6`).
 FILTERABLE_ANALYSERS: tuple[str, ...] = tuple(
     a.key for a in CATALOG if a.role in (Role.NSFW, Role.COHERENCE, Role.SCORE, Role.TAGS))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from inference.base import HFSource, TorchAnalyser, require
+from inference.catalog import TAG_STORE_FLOOR
 from inference.types import AnalyserOutput, Job
 from inference.weights import (Found, TensorInfo, WeightsError, expect_shape, read_json,
                                read_safetensors_header)
@@ -185,7 +186,8 @@ class TaggerJtp(TorchAnalyser):
             probs = (out if self.gated else torch.sigmoid(out)).cpu()
         results = []
         for row in probs:
-            keep = torch.nonzero(row > self.tag_threshold).flatten().tolist()
+            # Stored down to the floor: the threshold applies when reading (db.queries).
+            keep = torch.nonzero(row >= TAG_STORE_FLOOR).flatten().tolist()
             tags = sorted(((self.tags[i], float(row[i])) for i in keep), key=lambda t: -t[1])
             results.append(self.output(None, float(row.max()), {}, tags))
         return results

@@ -44,13 +44,18 @@ class Settings:
     theme: str = "system"  # "system", "light", "dark"
     thumbnail_size: int = 192
     models_dir: str = ""
-    watched_folders: list[str] = field(default_factory=list)
     # Interop (library/sidecars.py, desktop/interop.py): write XMP sidecars after every
     # review decision; their naming ("darktable": NAME.EXT.xmp, "lightroom": NAME.xmp); the
     # ComfyUI server "Queue in ComfyUI" posts to (the only network use besides downloads).
     sidecar_auto: bool = False
     sidecar_naming: str = "darktable"
     comfyui_url: str = "http://127.0.0.1:8188"
+    # Key rebindings that differ from the defaults: action id -> key sequences (the app's
+    # Settings -> Keys; desktop.actions.ActionRegistry.overrides()).
+    shortcuts: dict[str, list[str]] = field(default_factory=dict)
+    # The main window's last geometry and pane widths ({"geometry": base64, "panes": [...]}),
+    # restored at the next start.
+    window: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
 
     @classmethod

@@ -89,7 +89,8 @@ class ThumbnailDelegate(QStyledItemDelegate):
                 self._paint_placeholder(painter, image_rect, row,
                                         index.data(Role.ThumbnailError))
             if row is not None:
-                self._paint_badges(painter, badge_rect, row, bool(index.data(Role.NeedsBlur)))
+                self._paint_badges(painter, badge_rect, row, bool(index.data(Role.NeedsBlur)),
+                                   index.data(Role.PendingDecision))
             if self.show_names():
                 self._paint_name(painter, option, image_rect, index.data() or "")
         finally:
@@ -156,7 +157,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
         painter.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), text)
 
     def _paint_badges(self, painter: QPainter, rect: QRect, row: object,
-                      covered: bool) -> None:
+                      covered: bool, pending: str | None = None) -> None:
         size = max(14, min(24, self._thumbnail_size // 8))
         font = QFont(painter.font())
         font.setPixelSize(max(9, size - 6))
@@ -164,7 +165,14 @@ class ThumbnailDelegate(QStyledItemDelegate):
         painter.setFont(font)
         x, y = rect.x() + 3, rect.y() + 3
         decision = getattr(row, "decision", "none")
-        if decision == "accepted":
+        if pending is not None:
+            # Not written yet (the database is busy): the decision asked for, hollow, with an
+            # hourglass, so it never passes for a saved one.
+            colour = {"accepted": ACCEPTED, "rejected": REJECTED}.get(pending, STATUS)
+            mark = {"accepted": "\u2713", "rejected": "\u2715"}.get(pending, "\u2205")
+            self._hollow_badge(painter, QRect(x, y, size * 2, size), colour,
+                               mark + "\u231b")
+        elif decision == "accepted":
             self._badge(painter, QRect(x, y, size, size), ACCEPTED, "\u2713")
         elif decision == "rejected":
             self._badge(painter, QRect(x, y, size, size), REJECTED, "\u2715")
@@ -208,6 +216,15 @@ class ThumbnailDelegate(QStyledItemDelegate):
         painter.setBrush(colour)
         radius = rect.height() / 2
         painter.drawRoundedRect(QRectF(rect), radius, radius)
+        painter.setPen(BADGE_TEXT)
+        painter.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), text)
+
+    @staticmethod
+    def _hollow_badge(painter: QPainter, rect: QRect, colour: QColor, text: str) -> None:
+        painter.setPen(QPen(colour, 2))
+        painter.setBrush(QColor(0, 0, 0, 150))
+        radius = rect.height() / 2
+        painter.drawRoundedRect(QRectF(rect).adjusted(1, 1, -1, -1), radius, radius)
         painter.setPen(BADGE_TEXT)
         painter.drawText(rect, int(Qt.AlignmentFlag.AlignCenter), text)
 

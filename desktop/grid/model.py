@@ -22,14 +22,21 @@ Live updates:
   would land inside the loaded part are not spliced in — that needs their neighbours' keys;
   instead `new_images_pending(count)` tells the window, which can call `reload(image_id)`
   to re-read and keep the current image where it is.
+
+Review: `next_unreviewed_row` finds the next undecided image with one keyset query
+(db.queries.next_unreviewed) and, when it lies far below what is loaded, appends the ids up
+to it in one read (`image_ids_through`): auto-advance never walks pages. Decisions the
+controller could not write yet (another process holds the database) are shown as pending
+(`set_pending`): a badge and a tooltip line, and a pending rejection is covered at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -65,6 +72,12 @@ PREFETCH_SCREENS = 1
 MAX_TOP_INSERT = 2_000
 # New images whose place is checked one by one (position_of) before offering a reload.
 MAX_POSITION_CHECKS = 50
+# Auto-advance: unreviewed images the view does not show that are passed over before giving
+# up, and rows after the current one tried as the starting point when the current image has
+# left the filter.
+MAX_UNPLACED_SKIPS = 20
+MAX_ANCHOR_PROBES = 20
+PENDING_TEXT = {"accepted": "Accept", "rejected": "Reject", "none": "Clear decision"}
 _ROW_ROLES = {
     Role.ImageId: "image_id", Role.ContentId: "content_id", Role.Path: "path",
     Role.Sha256: "sha256", Role.Decision: "decision", Role.Rating: "rating",
@@ -107,6 +120,8 @@ class GridModel(QAbstractListModel):
         self._total: int | None = None
         self._waiting: dict[str, set[int]] = {}  # sha256 -> image ids painted without it
         self._visible: tuple[int, int] = (0, -1)
+        self._tag_threshold: float | None = None
+        self._pending: dict[int, str] = {}  # content id -> decision not written yet
         thumbnails.thumbnails_ready.connect(self._on_thumbnails_ready)
         thumbnails.thumbnail_failed.connect(self._on_thumbnail_failed)
         blur.changed.connect(self._on_blur_changed)
@@ -135,7 +150,8 @@ class GridModel(QAbstractListModel):
         after = self._cursor
         with self._session_factory() as session:
             rows, cursor = queries.fetch_page(session, self._filter, after=after,
-                                              limit=self._page_size)
+                                              limit=self._page_size,
+                                              tag_threshold=self._tag_threshold)
         self._page_start_cursor = after
         self._cursor = cursor
         self._has_more = cursor is not None
@@ -163,11 +179,14 @@ class GridModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DecorationRole:
             return self._decoration(row)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return tooltip_text(row)
+            return tooltip_text(row, self._pending.get(row.content_id)
+                                if row.content_id is not None else None)
         if role == Role.Row:
             return row
         if role == Role.NeedsBlur:
-            return self._blur.needs_cover(row)
+            return self._blur.needs_cover(self._as_painted(row))
+        if role == Role.PendingDecision:
+            return self._pending.get(row.content_id) if row.content_id is not None else None
         if role == Role.ThumbnailError:
             return self._thumbnails.failure(row.sha256) if row.sha256 else None
         attr = _ROW_ROLES.get(role)  # type: ignore[call-overload]
@@ -215,8 +234,35 @@ class GridModel(QAbstractListModel):
     def page_size(self) -> int:
         return self._page_size
 
+    @property
+    def thumbnails(self) -> ThumbnailLoader:
+        return self._thumbnails
+
+    @property
+    def tag_threshold(self) -> float | None:
+        return self._tag_threshold
+
+    def set_tag_threshold(self, threshold: float | None) -> bool:
+        """The tagger threshold the person chose: tags below it do not count in `tag:`
+        filters. A filter with tag terms is run again; returns whether it was."""
+        if threshold == self._tag_threshold:
+            return False
+        self._tag_threshold = threshold
+        f = self._filter
+        if f is None or not (f.tags_all or f.tags_any or f.tags_none):
+            return False
+        self.set_filter(f)
+        return True
+
     def set_filter(self, f: ImageFilter) -> None:
-        """Show the images matching `f`: reset, then load the first page."""
+        """Show the images matching `f`: reset, then load the first page.
+
+        The first page is read before anything changes: a filter the database refuses
+        (db.queries.FilterQueryError) raises here and the model keeps showing what it
+        showed."""
+        with self._session_factory() as session:
+            first, cursor = queries.fetch_page(session, f, limit=self._page_size,
+                                               tag_threshold=self._tag_threshold)
         self.beginResetModel()
         self._filter = f
         self._ids = []
@@ -230,9 +276,11 @@ class GridModel(QAbstractListModel):
         self._waiting.clear()
         self._visible = (0, -1)
         self._thumbnails.cancel_all()
-        # The first page is read inside the reset, so views (and item-model testers) never
+        # The first page goes in inside the reset, so views (and item-model testers) never
         # see an empty model followed by an insert.
-        self._append(self._read_next_page())
+        self._cursor = cursor
+        self._has_more = cursor is not None
+        self._append(first)
         self.endResetModel()
         self.filter_applied.emit()
 
@@ -267,7 +315,8 @@ class GridModel(QAbstractListModel):
                 self._total = len(self._ids)
             else:
                 with self._session_factory() as session:
-                    self._total = queries.count_images(session, self._filter)
+                    self._total = queries.count_images(session, self._filter,
+                                                       tag_threshold=self._tag_threshold)
         return self._total
 
     def loaded_count(self) -> int:
@@ -286,33 +335,114 @@ class GridModel(QAbstractListModel):
         """The GridRow shown at `row` (read from the database if it was evicted)."""
         return self._row_at(row) if 0 <= row < len(self._ids) else None
 
-    def next_row_matching(self, start_row: int, predicate: Callable[[GridRow], bool],
-                          max_pages: int | None = None) -> int | None:
-        """The first row after `start_row` whose GridRow satisfies `predicate` (auto-advance
-        to the next unreviewed image). Loads further pages as needed, at most `max_pages`
-        (None: until the end). None when there is no such row."""
-        row = max(-1, start_row) + 1
-        fetched = 0
-        while True:
-            while row < len(self._ids):
-                grid_row = self._row_at(row)
-                if grid_row is not None and predicate(grid_row):
-                    return row
-                row += 1
-            if not self.canFetchMore(QModelIndex()):
-                return None
-            if max_pages is not None and fetched >= max_pages:
-                return None
-            self.fetchMore(QModelIndex())
-            fetched += 1
+    def anchor_at(self, row: int) -> Any:
+        """Where the image at `row` sits in the filter's order now (an opaque cursor for
+        `next_unreviewed_row`), or None when the filter no longer shows it (decided under
+        `is:unreviewed`, say: rows stay put until the next reload)."""
+        image_id = self.image_id_at(row)
+        if image_id is None or self._filter is None:
+            return None
+        with self._session_factory() as session:
+            return queries.locate(session, self._filter, image_id,
+                                  tag_threshold=self._tag_threshold)
 
-    def previous_row_matching(self, start_row: int,
-                              predicate: Callable[[GridRow], bool]) -> int | None:
-        for row in range(min(start_row, len(self._ids)) - 1, -1, -1):
-            grid_row = self._row_at(row)
-            if grid_row is not None and predicate(grid_row):
-                return row
+    def next_unreviewed_row(self, after_row: int | None, anchor: Any = None,
+                            skip_contents: Collection[int] = ()) -> int | None:
+        """The row of the first unreviewed image after `after_row` in the filter's order,
+        wrapping round to the top (None: there is none). `anchor`: the position of
+        `after_row` taken earlier (`anchor_at`), e.g. before its decision moved it;
+        `skip_contents`: pictures to treat as reviewed (decisions not written yet).
+
+        One keyset query finds the image (db.queries.next_unreviewed); one more appends the
+        ids up to it when it lies below the loaded rows. Images the model has not placed
+        (new files that sort inside the loaded part) are passed over."""
+        f = self._filter
+        if f is None:
+            return None
+        skip = set(skip_contents)
+        start = anchor
+        if start is None and after_row is not None and after_row >= 0:
+            start = self.anchor_at(after_row)
+            if start is None:  # the current image left the filter: start from a neighbour
+                for candidate in range(after_row + 1,
+                                       min(len(self._ids), after_row + 1 + MAX_ANCHOR_PROBES)):
+                    start = self.anchor_at(candidate)
+                    if start is not None:
+                        row = self.grid_row(candidate)
+                        if row is not None and row.decision == "none" \
+                                and row.content_id not in skip:
+                            return candidate
+                        break
+                else:
+                    start = self._cursor  # past the loaded rows (None: all loaded, wrap)
+        for begin in ([start, None] if start is not None else [None]):
+            for _ in range(MAX_UNPLACED_SKIPS):
+                with self._session_factory() as session:
+                    found = queries.next_unreviewed(session, f, begin,
+                                                    skip_contents=skip,
+                                                    tag_threshold=self._tag_threshold)
+                if found is None:
+                    break
+                row = self._place(found)
+                if row is not None:
+                    return row
+                begin = found  # not shown in this view: look past it
         return None
+
+    def _place(self, cursor: Any) -> int | None:
+        """The row of the image at `cursor`, appending the ids up to it when it lies below
+        the loaded rows. None when this model does not show it."""
+        row = self.row_of_image(cursor.image_id)
+        if row is not None or not self._has_more or self._filter is None:
+            return row
+        with self._session_factory() as session:
+            ids = queries.image_ids_through(session, self._filter, self._cursor, cursor,
+                                            tag_threshold=self._tag_threshold)
+        position = self._position
+        if not position.keys().isdisjoint(ids):  # rows inserted live at the top meanwhile
+            ids = [i for i in ids if i not in position]
+        if not ids or ids[-1] != cursor.image_id:
+            return None
+        start = len(self._ids)
+        self.beginInsertRows(QModelIndex(), start, start + len(ids) - 1)
+        # Ids only: their GridRows are read when shown (_load_block). Bulk operations, as
+        # this may be 100,000 rows.
+        position.update(zip(ids, range(start - self._front, start - self._front + len(ids)),
+                            strict=True))
+        self._ids.extend(ids)
+        self.endInsertRows()
+        self._page_start_cursor = self._cursor
+        self._cursor = cursor
+        self._has_more = True  # the next fetchMore finds out whether rows follow
+        return self.row_of_image(cursor.image_id)
+
+    # --- pending decisions (written when the database is free) -------------------------------
+
+    def set_pending(self, pending: Mapping[int, str]) -> None:
+        """Decisions (content id -> decision) the controller queued but could not write yet:
+        their rows show them as pending. An empty mapping clears them."""
+        changed = set(self._pending) ^ set(pending) | {
+            cid for cid in pending if self._pending.get(cid) != pending[cid]}
+        self._pending = dict(pending)
+        if changed:
+            rows = [r for cid in changed for r in self._rows_of_content(cid)]
+            self._emit_rows_changed(rows)
+
+    def pending(self) -> dict[int, str]:
+        return dict(self._pending)
+
+    def _rows_of_content(self, content_id: int) -> list[int]:
+        return [self._position[image_id] + self._front
+                for image_id, row in self._cache.items()
+                if row is not None and row.content_id == content_id]
+
+    def _as_painted(self, row: GridRow) -> GridRow:
+        """The row as the blur rule should see it: a rejection not written yet covers the
+        picture already (the safe direction); a pending acceptance uncovers nothing until
+        it is written."""
+        if row.content_id is not None and self._pending.get(row.content_id) == "rejected":
+            return dataclasses.replace(row, decision="rejected")
+        return row
 
     # --- live updates -------------------------------------------------------------------------
 
@@ -323,14 +453,13 @@ class GridModel(QAbstractListModel):
         if not ids:
             return []
         with self._session_factory() as session:
-            fresh = {row.image_id: row for row in queries.rows_by_image_ids(session, ids, self._filter)}
+            fresh = {row.image_id: row
+                     for row in queries.rows_by_image_ids(session, ids, self._filter)}
         rows = []
         for image_id in ids:
             row = fresh.get(image_id)
-            if row is not None:
+            if row is not None:  # (gone from the database: what we knew shows until a reload)
                 self._cache_put(row)
-            elif image_id in self._cache:
-                pass  # gone from the database: keep showing what we knew, until a reload
             rows.append(self._position[image_id] + self._front)
         self._emit_rows_changed(rows)
         return sorted(rows)
@@ -433,7 +562,8 @@ class GridModel(QAbstractListModel):
         start = row_number - row_number % self._page_size
         block = [i for i in self._ids[start:start + self._page_size] if i not in self._cache]
         with self._session_factory() as session:
-            rows = {row.image_id: row for row in queries.rows_by_image_ids(session, block, self._filter)}
+            rows = {row.image_id: row
+                    for row in queries.rows_by_image_ids(session, block, self._filter)}
         for image_id in block:
             row = rows.get(image_id)
             if row is None:  # deleted since it was listed: remembered as unknown
@@ -453,7 +583,7 @@ class GridModel(QAbstractListModel):
                 self._request(row, priority=0)
         if image is None:
             return None
-        return self._blur.safe_image(row, image)
+        return self._blur.safe_image(self._as_painted(row), image)
 
     def _request(self, row: GridRow, priority: int) -> None:
         self._waiting.setdefault(row.sha256, set()).add(row.image_id)
@@ -471,7 +601,8 @@ class GridModel(QAbstractListModel):
             return len(self._ids)
         limit = min(MAX_TOP_INSERT, expected + 1)
         with self._session_factory() as session:
-            rows, _ = queries.fetch_page(session, self._filter, after=None, limit=limit)
+            rows, _ = queries.fetch_page(session, self._filter, after=None, limit=limit,
+                                         tag_threshold=self._tag_threshold)
         head = []
         for row in rows:
             if row.image_id in self._position:
@@ -511,7 +642,8 @@ class GridModel(QAbstractListModel):
         inside = 0
         with self._session_factory() as session:
             for image_id in image_ids:
-                position = queries.position_of(session, self._filter, image_id)
+                position = queries.position_of(session, self._filter, image_id,
+                                               tag_threshold=self._tag_threshold)
                 if position is not None and position < loaded:
                     inside += 1
         return inside
@@ -549,7 +681,7 @@ class GridModel(QAbstractListModel):
                                   [Qt.ItemDataRole.DecorationRole, int(Role.NeedsBlur)])
 
 
-def tooltip_text(row: GridRow) -> str:
+def tooltip_text(row: GridRow, pending: str | None = None) -> str:
     """File facts as escaped rich text. Never an image: a tooltip cannot be routed through
     BlurPolicy, so it carries no pixels at all — and the escaping matters, because Qt treats
     tooltip strings that look like HTML as rich text: a file named `<img src="x.png">.png`
@@ -561,6 +693,9 @@ def tooltip_text(row: GridRow) -> str:
     if row.rating:
         review += " \u00b7 " + "\u2605" * row.rating
     lines.append(review)
+    if pending is not None:
+        lines.append(f"{PENDING_TEXT.get(pending, pending)}: not saved yet (the library is "
+                     "busy; retrying)")
     flags = [name for name, on in (("NSFW", row.flag_nsfw), ("incoherent", row.flag_incoherent))
              if on]
     if flags:

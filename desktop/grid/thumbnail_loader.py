@@ -26,7 +26,7 @@ import os
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -76,6 +76,8 @@ class ThumbnailStore(Protocol):
     def has(self, sha256: str) -> bool: ...
     def make_from(self, image): ...  # PIL image -> PIL thumbnail
     def save(self, sha256: str, thumb) -> object: ...  # falsy (SaveOutcome) when it failed
+    def remove_many(self, sha256s: Iterable[str]) -> int: ...
+    def prune(self, keep: set[str]) -> int: ...
 
 
 @dataclass
@@ -105,6 +107,27 @@ class _LoadTask(QRunnable):
             self._loader._deliver(sha, image, self._target, None)
         except Exception as exc:  # noqa: BLE001 - any failure becomes a message for the UI
             self._loader._deliver(sha, None, self._target, f"{type(exc).__name__}: {exc}")
+
+
+class _Housekeeping(QRunnable):
+    """Runs on a pool thread: deletes cached thumbnail files (a directory walk or many
+    unlinks, never on the GUI thread). Failures are logged: the cache only stays bigger."""
+
+    def __init__(self, what: str, work: Callable[[], int]) -> None:
+        super().__init__()
+        self.setAutoDelete(True)
+        self._what = what
+        self._work = work
+
+    def run(self) -> None:
+        _lower_this_thread_priority()
+        try:
+            removed = self._work()
+        except Exception:  # noqa: BLE001 - housekeeping; the next prune tries again
+            log.exception("thumbnail cache: %s failed", self._what)
+            return
+        if removed:
+            log.info("thumbnail cache: %s removed %d file(s)", self._what, removed)
 
 
 def _fit_within(size: QSize, target: int) -> QSize | None:
@@ -305,6 +328,23 @@ class ThumbnailLoader(QObject):
             if image is not None:
                 self._memory_bytes -= image.sizeInBytes()
             self._failures.pop(sha, None)
+
+    def discard(self, sha256s: Iterable[str]) -> None:
+        """These pictures left the library (no file shows them): drop them from memory and
+        delete their cached thumbnails, on the pool."""
+        shas = list(dict.fromkeys(sha256s))
+        if not shas:
+            return
+        self.forget(shas)
+        self._pool.start(_Housekeeping("discarding", lambda: self.store.remove_many(shas)))
+
+    def prune(self, referenced: Callable[[], set[str]]) -> None:
+        """Delete, on the pool, every cached thumbnail no picture needs: `referenced()`
+        (also called there) names those to keep. Catches what a crash or files deleted
+        while GenTriage was closed left behind. Racing a scan that just saved a thumbnail
+        and has not recorded its file yet costs that thumbnail: it is made again when
+        shown."""
+        self._pool.start(_Housekeeping("pruning", lambda: self.store.prune(referenced())))
 
     def forget_failure(self, sha256: str) -> None:
         self._failures.pop(sha256, None)

@@ -113,7 +113,8 @@ def iter_records(session_factory: Any, image_filter: Any, analysers: Sequence[st
     cursor = None
     while True:
         with session_factory() as session:
-            rows, cursor = fetch_page(session, image_filter, after=cursor, limit=PAGE_SIZE)
+            rows, cursor = fetch_page(session, image_filter, after=cursor, limit=PAGE_SIZE,
+                                      tag_threshold=tag_threshold)
             extras = _extras(session, [r.content_id for r in rows if r.content_id is not None],
                              tag_threshold)
         for row in rows:

@@ -67,8 +67,8 @@ def test_streams_in_keyset_pages(seeded, capsys, monkeypatch):
     pages = []
     real = db.queries.fetch_page
 
-    def spy(session, f, after=None, limit=200):
-        rows, cursor = real(session, f, after=after, limit=limit)
+    def spy(session, f, after=None, limit=200, **options):
+        rows, cursor = real(session, f, after=after, limit=limit, **options)
         pages.append(len(rows))
         return rows, cursor
 

@@ -12,11 +12,16 @@ from sqlalchemy import insert, text, update
 from db.engine import open_library, session_factory
 from db.filters import FilterSyntaxError, ImageFilter, ScoreRange, SortKey, parse_filter
 from db.queries import (
+    FilterQueryError,
     count_images,
     delete_saved_filter,
     distinct_values,
     fetch_page,
     folder_counts,
+    image_ids_through,
+    label_choices,
+    locate,
+    next_unreviewed,
     position_of,
     rows_by_image_ids,
     save_filter,
@@ -373,3 +378,99 @@ def test_keyset_pages_equal_a_brute_force_sort(random_library, f, limit):
     if expected:
         probe = expected[len(expected) // 2]
         assert position_of(session, f, probe) == len(expected) // 2
+
+
+def _content_of(session) -> dict[int, int | None]:
+    return dict(session.execute(text("SELECT id, content_id FROM images")).all())
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(f=_property_filters, data=st.data())
+def test_next_unreviewed_is_the_first_unreviewed_row_after_the_anchor(random_library, f, data):
+    """Auto-advance's one keyset query agrees with walking the sorted rows."""
+    session, model = random_library
+    expected = _brute_force(model, f)
+    contents = _content_of(session)
+    skip = data.draw(st.frozensets(st.integers(1, 60), max_size=5))
+
+    def undecided(iid: int) -> bool:
+        return model["images"][iid]["decision"] == "none" and contents[iid] not in skip
+
+    from_top = next_unreviewed(session, f, None, skip_contents=skip)
+    first = next((iid for iid in expected if undecided(iid)), None)
+    assert (from_top.image_id if from_top else None) == first
+    if not expected:
+        return
+    at = data.draw(st.integers(0, len(expected) - 1))
+    anchor = locate(session, f, expected[at])
+    assert anchor is not None and anchor.image_id == expected[at]
+    found = next_unreviewed(session, f, anchor, skip_contents=skip)
+    wanted = next((iid for iid in expected[at + 1:] if undecided(iid)), None)
+    assert (found.image_id if found else None) == wanted
+    if found is not None:  # the cursor it returns continues the pages right after it
+        rows, _ = fetch_page(session, f, found, limit=len(expected))
+        assert [r.image_id for r in rows] == expected[expected.index(wanted) + 1:]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(f=_property_filters, data=st.data())
+def test_image_ids_through_a_far_row_are_the_rows_in_between(random_library, f, data):
+    session, model = random_library
+    expected = _brute_force(model, f)
+    if not expected:
+        return
+    start = data.draw(st.integers(-1, len(expected) - 1))
+    end = data.draw(st.integers(0, len(expected) - 1))
+    after = locate(session, f, expected[start]) if start >= 0 else None
+    through = locate(session, f, expected[end])
+    assert image_ids_through(session, f, after, through) == expected[start + 1:end + 1]
+
+
+def test_locate_says_none_for_an_image_the_filter_does_not_show(session):
+    assert locate(session, parse_filter("is:accepted"), 1) is None
+    assert locate(session, parse_filter("is:unreviewed"), 1) is not None
+
+
+def test_the_tag_threshold_applies_when_reading(session):
+    """Tags are stored down to a low floor; the threshold decides which count, for filters,
+    exclusions and suggestions alike, without re-analysis."""
+    session.execute(update(Tag).where(Tag.content_id == 4, Tag.tag == "cat").values(score=0.1))
+    session.execute(insert(Tag).values(content_id=2, analyser="tagger-jtp", tag="cat",
+                                       score=0.06))
+
+    def ids(query: str, threshold: float | None) -> list[int]:
+        rows, _ = fetch_page(session, parse_filter(query), tag_threshold=threshold)
+        return [r.image_id for r in rows]
+
+    assert ids("tag:cat", 0.2) == [1]
+    assert ids("tag:cat", 0.08) == [4, 1]
+    assert ids("tag:cat", None) == [4, 2, 1]  # every stored tag
+    assert ids("tag:cat|roof", 0.2) == [4, 1]
+    assert ids("-tag:cat", 0.2) == [4, 2, 3, 5]
+    assert count_images(session, parse_filter("tag:cat"), tag_threshold=0.2) == 1
+    session.execute(insert(Tag).values(content_id=3, analyser="tagger-jtp", tag="cow",
+                                       score=0.1))
+    # Suggested when some picture carries it at the threshold (counts: pictures tagged).
+    assert dict(tag_suggestions(session, "c", tag_threshold=0.2)) == {"cat": 3}
+    assert dict(tag_suggestions(session, "c", tag_threshold=0.05)) == {"cat": 3, "cow": 1}
+
+
+@pytest.mark.parametrize("query", [
+    "rating>=" + "9" * 30,  # beyond SQLite's 64-bit integers
+    " ".join(f'prompt:"word{i}"' for i in range(1500)),  # deeper than SQLite's expression limit
+])
+def test_a_filter_the_database_cannot_run_raises_a_clear_error(session, query):
+    try:
+        f = parse_filter(query)
+    except FilterSyntaxError:
+        return  # refused by the parser already (it may limit these itself)
+    with pytest.raises(FilterQueryError) as raised:
+        fetch_page(session, f)
+    assert "filter" in str(raised.value)
+    with pytest.raises(FilterQueryError):
+        count_images(session, f)
+
+
+def test_label_choices_lists_each_analysers_labels(session):
+    assert label_choices(session) == {"nsfw-vit": {"normal", "nsfw"},
+                                      "coherence": {"coherent", "incoherent"}}

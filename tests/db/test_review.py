@@ -1,5 +1,7 @@
 import pytest
-from sqlalchemy import func, select
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, insert, select
 
 from db import review
 from db.schema import Content, ReviewLog
@@ -159,3 +161,99 @@ def test_joining_a_group_that_changed_nothing_starts_one(Session, contents):
     with Session.begin() as session:
         review.undo(session)
     assert state(Session, [a]) == [("none", 0)]
+
+
+def _deep_history(Session, content_id: int, decisions: int, undone: int) -> None:
+    """The log `decisions` keypresses on one picture (one group each, alternating accept /
+    reject) followed by `undone` undos would leave, written in bulk to keep the test fast;
+    the picture's decision is what that history leaves."""
+    values = ["none"] + [("accepted", "rejected")[i % 2] for i in range(decisions)]
+    rows = [dict(group_id=g, content_id=content_id, field="decision", old_value=values[g - 1],
+                 new_value=values[g], source="app", reverts_group=None)
+            for g in range(1, decisions + 1)]
+    rows += [dict(group_id=decisions + k, content_id=content_id, field="decision",
+                  old_value=values[decisions - k + 1], new_value=values[decisions - k],
+                  source="undo", reverts_group=decisions - k + 1)
+             for k in range(1, undone + 1)]
+    with Session.begin() as session:
+        session.execute(insert(ReviewLog), rows)
+        session.get(Content, content_id).decision = values[decisions - undone]
+
+
+def test_undo_reaches_the_first_of_6000_decisions(Session, contents):
+    """Undo has no depth limit (it stopped after 2,500 of 6,000 steps: a window of 5,000
+    log groups, in which the undo groups themselves counted)."""
+    a = contents[0]
+    _deep_history(Session, a, 6000, 5990)
+    assert state(Session, [a]) == [("rejected", 0)]  # after the 10th decision
+    with Session.begin() as session:
+        for _ in range(10):
+            assert review.undo(session), "an undo step was lost"
+        assert not review.can_undo(session) and review.can_redo(session)
+    assert state(Session, [a]) == [("none", 0)]
+    with Session.begin() as session:
+        assert [c.new_value for c in review.redo(session)] == ["accepted"]
+        assert [c.new_value for c in review.redo(session)] == ["rejected"]
+
+
+def test_thousands_of_real_undos_and_redos_in_a_row(Session, contents):
+    a = contents[0]
+    _deep_history(Session, a, 1500, 0)
+    for _ in range(3):  # a transaction per keypress would be slower still; chunks will do
+        with Session.begin() as session:
+            for _ in range(500):
+                assert review.undo(session)
+    with Session.begin() as session:
+        assert not review.can_undo(session)
+        for _ in range(1500):
+            assert review.redo(session)
+        assert not review.can_redo(session)
+    assert state(Session, [a]) == [("rejected", 0)]  # the 1500th decision
+
+
+def _reference_stacks(log: list[tuple[int, str, int | None]]) -> tuple[list[int], list[int]]:
+    """The stacks by replaying the whole log forwards (the definition)."""
+    done: list[int] = []
+    undone: list[int] = []
+    for group, source, reverts in log:
+        if source == "undo" and reverts in done:
+            done.remove(reverts)
+            undone.append(reverts)
+        elif source == "redo" and reverts in undone:
+            undone.remove(reverts)
+            done.append(reverts)
+        elif source in review.USER_SOURCES:
+            done.append(group)
+            undone.clear()
+    return done, undone
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.sampled_from(["app", "cli", "undo", "redo", "watch"]),
+                      min_size=1, max_size=60))
+def test_the_stacks_read_backwards_agree_with_a_full_replay(Session, contents, steps):
+    """Any mix of actions, undos, redos and audit entries: the next undo and redo found
+    by reading the log backwards are the tops of the stacks a full replay builds."""
+    with Session.begin() as session:
+        session.query(ReviewLog).delete()
+    a, b, _ = contents
+    for i, step in enumerate(steps):
+        with Session.begin() as session:
+            if step == "undo":
+                review.undo(session)
+            elif step == "redo":
+                review.redo(session)
+            elif step == "watch":
+                review.record_path_changes(session, [(a, f"/x/{i}", f"/y/{i}")],
+                                           source="watch")
+            else:
+                target = [a] if i % 3 else [a, b]
+                review.set_rating(session, target, (i % 5) + 1, source=step)
+        with Session() as session:
+            log = session.execute(
+                select(ReviewLog.group_id, ReviewLog.source, ReviewLog.reverts_group)
+                .group_by(ReviewLog.group_id).order_by(ReviewLog.group_id)).all()
+            done, undone = _reference_stacks([tuple(row) for row in log])
+            assert review._undo_target(session) == (done[-1] if done else None)
+            assert review._redo_target(session) == (undone[-1] if undone else None)

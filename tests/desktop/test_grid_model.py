@@ -154,15 +154,53 @@ def test_evicted_rows_are_read_back_by_id(monkeypatch, library, make_model):
         assert model.index(row).data(Role.Rating) == (ids.index(image_id)) % 6
 
 
-def test_next_row_matching_fetches_further_pages(library, make_model):
-    ids = [library.add(seed=k, decision="accepted") for k in range(7)]
-    library.set(ids[0], decision="none")  # the oldest: the last row
+def test_next_unreviewed_far_below_is_reached_with_one_read_of_ids(qtbot, library, make_model):
+    """Auto-advance's target lies below the loaded rows: the ids up to it are appended in
+    one read (not page after page), the rows in between are read only when shown, and
+    scrolling on afterwards continues exactly after it."""
+    ids = [library.add(seed=k, decision="accepted") for k in range(9)]
+    library.set(ids[1], decision="none")  # the second oldest: row 7 of 9
     model = make_model(page_size=2)
     assert model.rowCount() == 2
-    row = model.next_row_matching(0, lambda r: r.decision == "none")
-    assert row == 6 and model.image_id_at(6) == ids[0]
-    assert model.next_row_matching(6, lambda r: r.decision == "none") is None
-    assert model.previous_row_matching(6, lambda r: r.decision == "accepted") == 5
+    pages: list[int] = []
+    original = model._read_next_page  # noqa: SLF001 - counting page reads is the point
+    model._read_next_page = lambda: pages.append(1) or original()  # noqa: SLF001
+    with qtbot.waitSignal(model.rowsInserted):
+        row = model.next_unreviewed_row(0)
+    assert row == 7 and model.image_id_at(7) == ids[1]
+    assert pages == []  # no page walk
+    assert model.grid_row(4).image_id == ids[4]  # read by id when needed
+    model.fetchMore(QModelIndex())
+    assert [model.image_id_at(r) for r in range(model.rowCount())] == ids[::-1]
+    assert model.next_unreviewed_row(7) == 7  # wraps round to the only one
+    library.set(ids[1], decision="rejected")
+    assert model.next_unreviewed_row(7) is None
+
+
+def test_next_unreviewed_skips_pending_decisions_and_starts_after_the_anchor(library,
+                                                                             make_model):
+    ids = [library.add(seed=k) for k in range(4)]  # all unreviewed; rows: newest first
+    model = make_model()
+    anchor = model.anchor_at(1)
+    content = model.grid_row(2).content_id
+    assert model.next_unreviewed_row(1, anchor) == 2
+    assert model.next_unreviewed_row(1, anchor, skip_contents=[content]) == 3
+    library.set(ids[2], decision="accepted")  # row 1 (under its old anchor) is decided now
+    assert model.next_unreviewed_row(1, anchor) == 2
+
+
+def test_auto_advance_from_an_image_the_filter_no_longer_shows(library, make_model):
+    """Under `is:unreviewed` a decided row stays where it is until the next reload; the
+    search starts from the next row the filter still shows, which counts itself."""
+    ids = [library.add(seed=k) for k in range(4)]
+    model = make_model(f=ImageFilter(decisions=frozenset({"none"})))
+    library.set(ids[2], decision="accepted")  # row 1
+    model.refresh_images([ids[2]])
+    assert model.anchor_at(1) is None
+    assert model.next_unreviewed_row(1) == 2
+    library.set(ids[1], decision="accepted")  # row 2 too
+    model.refresh_images([ids[1]])
+    assert model.next_unreviewed_row(1) == 3
 
 
 def test_decoration_arrives_after_loading(qtbot, library, make_model, loader):

@@ -83,15 +83,16 @@ def test_a_rebound_key_works_and_is_remembered(qtbot, gentriage):
     for action_id, keys in dialog.shortcut_choices().items():
         window.registry.rebind(action_id, keys)
     new = dialog.result_settings()
-    new.extra["shortcuts"] = window.registry.overrides()
+    new.shortcuts = window.registry.overrides()
     window.apply_settings(new)
     name = current_name(gentriage)
     qtbot.keyClick(gentriage.view, Qt.Key.Key_P)  # no longer bound
     assert decisions(gentriage)[name] == "none"
     qtbot.keyClick(gentriage.view, Qt.Key.Key_Y)
     assert decisions(gentriage)[name] == "accepted"
-    assert Settings.load(gentriage.locations.settings).extra["shortcuts"] == \
-        {"review.accept": ["Y"]}
+    saved = Settings.load(gentriage.locations.settings)
+    assert saved.shortcuts == {"review.accept": ["Y"]}
+    assert "shortcuts" not in saved.extra  # a known setting, not an unknown key
     assert "Y" in window.help_overlay.render_html()
 
 
@@ -143,7 +144,7 @@ def test_window_size_and_pane_widths_are_remembered(qtbot, tmp_path, image_folde
     first.window.close()  # closeEvent saves the layout
     engine.dispose()
     saved = Settings.load(first.locations.settings)
-    assert saved.extra["window"]["panes"] == panes
+    assert saved.window["panes"] == panes and "window" not in saved.extra
 
     second, engine = build_app(qtbot, tmp_path, [image_folder], expect_rows=N_IMAGES,
                                settings=saved)

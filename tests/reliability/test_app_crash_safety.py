@@ -76,11 +76,8 @@ def undo_expectation(window):
     """What Ctrl+Z is about to write: the decisions before the last undoable group."""
     from db import review
     with window.sessions() as session:
-        done, _ = review._stacks(session)
-        if not done:
-            return {}
         return {c.content_id: c.old_value or "none"
-                for c in review._group_changes(session, done[-1]) if c.field == "decision"}
+                for c in review.undo_target_changes(session) if c.field == "decision"}
 
 
 def tick():
