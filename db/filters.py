@@ -1,7 +1,7 @@
 """The one filter syntax shared by the app's filter bar, saved filters and the command line.
 
 `parse_filter(text) -> ImageFilter` and `format_filter(f) -> str` are inverses:
-`parse_filter(format_filter(f)) == f` for every filter. The syntax (docs/filters.md):
+`parse_filter(format_filter(f)) == f` for every filter. The syntax (README.md, "Filters"):
 
     is:unreviewed is:flagged tag:cat -tag:dog tag:a|b nsfw-vit:nsfw aesthetic>=6
     coherence:incoherent prompt:"red hair" generator:comfyui model:"sdxl base"
@@ -268,7 +268,7 @@ def _is_range_value(value: str) -> bool:
 
 
 def parse_filter(text: str, analysers: Iterable[str] = KNOWN_ANALYSERS) -> ImageFilter:
-    """Read the filter syntax (docs/filters.md). Raises FilterSyntaxError on bad input."""
+    """Read the filter syntax (README.md, "Filters"). Raises FilterSyntaxError on bad input."""
     analysers = tuple(analysers)
     fields: dict = {}
     decisions_in: set[str] = set()

@@ -79,7 +79,7 @@ class Content(Base):
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)
     flag_nsfw: Mapped[bool] = mapped_column(Boolean, default=False)
     flag_incoherent: Mapped[bool] = mapped_column(Boolean, default=False)
-    analysed: Mapped[bool] = mapped_column(Boolean, default=False)  # default NSFW verdict present
+    analysed: Mapped[bool] = mapped_column(Boolean, default=False)  # an NSFW analyser's verdict
 
     images: Mapped[list[Image]] = relationship(back_populates="content")
     generation: Mapped[Generation | None] = relationship(back_populates="content", uselist=False)

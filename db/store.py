@@ -109,11 +109,16 @@ class Recorded:
 # ----------------------------------------------------------------------------- folders
 
 def normalise_folder_path(path: str | os.PathLike[str]) -> str:
-    return os.path.normpath(os.path.abspath(os.fspath(path)))
+    """A watched folder's stored form: absolute with every symlink resolved, so a folder
+    reached through a link is the same folder (its files are not indexed twice)."""
+    return os.path.realpath(os.fspath(path))
 
 
 def get_folder(session: Session, path: str | os.PathLike[str]) -> Folder | None:
-    return session.scalar(select(Folder).where(Folder.path == normalise_folder_path(path)))
+    # The spelling as given too: folders stored before paths were resolved keep working.
+    spellings = {normalise_folder_path(path), os.path.normpath(os.path.abspath(os.fspath(path)))}
+    return session.scalar(select(Folder).where(Folder.path.in_(spellings))
+                          .order_by(Folder.id).limit(1))
 
 
 def add_folder(session: Session, path: str | os.PathLike[str], sensitive: bool = False) -> Folder:

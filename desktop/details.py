@@ -3,7 +3,7 @@ copy buttons for prompt and seed), each analyser's result, tags with scores, and
 containing folder".
 
 `load_details` reads one image's facts in a short session (a handful of indexed lookups, like
-the grid's page reads); the preview widget gets its pixels from the grid engineer's
+the grid's page reads); the preview widget gets its pixels from desktop/preview.py's
 ImagePreview, which goes through BlurPolicy, so a flagged unreviewed image is never shown
 clear here either.
 """
@@ -190,7 +190,7 @@ def render_html(d: ImageDetails) -> str:
 
 
 class DetailsPane(QWidget):
-    """Shows one image. `preview` is the grid engineer's ImagePreview (any QWidget with
+    """Shows one image. `preview` is desktop/preview.py's ImagePreview (any QWidget with
     `set_image(row)`-style API is wired by the main window)."""
 
     open_folder_requested = Signal(str)

@@ -2,21 +2,29 @@
 
 `gentriage [FOLDER…]` opens the desktop app; `gentriage <command> …` runs headless.
 This module imports nothing heavy at load time: `gentriage --help` must not load PySide6
-or torch (tests/cli/test_cli_imports.py). Each subcommand lives in its own module under
+or torch (tests/cli/test_no_qt_imports.py). Each subcommand lives in its own module under
 gentriage.commands and is imported only when it runs.
+
+Everything a command prints that came from a file or an argument goes through
+library.safe_output (terminal escapes shown, not executed); `say` and `warn` do that for
+messages. A failure no command handled ends in one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+
+    from library.paths import Locations
 
 # name -> (module under gentriage.commands, one-line help). The module exposes
 # `configure(parser)` and `run(args) -> int` (the exit status).
@@ -32,6 +40,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
 EXIT_OK = 0
 EXIT_SOME_BROKEN = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+# Set to see the traceback behind an "unexpected error" line.
+DEBUG_ENV = "GENTRIAGE_DEBUG"
+
+
+def say(*parts: object, file: TextIO | None = None) -> None:
+    """print() for text that may hold names or prompts from files: shown, never executed
+    by the terminal (library.safe_output.terminal_text)."""
+    from library.safe_output import terminal_text
+
+    print(" ".join(terminal_text(part) for part in parts), file=file or sys.stdout)
+
+
+def warn(command: str, message: object) -> None:
+    """`gentriage COMMAND: message` (`gentriage: message` for the app) on stderr,
+    terminal-safe."""
+    say(f"gentriage {command}:" if command else "gentriage:", message, file=sys.stderr)
 
 
 def add_storage_options(parser: argparse.ArgumentParser) -> None:
@@ -42,13 +67,20 @@ def add_storage_options(parser: argparse.ArgumentParser) -> None:
                         "analyser (default: $GENTRIAGE_MODELS_DIR, else <data dir>/models)")
 
 
-def _database_locked(exc: BaseException) -> bool:
-    """SQLite gave up waiting for another process's write lock (after the busy timeout)."""
-    import sqlite3
+def resolve_locations(command: str, args: argparse.Namespace) -> Locations | None:
+    """The run's locations (--db, --models-dir, environment), or None after saying on stderr
+    why they cannot be used (a GENTRIAGE_HOME that is a file…): the command exits
+    EXIT_USAGE."""
+    from library.paths import Locations
 
-    cause = getattr(exc, "orig", exc)  # SQLAlchemy wraps the driver's exception
-    return isinstance(cause, sqlite3.OperationalError) and (
-        "locked" in str(cause) or "busy" in str(cause))
+    locations = Locations.resolve(getattr(args, "db", None), getattr(args, "models_dir", None))
+    problem = locations.problem()
+    if problem is not None:
+        home = os.environ.get("GENTRIAGE_HOME")
+        origin = f" (GENTRIAGE_HOME={home})" if home else ""
+        warn(command, f"{problem}{origin}")
+        return None
+    return locations
 
 
 def open_library_for(command: str, database: Path, *, must_exist: bool = True) -> Engine | None:
@@ -57,14 +89,53 @@ def open_library_for(command: str, database: Path, *, must_exist: bool = True) -
     from db.engine import DatabaseError, open_library
 
     if must_exist and not database.exists():
-        print(f"gentriage {command}: no library database at {database} "
-              "(run 'gentriage scan FOLDER' first)", file=sys.stderr)
+        warn(command, f"no library database at {database} (run 'gentriage scan FOLDER' first)")
         return None
     try:
         return open_library(database)
     except DatabaseError as exc:
-        print(f"gentriage {command}: {exc}", file=sys.stderr)
+        warn(command, exc)
         return None
+
+
+def _failure_line(command: str, exc: Exception) -> str:
+    """One line for an exception no command handled: the storage problem in the user's
+    terms when SQLite reported one, else what went wrong and how to see more."""
+    from db.engine import describe_database_error
+
+    reason = describe_database_error(exc, _database_argument())
+    if reason is not None:
+        return reason
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    return (f"unexpected error ({type(exc).__name__}: {exc}); set {DEBUG_ENV}=1 to see "
+            "the traceback, and please report it")
+
+
+def _database_argument() -> Path | None:
+    """The database this run uses (for the free-space check of a failed write)."""
+    from library.paths import database_path
+
+    argv = sys.argv
+    explicit = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--db"), None)
+    explicit = explicit or next((a[5:] for a in argv if a.startswith("--db=")), None)
+    return database_path(explicit)
+
+
+def _unknown_command(word: str) -> str | None:
+    """The command `word` is probably a typo of, when it is not a folder either."""
+    if word.startswith("-") or os.path.isdir(word):
+        return None
+    close = difflib.get_close_matches(word.lower(), COMMANDS, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _bad_folder_arguments(folders: Sequence[str]) -> list[str]:
+    """Folder arguments whose names are not valid UTF-8: the library cannot store them."""
+    from library.paths import is_storable
+
+    return [f for f in folders if not is_storable(f)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,26 +165,52 @@ def _app_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in COMMANDS:
-        module_name, help_text = COMMANDS[argv[0]]
-        module = importlib.import_module(f"gentriage.commands.{module_name}")
-        parser = argparse.ArgumentParser(prog=f"gentriage {argv[0]}", description=help_text)
-        module.configure(parser)
-        args = parser.parse_args(argv[1:])
-        try:
-            return int(module.run(args) or 0)
-        except KeyboardInterrupt:
-            return 130
-        except Exception as exc:
-            if not _database_locked(exc):
-                raise
-            print(f"gentriage {argv[0]}: the library database stayed locked by another "
-                  "program for too long; nothing was lost — run the command again "
-                  "(is another GenTriage scan running?)", file=sys.stderr)
-            return EXIT_SOME_BROKEN
+        return _run_command(argv[0], argv[1:])
     if argv and argv[0] in ("-h", "--help"):
         build_parser().print_help()
         return EXIT_OK
+    if argv and (guess := _unknown_command(argv[0])) is not None:
+        warn("", f"unknown command '{argv[0]}' — did you mean '{guess}'? "
+             "(run 'gentriage --help' for the commands)")
+        return EXIT_USAGE
+    return _run_app(argv)
+
+
+def _run_command(name: str, arguments: list[str]) -> int:
+    module_name, help_text = COMMANDS[name]
+    module = importlib.import_module(f"gentriage.commands.{module_name}")
+    parser = argparse.ArgumentParser(prog=f"gentriage {name}", description=help_text)
+    module.configure(parser)
+    args = parser.parse_args(arguments)
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
+        from db.engine import DatabaseError
+
+        if isinstance(exc, DatabaseError):  # already one line in the user's terms
+            warn(name, exc)
+            return EXIT_SOME_BROKEN
+        if os.environ.get(DEBUG_ENV):
+            raise
+        warn(name, _failure_line(name, exc))
+        return EXIT_SOME_BROKEN
+
+
+def _run_app(argv: list[str]) -> int:
     args = _app_parser().parse_args(argv)
+    if bad := _bad_folder_arguments(args.folders):
+        warn("", f"the folder name {bad[0]} is not valid UTF-8 and cannot be stored in the "
+             "library; rename the folder")
+        return EXIT_USAGE
+    if resolve_locations("", args) is None:
+        return EXIT_USAGE
+    from gentriage.display import display_problem
+
+    if (problem := display_problem()) is not None:
+        warn("", f"cannot open the window: {problem}")
+        return EXIT_SOME_BROKEN
     from desktop.app import run_app  # the only path that loads Qt
 
     return run_app(args)
