@@ -27,9 +27,9 @@ figure's maximum: the longest stall the code itself causes, whatever the machine
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
-import gc
 import subprocess
 import sys
 import tempfile
@@ -76,7 +76,7 @@ class SharedThumbnails:
             height = (512, 384, 512)[k % 3]
             width = (512, 512, 352)[k % 3]
             pixels = rng.integers(0, 256, (height // 8, width // 8, 3), dtype=np.uint8)
-            picture = Image.fromarray(pixels, "RGB").resize((width, height), Image.BICUBIC)
+            picture = Image.fromarray(pixels, "RGB").resize((width, height), Image.Resampling.BICUBIC)
             path = root / f"shared_{k:02d}.jpg"
             picture.save(path, "JPEG", quality=85)
             self._files.append(path)

@@ -115,7 +115,7 @@ def open_library(path: Path | str) -> Engine:
     except DatabaseError:
         engine.dispose()
         raise
-    except Exception as exc:  # noqa: BLE001 - turned into one clear message
+    except Exception as exc:  # turned into one clear message
         engine.dispose()
         reason = describe_database_error(exc, path) or str(exc)
         raise DatabaseError(f"cannot open the library database {path}: {reason}") from exc

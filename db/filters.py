@@ -84,9 +84,7 @@ class ScoreRange:
             return False
         if self.lo is not None and (value < self.lo or (self.lo_strict and value == self.lo)):
             return False
-        if self.hi is not None and (value > self.hi or (self.hi_strict and value == self.hi)):
-            return False
-        return True
+        return self.hi is None or not (value > self.hi or (self.hi_strict and value == self.hi))
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from desktop.workers import (
     WatcherBridge,
 )
 from library.paths import Locations
+from library.scan import ExecutorKind
 from library.settings import Settings
 from library.thumbnails import ThumbnailCache
 
@@ -56,7 +57,7 @@ class GenTriageApp(QObject):
     def __init__(self, engine: Engine, locations: Locations, settings: Settings,
                  folders: list[str] | None = None, device: str | None = None,
                  models_dir: str | None = None, *, analysis: bool = True,
-                 watch: bool = True, scan_executor: str = "thread",
+                 watch: bool = True, scan_executor: ExecutorKind = "thread",
                  runner_factory: Any = None) -> None:
         super().__init__()
         self.engine = engine
@@ -248,7 +249,7 @@ class _FirstPaint(QObject):
         widget.installEventFilter(self)
         QTimer.singleShot(FIRST_PAINT_FALLBACK_MS, self._fire)
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if event.type() == QEvent.Type.Paint:
             QTimer.singleShot(0, self._fire)
         return False

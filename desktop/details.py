@@ -85,7 +85,7 @@ def load_details(session: Session, image_id: int) -> ImageDetails | None:
         details.generation = {name: getattr(generation, name) for name in GENERATION_FIELDS
                               if getattr(generation, name) not in (None, "")}
         details.raw = dict(generation.raw or {})
-        details.loras = [(l.name, l.weight) for l in session.scalars(
+        details.loras = [(lora.name, lora.weight) for lora in session.scalars(
             select(LoraUse).where(LoraUse.content_id == image.content_id))]
     details.results = [(r.analyser, r.label, r.score, dict(r.scores or {}), r.error)
                        for r in session.scalars(select(AnalysisResult).where(

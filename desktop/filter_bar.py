@@ -214,8 +214,9 @@ class FilterBar(QWidget):
         self.score_sliders: dict[str, QLabeledDoubleRangeSlider] = {}
         for i, (analyser, (lo, hi)) in enumerate(SCORE_RANGES.items()):
             slider = QLabeledDoubleRangeSlider(Qt.Orientation.Horizontal)
-            slider.setRange(lo, hi)
-            slider.setSingleStep((hi - lo) / 100)
+            # superqt types the double slider's range and step as int (they are floats).
+            slider.setRange(lo, hi)  # type: ignore[arg-type]
+            slider.setSingleStep((hi - lo) / 100)  # type: ignore[arg-type]
             slider.setDecimals(2)
             slider.setValue((lo, hi))
             slider.setTracking(False)  # one filter change per drag, not per pixel
@@ -248,11 +249,11 @@ class FilterBar(QWidget):
         row = QFlowLayout()
         row.setHorizontalSpacing(6)
         row.setVerticalSpacing(4)
-        for widget in (self.review_combo, self.flagged_box, self.unreviewed_first_box,
-                       self.sort_combo, self.generator_combo, self.model_combo,
-                       self.label_combo, self.tags_edit, self.prompt_edit,
-                       self.scores_button):
-            row.addWidget(widget)
+        for control in (self.review_combo, self.flagged_box, self.unreviewed_first_box,
+                        self.sort_combo, self.generator_combo, self.model_combo,
+                        self.label_combo, self.tags_edit, self.prompt_edit,
+                        self.scores_button):
+            row.addWidget(control)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 4)
         layout.setSpacing(4)

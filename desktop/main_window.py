@@ -312,7 +312,8 @@ class MainWindow(QMainWindow):
             for analyser, label in session.execute(
                     select(AnalysisResult.analyser, AnalysisResult.label)
                     .where(AnalysisResult.label.is_not(None)).distinct()):
-                labels.setdefault(analyser, set()).add(label)
+                if label is not None:  # always: the query skips missing labels
+                    labels.setdefault(analyser, set()).add(label)
             saved = queries.saved_filters(session)
         self.sidebar.set_folders(entries)
         self._update_empty_state()
@@ -514,7 +515,8 @@ class MainWindow(QMainWindow):
         elif self.is_full_view():
             self.stack.setCurrentWidget(self.view)
             self.view.setFocus()
-        elif self.filter_bar.isAncestorOf(QApplication.focusWidget()):
+        elif (focused := QApplication.focusWidget()) is not None and \
+                self.filter_bar.isAncestorOf(focused):
             self._focus_main_page()  # Esc leaves any filter field for the grid
 
     def is_full_view(self) -> bool:
@@ -666,7 +668,7 @@ class MainWindow(QMainWindow):
 
     # ================================================================ closing
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+    def closeEvent(self, event: QCloseEvent) -> None:
         QApplication.instance().removeEventFilter(self._hold_filter)
         self._remember_layout()
         super().closeEvent(event)

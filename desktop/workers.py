@@ -21,6 +21,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 from sqlalchemy.orm import Session, sessionmaker
 
+from library.scan import ExecutorKind
 from library.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class WatcherBridge(QObject):
         try:
             self._watcher = create_watcher(**self.callbacks())
             self._watcher.start()
-        except Exception as exc:  # noqa: BLE001 - the window works without live updates
+        except Exception as exc:  # the window works without live updates
             log.exception("folder watcher failed to start")
             self._watcher = None
             self.state_changed.emit(f"Not watching folders ({_short_error(exc)})")
@@ -97,7 +98,7 @@ class WatcherBridge(QObject):
         if self._watcher is not None:
             try:
                 self._watcher.stop()
-            except Exception:  # noqa: BLE001 - shutting down anyway
+            except Exception:  # shutting down anyway
                 log.exception("folder watcher did not stop cleanly")
             self._watcher = None
 
@@ -116,7 +117,7 @@ class ScanBridge(QObject):
     progress_changed = Signal(int, int)  # files done, files to read
 
     def __init__(self, sessions: sessionmaker[Session], thumbnails: Any,
-                 executor: str = "thread", parent: QObject | None = None) -> None:
+                 executor: ExecutorKind = "thread", parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._sessions = sessions
         self._thumbnails = thumbnails
@@ -198,7 +199,7 @@ class ScanBridge(QObject):
                         self.images_indexed.emit(new)
 
                 with LibraryIndexer(self._sessions, self._thumbnails,
-                                    executor=self._executor) as indexer:  # type: ignore[arg-type]
+                                    executor=self._executor) as indexer:
                     summary = indexer.scan(folders, progress)
             except _ScanStopped:
                 continue  # _take() ends the loop
@@ -267,7 +268,9 @@ class AnalysisWorker(QObject):
     def _run_once(self) -> None:
         factory = self._runner_factory
         if factory is None:
-            from library.analysis import AnalysisRunner as factory  # noqa: N813 - lazy import
+            from library.analysis import AnalysisRunner  # lazy: keeps the window's start light
+
+            factory = AnalysisRunner
         self.status_changed.emit("Loading models…")
         runner = factory(self._sessions, self._models_dir, self._settings, self._device,
                          on_results=lambda ids: self.results_written.emit(list(ids)),
@@ -345,21 +348,21 @@ class AnalysisThread(QObject):
     def __init__(self, worker: AnalysisWorker, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.worker = worker
-        self.thread = QThread()
-        self.thread.setObjectName("gentriage-inference")
-        worker.moveToThread(self.thread)
-        self.thread.started.connect(worker.run)
-        worker.finished.connect(self.thread.quit)
+        self.qthread = QThread()  # not `thread`: that would hide QObject.thread()
+        self.qthread.setObjectName("gentriage-inference")
+        worker.moveToThread(self.qthread)
+        self.qthread.started.connect(worker.run)
+        worker.finished.connect(self.qthread.quit)
 
     def start(self) -> None:
-        self.thread.start(QThread.Priority.LowPriority)
+        self.qthread.start(QThread.Priority.LowPriority)
 
     def stop(self, timeout_ms: int = 10_000) -> bool:
         self.worker.stop()
-        if not self.thread.isRunning():
+        if not self.qthread.isRunning():
             return True
-        self.thread.quit()
-        return self.thread.wait(timeout_ms)
+        self.qthread.quit()
+        return self.qthread.wait(timeout_ms)
 
 
 class FlagRecomputer(QObject):
@@ -398,7 +401,7 @@ class FlagRecomputer(QObject):
                 for chunk_changed in self._recompute_by_chunk(thresholds, enabled):
                     changed += chunk_changed
                     self.flags_changed.emit(chunk_changed)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.exception("flag recompute failed")
                 # Chunks committed before the failure stay: their rows are repainted.
                 self.recompute_failed.emit(_short_error(exc))

@@ -186,7 +186,7 @@ def _run_command(name: str, arguments: list[str]) -> int:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, no traceback
+    except Exception as exc:  # the last line of defence: one line, no traceback
         from db.engine import DatabaseError
 
         if isinstance(exc, DatabaseError):  # already one line in the user's terms

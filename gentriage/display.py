@@ -20,6 +20,7 @@ import socket
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 # What README's troubleshooting section tells Debian/Ubuntu users to install.
 XCB_PACKAGES = ("libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 "
@@ -71,6 +72,7 @@ def x_server_answers(display: str) -> bool:
     if match is None:
         return True
     host, number = match.group(1), int(match.group(2))
+    addresses: list[tuple[socket.AddressFamily, Any]]
     if host in ("", "unix"):
         path = f"/tmp/.X11-unix/X{number}"
         addresses = [(socket.AF_UNIX, "\0" + path), (socket.AF_UNIX, path)]  # abstract first

@@ -59,8 +59,8 @@ from db.engine import (
     is_disk_full,
     session_factory,
 )
-from db.transaction import write_transaction
 from db.schema import ImageStatus
+from db.transaction import write_transaction
 from library.decode import IMAGE_SUFFIXES
 from library.ingest import IngestResult, ingest_many, stat_or_zero
 from library.paths import storable_text

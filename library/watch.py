@@ -22,9 +22,10 @@ When a file is indexed:
 
 Renames of indexed files move their rows (review kept) without reading the file; deletions
 mark rows missing. Names that are not valid UTF-8 are looked up and recorded in their stored
-form (library.paths.storable_text; such files are recorded broken, see library.scan). A watched folder that disappears (deleted, unplugged drive) is reported
-through `on_folder_lost` and re-checked every `health_interval`; when it is back it is watched
-again and caught up with a scan.
+form (library.paths.storable_text; such files are recorded broken, see library.scan). A
+watched folder that disappears (deleted, unplugged drive) is reported through
+`on_folder_lost` and re-checked every `health_interval`; when it is back it is watched again
+and caught up with a scan.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ from db.transaction import commit_and_continue, write_transaction
 from library.ingest import IngestResult
 from library.paths import storable_text
 from library.scan import (
-    DEFAULT_EXECUTOR,
     BATCH_SIZE,
+    DEFAULT_EXECUTOR,
     ExecutorKind,
     LibraryIndexer,
     ScanSummary,
@@ -237,7 +238,7 @@ class FolderWatcher:
                     command, payload = self._inbox.get_nowait()
             except queue.Empty:
                 pass
-            except Exception as exc:  # noqa: BLE001 - the watcher must outlive any one event
+            except Exception as exc:  # the watcher must outlive any one event
                 log.exception("watcher failed handling %s", command)
                 self._report_error(f"watching failed ({command}): {exc}")
             try:
@@ -246,7 +247,7 @@ class FolderWatcher:
                 self._flush_ready()
                 if time.monotonic() >= self._next_health:
                     self._check_roots()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.exception("watcher step failed")
                 self._report_error(f"watching failed: {exc}")
                 self._ops.clear()
@@ -407,7 +408,7 @@ class FolderWatcher:
         if root.watch is not None:
             try:
                 self._observer.unschedule(root.watch)
-            except Exception:  # noqa: BLE001 - the kernel may already have dropped the watch
+            except Exception:  # the kernel may already have dropped the watch
                 log.debug("unschedule failed", exc_info=True)
 
     def _mark_lost(self, path: str, folder_id: int, reason: str = "") -> None:
@@ -621,5 +622,5 @@ class FolderWatcher:
             return
         try:
             callback(*args)
-        except Exception:  # noqa: BLE001 - a receiver's bug must not stop the watcher
+        except Exception:  # a receiver's bug must not stop the watcher
             log.exception("watcher callback %r failed", callback)

@@ -89,7 +89,7 @@ class _Request:
 class _LoadTask(QRunnable):
     """Runs on a pool thread: produce one QImage thumbnail, or an error message."""
 
-    def __init__(self, loader: "ThumbnailLoader", request: _Request, target: int) -> None:
+    def __init__(self, loader: ThumbnailLoader, request: _Request, target: int) -> None:
         super().__init__()
         self.setAutoDelete(True)
         self._loader = loader

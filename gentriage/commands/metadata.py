@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
             meta = read_metadata_file(path)
         except MetadataReadError as exc:
             record["error"] = str(exc)
-        except Exception as exc:  # a reader bug must not abort a batch
+        except Exception as exc:  # noqa: BLE001 - a reader bug must not abort a batch
             record["error"] = f"{path}: unexpected error ({type(exc).__name__}: {exc})"
         else:
             record.update(meta.to_json_dict())

@@ -41,7 +41,6 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "action", None) == "download":
         return download(args.key, folder)
     from inference.weights import BROKEN, discover
-
     from library.safe_output import json_text
 
     statuses = discover(folder)

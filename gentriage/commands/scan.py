@@ -37,6 +37,7 @@ from gentriage.cli import (
     resolve_locations,
     warn,
 )
+
 PLAIN_PROGRESS_INTERVAL_S = 2.0
 MAX_LISTED_PROBLEMS = 20
 
@@ -140,7 +141,7 @@ class Interrupts:
         self.runner.cancel()
 
     def install(self) -> dict[int, Any]:
-        previous = {}
+        previous: dict[int, Any] = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, self.handler)
         return previous
@@ -311,12 +312,11 @@ def _scan_and_analyse(args: argparse.Namespace, folders: list[str], settings: An
 
     analysis_started = time.monotonic()
     interrupts.runner = runner
-    watcher = _start_watcher(sessions, folders, thumbnails, args.workers, reporter) \
-        if args.watch else None
+    watcher, wake = _start_watcher(sessions, folders, thumbnails, args.workers, reporter) \
+        if args.watch else (None, None)
     try:
         if runner.ready or watcher is not None:
-            runner.run(interrupts.stop, wake=getattr(watcher, "wake", None),
-                       until_empty=watcher is None)
+            runner.run(interrupts.stop, wake=wake, until_empty=watcher is None)
     finally:
         interrupts.runner = None
         if watcher is not None:
@@ -350,9 +350,9 @@ def _scan_and_analyse(args: argparse.Namespace, folders: list[str], settings: An
 
 
 def _start_watcher(sessions: Any, folders: list[str], thumbnails: Any, workers: int | None,
-                   reporter: Reporter) -> Any:
+                   reporter: Reporter) -> tuple[Any, threading.Event]:
     """Watch the folders; newly indexed files are queued by the indexer, so the watcher only
-    has to wake the runner (and put new images first)."""
+    has to wake the runner (and put new images first). Returns (watcher, the wake event)."""
     from library.watch import FolderWatcher
 
     wake = threading.Event()
@@ -370,7 +370,6 @@ def _start_watcher(sessions: Any, folders: list[str], thumbnails: Any, workers: 
     watcher = FolderWatcher(sessions, thumbnails, folders, on_indexed=on_indexed,
                             on_folder_lost=on_folder_lost, on_error=on_error,
                             initial_scan=True, workers=workers)
-    watcher.wake = wake  # type: ignore[attr-defined]
     watcher.start()
     reporter.message("watching for new files; press Ctrl+C to stop")
-    return watcher
+    return watcher, wake

@@ -49,24 +49,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def compute(session: Any, by: str) -> list[GroupStats]:
     """One row per group, largest group first."""
-    from sqlalchemy import and_, case, distinct, func, select
+    from sqlalchemy import Select, and_, case, distinct, func, select
     from sqlalchemy.orm import aliased
 
     from db.schema import AnalysisResult, Content, Folder, Generation, Image, LoraUse
 
     ok = Image.status == "ok"
+    grouped: Select[str | None, int | None]
     if by == "folder":
-        pairs = (select(Folder.path.label("grp"), Image.content_id.label("cid"))
-                 .select_from(Image).outerjoin(Folder, Folder.id == Image.folder_id))
+        grouped = (select(Folder.path.label("grp"), Image.content_id.label("cid"))
+                   .select_from(Image).outerjoin(Folder, Folder.id == Image.folder_id))
     else:
         column = {"model": Generation.model, "sampler": Generation.sampler,
                   "generator": Generation.generator, "lora": LoraUse.name}[by]
-        pairs = select(column.label("grp"), Image.content_id.label("cid")).select_from(Image)
-        pairs = pairs.outerjoin(Generation, Generation.content_id == Image.content_id)
+        grouped = select(column.label("grp"), Image.content_id.label("cid")).select_from(Image)
+        grouped = grouped.outerjoin(Generation, Generation.content_id == Image.content_id)
         if by == "lora":
-            pairs = pairs.outerjoin(LoraUse, LoraUse.content_id == Image.content_id)
+            grouped = grouped.outerjoin(LoraUse, LoraUse.content_id == Image.content_id)
     # distinct (group, content): duplicates of one picture, or a LoRA listed twice, count once.
-    pairs = pairs.where(ok, Image.content_id.is_not(None)).distinct().subquery()
+    pairs = grouped.where(ok, Image.content_id.is_not(None)).distinct().subquery()
 
     coherence = aliased(AnalysisResult)
     aesthetic = aliased(AnalysisResult)

@@ -74,7 +74,7 @@ def collect_texts(im: Image.Image) -> dict[str, str]:
         if fp is not None:
             try:
                 walked = _walk_png(fp, texts, exif_blobs, budget)
-            except Exception as exc:  # never let a broken file stop the reader
+            except Exception as exc:  # noqa: BLE001 - a broken file must not stop the reader
                 log.debug("PNG chunk walk failed: %r", exc)
     if not walked:
         _texts_from_info(im, texts, exif_blobs, budget)
@@ -85,7 +85,7 @@ def collect_texts(im: Image.Image) -> dict[str, str]:
     for blob in exif_blobs:
         try:
             _texts_from_exif(blob, texts, budget)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - Pillow's EXIF parser raises all sorts
             log.debug("EXIF parse failed: %r", exc)
 
     xmp = im.info.get("xmp")
@@ -239,12 +239,12 @@ def repair_mojibake(text: str) -> str:
 def _texts_from_info(im: Image.Image, texts: dict[str, str], exif_blobs: list[bytes],
                      budget: _Budget) -> None:
     """Fallback when the file cannot be walked (already loaded, or not a PNG)."""
-    info: dict[str, Any] = dict(im.info)
+    info: dict[Any, Any] = dict(im.info)
     if (im.format or "").upper() == "PNG" and getattr(im, "fp", None) is None:
         # Loaded already (fp closed): `im.text` is then cheap and includes after-IDAT chunks.
         try:
             info.update(getattr(im, "text", {}) or {})
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a damaged file: keep the other texts
             log.debug("im.text failed: %r", exc)
     for key, value in info.items():
         if not isinstance(key, str) or key in ("exif", "xmp", "icc_profile", "comment"):
@@ -268,7 +268,7 @@ def _texts_from_exif(blob: bytes, texts: dict[str, str], budget: _Budget) -> Non
     comments = []
     try:
         comments.append(exif.get_ifd(TAG_EXIF_IFD).get(TAG_USER_COMMENT))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged IFD: IFD0 may still hold it
         log.debug("Exif IFD unreadable: %r", exc)
     comments.append(ifd0.get(TAG_USER_COMMENT))  # some writers put it in IFD0
     for value in comments:

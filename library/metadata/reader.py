@@ -39,7 +39,7 @@ def read_metadata(image: Image.Image) -> GenerationMetadata:
     """
     try:
         texts = containers.collect_texts(image)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - documented never to raise on odd metadata
         log.debug("collecting texts failed: %r", exc)
         texts = {}
     meta = _parse(texts)

@@ -1,13 +1,12 @@
 """GridModel: Qt's model contract, exact lazy loading, in-place refresh, live inserts."""
 
+from grid_test_helpers import wait_for_thumbnails
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QImage
 
 from db.filters import ImageFilter, parse_filter
 from desktop.grid import model as model_module
 from desktop.roles import Role
-
-from grid_test_helpers import wait_for_thumbnails
 
 
 def _ids(model):
@@ -148,7 +147,7 @@ def test_evicted_rows_are_read_back_by_id(monkeypatch, library, make_model):
     ids = [library.add(seed=k, rating=k % 6) for k in range(12)]
     model = make_model(page_size=4)
     model.fetch_all_to(11)
-    assert len(model._cache) <= 4  # noqa: SLF001 - the bound is the point of this test
+    assert len(model._cache) <= 4  # the bound is the point of this test
     for row, image_id in enumerate(ids[::-1]):
         assert model.grid_row(row).image_id == image_id
         assert model.index(row).data(Role.Rating) == (ids.index(image_id)) % 6

@@ -4,12 +4,6 @@ expected, auto-advance, undo/redo, filters, multi-selection, live folder updates
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QItemSelectionModel, Qt
-
-from db import review
-from db.engine import session_factory
-from db.schema import Image
-from sqlalchemy import select
 from fixtures_app import (  # noqa: F401 - fixtures
     N_IMAGES,
     build_app,
@@ -21,6 +15,12 @@ from fixtures_app import (  # noqa: F401 - fixtures
     names_in_view,
     ratings,
 )
+from PySide6.QtCore import QItemSelectionModel, Qt
+from sqlalchemy import select
+
+from db import review
+from db.engine import session_factory
+from db.schema import Image
 
 NEWEST = f"gen_{N_IMAGES - 1:03d}.png"
 

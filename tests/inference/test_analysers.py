@@ -12,9 +12,17 @@ import torch
 
 from inference import preprocess as pp
 from inference.pipeline import Job, Pipeline
-from inference.testing import (CLIP_PREPROCESSOR, VIT_PREPROCESSOR, jtp_reference_model,
-                               jtp_tag_names, tiny_clip_vision_state, write_coherence,
-                               write_jtp, write_nsfw_vit, write_safety_checker)
+from inference.testing import (
+    CLIP_PREPROCESSOR,
+    VIT_PREPROCESSOR,
+    jtp_reference_model,
+    jtp_tag_names,
+    tiny_clip_vision_state,
+    write_coherence,
+    write_jtp,
+    write_nsfw_vit,
+    write_safety_checker,
+)
 
 
 def run_one(models_dir: Path, key: str, paths, prompts=None, **kw):

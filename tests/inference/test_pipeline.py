@@ -230,7 +230,7 @@ def test_pause_resume_and_cancel(tmp_path, images):
     fake.delay = 0.2
     many = write_images(tmp_path / "many", 20, size=(64, 64))
     got = []
-    for job, result in p.run(jobs_for(many)):
+    for _job, result in p.run(jobs_for(many)):
         got.append(result)
         if len(got) == 3:
             threading.Thread(target=p.cancel).start()

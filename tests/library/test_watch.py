@@ -13,12 +13,12 @@ import time
 from collections import Counter
 
 import pytest
+from sample_images import image_bytes, write_image
 from sqlalchemy import select
 
 from db import store
 from db.schema import Image
 from library.watch import FolderWatcher
-from sample_images import image_bytes, write_image
 
 INTERVAL = 0.2
 TIMEOUT = 30.0

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from bad_corpus import CASES, Expected, build, encode, _picture
+from bad_corpus import CASES, Expected, _picture, build, encode
 from reliability_support import NSFW_ONLY, counts, gentriage, integrity_problems, summary_lines
 from sqlalchemy import select
 
@@ -326,6 +326,7 @@ def test_analysis_of_every_indexed_corpus_image_finishes(corpus, library):
 # the runner turns an indexed, valid image into a broken one.
 def test_a_picture_with_a_big_workflow_chunk_survives_analysis(tmp_path, library):
     from bad_corpus import oversized_text_chunk
+
     from library.analysis import AnalysisRunner
     from library.settings import Settings
 
