@@ -3,7 +3,6 @@ expected, auto-advance, undo/redo, filters, multi-selection, live folder updates
 
 from __future__ import annotations
 
-import pytest
 from fixtures_app import (  # noqa: F401 - fixtures
     N_IMAGES,
     build_app,
@@ -168,7 +167,6 @@ def test_space_held_peeks_at_the_current_image_only_while_held(qtbot, gentriage)
 
 
 def test_a_file_dropped_into_a_watched_folder_appears(qtbot, tmp_path, image_folder):
-    pytest.importorskip("library.watch")
     app, engine = build_app(qtbot, tmp_path, [image_folder], watch=True, expect_rows=N_IMAGES)
     try:
         with qtbot.waitSignal(app.watcher.images_indexed, timeout=20_000):

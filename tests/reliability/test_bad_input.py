@@ -211,7 +211,10 @@ def test_files_deleted_or_replaced_between_listing_and_reading(tmp_path, library
 
     with sessions() as session:
         rows = {i.name: i for i in session.scalars(select(Image))}
-        assert "deleted.png" not in rows and "directory.png" not in rows
+        assert "deleted.png" not in rows
+        # A folder now holds the name: the file is unusable, not gone (issue 11, item 16).
+        assert rows["directory.png"].status == ImageStatus.BROKEN.value
+        assert "not a regular file" in rows["directory.png"].error
         assert rows["garbage.png"].status == ImageStatus.BROKEN.value
         assert rows["garbage.png"].error
         other = rows["other_picture.png"]
