@@ -105,7 +105,7 @@ class ImageFilter:
     folder_ids: frozenset[int] = frozenset()  # watched folders, by id (the app's sidebar)
     decisions: frozenset[str] = frozenset()  # subset of DECISIONS; images without content = "none"
     flagged: bool | None = None
-    analysed: bool | None = None
+    analysed: bool | None = None  # an NSFW analyser's verdict is present (any NSFW analyser)
     rating_min: int | None = None
     rating_max: int | None = None
     # analyser -> labels (any of them)

@@ -129,7 +129,5 @@ class Locations:
             if blocker is not None:
                 return f"{blocker} is a file, not a folder, so the {what} {folder} cannot " \
                        "be used"
-        if self.settings.exists() and not self.settings.is_file():
-            return f"the settings file {self.settings} is not a regular file"
-        return None
+        return None  # a bad settings *file* is not fatal: Settings.load warns, uses defaults
 

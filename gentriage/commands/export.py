@@ -8,8 +8,8 @@ pagination (db.queries.fetch_page), so a library of any size exports in constant
 
 Cells come from files (names, prompts), so they pass library.safe_output: in CSV a text cell
 starting with = + - @ tab or CR gets a leading ' (a spreadsheet shows it as text instead of
-running it as a formula); JSON lines are valid UTF-8 with control characters escaped; CSV
-written to a terminal shows escape sequences instead of running them.
+running it as a formula) and control characters other than line breaks appear as `\\xNN`;
+JSON lines are exact, valid UTF-8 with control characters as JSON escapes.
 """
 
 from __future__ import annotations
@@ -147,14 +147,14 @@ def write(records: Iterator[dict[str, Any]], out: IO[str], fmt: str,
 
     count = 0
     if fmt == "csv":
-        on_terminal = out.isatty()
         writer = csv.writer(out)
         writer.writerow(header)
         for record in records:
             cells = [csv_cell(_csv_value(record[name])) for name in header]
-            if on_terminal:
-                cells = [terminal_text(c) if isinstance(c, str) else c for c in cells]
-            writer.writerow(cells)
+            # Control characters are shown as \xNN even in a file: CSV is read on terminals
+            # (`| head`, `less`) as often as in spreadsheets. Line breaks stay (quoted).
+            writer.writerow([terminal_text(c, multiline=True) if isinstance(c, str) else c
+                             for c in cells])
             count += 1
     else:
         for record in records:
