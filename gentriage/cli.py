@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
     from sqlalchemy import Engine
 
     from library.paths import Locations
@@ -51,6 +53,26 @@ def say(*parts: object, file: TextIO | None = None) -> None:
     from library.safe_output import terminal_text
 
     print(" ".join(terminal_text(part) for part in parts), file=file or sys.stdout)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with its messages terminal-safe: a usage error quotes the offending
+    argument, which may hold escape sequences (`gentriage scan --$'\\e]0;x\\a'`)."""
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        from library.safe_output import terminal_text
+
+        super()._print_message(terminal_text(message, multiline=True) if message else message,
+                               file)
+
+
+def log_to_stderr() -> None:
+    """Library warnings (they quote file names) on stderr, terminal-safe."""
+    from library.safe_output import TerminalSafeFormatter
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(TerminalSafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
 
 
 def warn(command: str, message: object) -> None:
@@ -139,7 +161,7 @@ def _bad_folder_arguments(folders: Sequence[str]) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="gentriage",
         description="Triage locally generated images. Without a command, opens the app.",
         epilog="Run 'gentriage COMMAND --help' for a command's options.",
@@ -154,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _app_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gentriage", description="Open the GenTriage window.")
+    parser = ArgumentParser(prog="gentriage", description="Open the GenTriage window.")
     parser.add_argument("folders", nargs="*", metavar="FOLDER",
                         help="folders to watch (default: the folders remembered from last time)")
     add_storage_options(parser)
@@ -179,9 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_command(name: str, arguments: list[str]) -> int:
     module_name, help_text = COMMANDS[name]
     module = importlib.import_module(f"gentriage.commands.{module_name}")
-    parser = argparse.ArgumentParser(prog=f"gentriage {name}", description=help_text)
+    parser = ArgumentParser(prog=f"gentriage {name}", description=help_text)
     module.configure(parser)
     args = parser.parse_args(arguments)
+    log_to_stderr()
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:

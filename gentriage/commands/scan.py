@@ -18,7 +18,6 @@ still processed), 2 for usage errors, 130 when interrupted.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
@@ -205,14 +204,6 @@ def _problem_lines(broken: list[tuple[str, str | None]]) -> list[str]:
     return lines
 
 
-def _log_to_stderr() -> None:
-    from library.safe_output import TerminalSafeFormatter
-
-    handler = logging.StreamHandler()
-    handler.setFormatter(TerminalSafeFormatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.WARNING, handlers=[handler])
-
-
 def _folders(given: list[str]) -> list[str] | None:
     """The folders to scan, each once, by real path; None after a usage message."""
     from db.store import normalise_folder_path
@@ -232,7 +223,6 @@ def _folders(given: list[str]) -> list[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    _log_to_stderr()
     folders = _folders(args.folders)
     if folders is None:
         return EXIT_USAGE

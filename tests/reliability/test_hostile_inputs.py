@@ -86,6 +86,7 @@ def test_every_command_shows_escape_sequences_instead_of_running_them(evil_libra
         "review": ["review", str(evil), "--accept", "--db", str(db)],
         "review unknown": ["review", str(folder / "x\x1b]0;t\x07.png"), "--reject", "--db",
                            str(db)],
+        "usage error": ["scan", str(folder), "--x\x1b]0;t\x07"],  # argparse quotes it
     }.items():
         outputs[name] = _run(args, home)
     for name, done in outputs.items():
