@@ -120,12 +120,13 @@ def open_library_for(command: str, database: Path, *, must_exist: bool = True) -
         return None
 
 
-def _failure_line(command: str, exc: Exception) -> str:
+def _failure_line(exc: Exception, database: Path | None) -> str:
     """One line for an exception no command handled: the storage problem in the user's
-    terms when SQLite reported one, else what went wrong and how to see more."""
+    terms when SQLite reported one (`database`: the library file, for the free-space check
+    behind "disk full"), else what went wrong and how to see more."""
     from db.engine import describe_database_error
 
-    reason = describe_database_error(exc, _database_argument())
+    reason = describe_database_error(exc, database)
     if reason is not None:
         return reason
     if isinstance(exc, OSError):
@@ -133,16 +134,6 @@ def _failure_line(command: str, exc: Exception) -> str:
         return f"{exc.strerror or exc}{where}"
     return (f"unexpected error ({type(exc).__name__}: {exc}); set {DEBUG_ENV}=1 to see "
             "the traceback, and please report it")
-
-
-def _database_argument() -> Path | None:
-    """The database this run uses (for the free-space check of a failed write)."""
-    from library.paths import database_path
-
-    argv = sys.argv
-    explicit = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--db"), None)
-    explicit = explicit or next((a[5:] for a in argv if a.startswith("--db=")), None)
-    return database_path(explicit)
 
 
 def _unknown_command(word: str) -> str | None:
@@ -217,7 +208,9 @@ def _run_command(name: str, arguments: list[str]) -> int:
             return EXIT_SOME_BROKEN
         if os.environ.get(DEBUG_ENV):
             raise
-        warn(name, _failure_line(name, exc))
+        from library.paths import database_path
+
+        warn(name, _failure_line(exc, database_path(getattr(args, "db", None))))
         return EXIT_SOME_BROKEN
 
 
