@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 FOLDER ?=
 
-.PHONY: run test bench lint clean-venv
+.PHONY: run test test-fast bench lint clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,11 +26,20 @@ run: $(VENV)/.installed-app
 test: $(VENV)/.installed-test
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
 
+# Everything but the tests marked slow (real-process crash tests, big corpora): for the
+# edit-test loop; `make test` stays the full suite.
+test-fast: $(VENV)/.installed-test
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
 bench: $(VENV)/.installed-test
 	QT_QPA_PLATFORM=offscreen $(PY) -m benchmarks $(BENCH_ARGS)
 
+# Import layers (import-linter), style and likely bugs (ruff), types (mypy); configured in
+# pyproject.toml.
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 clean-venv:
 	rm -rf $(VENV)

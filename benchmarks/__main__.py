@@ -85,7 +85,7 @@ def discover() -> list[str]:
 
 def accepts_quick(run: object) -> bool:
     try:
-        return "quick" in inspect.signature(run).parameters  # type: ignore[arg-type]
+        return callable(run) and "quick" in inspect.signature(run).parameters
     except (TypeError, ValueError):
         return False
 
@@ -121,7 +121,9 @@ def _child(module_name: str, rows_file: str, quick: bool) -> int:
 def _number(value: object) -> float | None:
     if value is None:
         return None
-    number = float(value)  # type: ignore[arg-type]
+    if not isinstance(value, (int, float, str)):
+        return None
+    number = float(value)
     return number if math.isfinite(number) else None
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from sqlalchemy import select, text
 
 from benchmarks.synthetic import build_library
-from db.changes import changes_since, current_token
+from db.changes import LibraryChanges, changes_since, current_token
 from db.engine import open_library, session_factory
 from db.flags import update_flags
 from db.review import set_decision
@@ -85,7 +85,7 @@ def run(report, quick: bool = False) -> None:
                 with sessions() as session:
                     return session.execute(text("SELECT 1")).scalar()
 
-            def poll() -> object:
+            def poll() -> LibraryChanges:
                 with sessions() as session:
                     return changes_since(session, token)
 

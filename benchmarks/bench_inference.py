@@ -84,7 +84,7 @@ class Timing:
     cpu: float
 
     @classmethod
-    def of(cls, work: Callable[[], Any]) -> "Timing":
+    def of(cls, work: Callable[[], Any]) -> Timing:
         wall, cpu = time.perf_counter(), time.process_time()
         work()
         return cls(time.perf_counter() - wall, time.process_time() - cpu)
@@ -136,7 +136,9 @@ def measure(pipeline: Any, paths: list[Path], plan: Plan) -> tuple[Timing, Timin
         assert len(results) == len(jobs) * len(analysers), len(results)
         assert not any(getattr(out, "error", None) for _, out in results), results
         forward.append(Timing.of(lambda: _forward(analysers, inputs, jobs, batch)))
-    best = lambda timings: Timing(min(t.wall for t in timings), min(t.cpu for t in timings))
+    def best(timings: list[Timing]) -> Timing:
+        return Timing(min(t.wall for t in timings), min(t.cpu for t in timings))
+
     return best(piped), best(forward), len(jobs)
 
 

@@ -23,8 +23,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
+
+if TYPE_CHECKING:
+    from library.scan import ExecutorKind
 
 N_IMAGES = 48
 QUICK_IMAGES = 16
@@ -51,7 +55,7 @@ def _bare_decode_rate(paths: list[Path]) -> float:
     return len(paths) / (time.perf_counter() - began)
 
 
-def _ingest_rate(folder: Path, work: Path, executor: str) -> float:
+def _ingest_rate(folder: Path, work: Path, executor: ExecutorKind) -> float:
     from db.engine import open_library
     from library.scan import scan_folders
     from library.thumbnails import ThumbnailCache
@@ -61,7 +65,7 @@ def _ingest_rate(folder: Path, work: Path, executor: str) -> float:
     try:
         thumbnails = ThumbnailCache(work / "thumbnails")
         began = time.perf_counter()
-        summary = scan_folders(engine, [folder], thumbnails, executor=executor)  # type: ignore[arg-type]
+        summary = scan_folders(engine, [folder], thumbnails, executor=executor)
         elapsed = time.perf_counter() - began
     finally:
         engine.dispose()

@@ -35,9 +35,9 @@ of the grid read in the same run. Target < 50 ms of GUI-thread CPU each.
 
 from __future__ import annotations
 
+import gc
 import os
 import resource
-import gc
 import subprocess
 import sys
 import tempfile
@@ -84,7 +84,7 @@ class SharedThumbnails:
             height = (512, 384, 512)[k % 3]
             width = (512, 512, 352)[k % 3]
             pixels = rng.integers(0, 256, (height // 8, width // 8, 3), dtype=np.uint8)
-            picture = Image.fromarray(pixels, "RGB").resize((width, height), Image.BICUBIC)
+            picture = Image.fromarray(pixels, "RGB").resize((width, height), Image.Resampling.BICUBIC)
             path = root / f"shared_{k:02d}.jpg"
             picture.save(path, "JPEG", quality=85)
             self._files.append(path)

@@ -187,7 +187,11 @@ def _load_rows(connection: sqlite3.Connection, rng: random.Random, n_images: int
     connection.executemany(
         "INSERT INTO folders (id, path, sensitive, added_at) VALUES (?, ?, ?, ?)", folders)
 
-    contents, generation, loras, results, tags = [], [], [], [], []
+    contents: list[tuple] = []
+    generation: list[tuple] = []
+    loras: list[tuple] = []
+    results: list[tuple] = []
+    tags: list[tuple] = []
     content_generator: list[str | None] = [None] * (n_contents + 1)
     for cid in range(1, n_contents + 1):
         decision = rng.choices(decisions, cum_weights=decision_cum)[0]
@@ -248,7 +252,7 @@ def _results_for(rng: random.Random, cid: int, nsfw: bool, incoherent: bool,
         if analyser == TAG_ANALYSERS[0]:
             out.append((cid, analyser, "synthetic", None, None, "{}", None, TIMESTAMP))
             continue
-        if rng.random() < 0.003:  # an analyser that failed on this picture
+        if rng.random() < 0.003 or labels is None:  # failed on this picture (or no labels)
             out.append((cid, analyser, "synthetic", None, None, "{}", "decode error",
                         TIMESTAMP))
             continue
@@ -277,7 +281,7 @@ def _image_rows(rng: random.Random, n_images: int, n_contents: int,
         else:
             content_id = rng.randint(1, n_contents)
         generator = content_generator[content_id]
-        folder_id = folder_for.get(generator, 8) if rng.random() > 0.05 else 4
+        folder_id = folder_for.get(generator or "", 8) if rng.random() > 0.05 else 4
         # Batches land within the same second: equal mtimes are common and must sort exactly.
         mtime_s += rng.choice((0, 0, 1, 2, 5, 30))
         folder_path = folders[folder_id - 1][1]

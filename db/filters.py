@@ -1,7 +1,7 @@
 """The one filter syntax shared by the app's filter bar, saved filters and the command line.
 
 `parse_filter(text) -> ImageFilter` and `format_filter(f) -> str` are inverses:
-`parse_filter(format_filter(f)) == f` for every filter. The syntax (docs/filters.md):
+`parse_filter(format_filter(f)) == f` for every filter. The syntax (README.md, "Filters"):
 
     is:unreviewed is:flagged tag:cat -tag:dog tag:a|b nsfw-vit:nsfw aesthetic>=6
     coherence:incoherent prompt:"red hair" generator:comfyui model:"sdxl base"
@@ -10,6 +10,11 @@
 A term is `[-]key:value`, `key>=number` (also `>`, `<=`, `<`), or a bare word (a substring the
 prompt must contain). Values with spaces go in double quotes; `a|b` means either. Unknown
 keys are errors, not silent prompt words, so a typo never quietly returns nothing.
+
+Limits (README "Filters"): a filter holds at most MAX_FILTER_VALUES values in all (each term
+counts its `a|b` alternatives), so the SQL stays within SQLite's expression depth; rating
+bounds lie within ±MAX_RATING_NUMBER and folder ids within SQLite's integers. Beyond them
+FilterSyntaxError says so, instead of a database error later.
 """
 
 from __future__ import annotations
@@ -26,6 +31,16 @@ KNOWN_ANALYSERS: tuple[str, ...] = FILTERABLE_ANALYSERS
 DECISIONS: frozenset[str] = frozenset({"none", "accepted", "rejected"})
 STATUSES: frozenset[str] = frozenset({"ok", "broken", "missing"})
 DEFAULT_STATUSES: frozenset[str] = frozenset({"ok"})
+
+# Each value adds about two levels to the SQL expression tree (an OR of patterns, an AND of
+# prompt words) and SQLite stops at a depth of 1000: 256 values keep well inside that
+# (tests/db/test_filters.py runs the worst kinds at the limit against a real database).
+MAX_FILTER_VALUES = 256
+# Integers must fit SQLite's 64-bit INTEGER. Ratings are 0..5: a bound beyond ±1e15 can only
+# be a mistake (and would not fit once rounded); scores are compared as doubles, so any
+# finite score bound works.
+MAX_RATING_NUMBER = 1e15
+MAX_FOLDER_ID = 2**63 - 1
 
 _IS_DECISION = {"unreviewed": {"none"}, "accepted": {"accepted"}, "rejected": {"rejected"},
                 "reviewed": {"accepted", "rejected"}}
@@ -68,9 +83,7 @@ class ScoreRange:
             return False
         if self.lo is not None and (value < self.lo or (self.lo_strict and value == self.lo)):
             return False
-        if self.hi is not None and (value > self.hi or (self.hi_strict and value == self.hi)):
-            return False
-        return True
+        return self.hi is None or not (value > self.hi or (self.hi_strict and value == self.hi))
 
 
 @dataclass(frozen=True)
@@ -91,7 +104,7 @@ class ImageFilter:
     folder_ids: frozenset[int] = frozenset()  # watched folders, by id (the app's sidebar)
     decisions: frozenset[str] = frozenset()  # subset of DECISIONS; images without content = "none"
     flagged: bool | None = None
-    analysed: bool | None = None
+    analysed: bool | None = None  # an NSFW analyser's verdict is present (any NSFW analyser)
     rating_min: int | None = None
     rating_max: int | None = None
     # analyser -> labels (any of them)
@@ -267,7 +280,7 @@ def _is_range_value(value: str) -> bool:
 
 
 def parse_filter(text: str, analysers: Iterable[str] = KNOWN_ANALYSERS) -> ImageFilter:
-    """Read the filter syntax (docs/filters.md). Raises FilterSyntaxError on bad input."""
+    """Read the filter syntax (README.md, "Filters"). Raises FilterSyntaxError on bad input."""
     analysers = tuple(analysers)
     fields: dict = {}
     decisions_in: set[str] = set()
@@ -282,7 +295,12 @@ def parse_filter(text: str, analysers: Iterable[str] = KNOWN_ANALYSERS) -> Image
     prompt: list[str] = []
     prompt_none: list[str] = []
 
-    for term in _scan(text):
+    terms = _scan(text)
+    values = sum(len(term.values) for term in terms)
+    if values > MAX_FILTER_VALUES:
+        raise FilterSyntaxError(f"the filter is too long: {values} terms and alternatives, at "
+                                f"most {MAX_FILTER_VALUES}")
+    for term in terms:
         key = term.key
         if key is None:
             (prompt_none if term.negated else prompt).append(term.values[0])
@@ -333,8 +351,11 @@ def parse_filter(text: str, analysers: Iterable[str] = KNOWN_ANALYSERS) -> Image
             sets["folders"].update(term.values)
         elif key == "folder-id":
             for value in term.values:
-                if not value.isdigit():
+                if not (value.isascii() and value.isdigit()):
                     raise FilterSyntaxError(f"folder-id:{value} is not a number", term.position)
+                if int(value) > MAX_FOLDER_ID:
+                    raise FilterSyntaxError(f"folder-id:{value} is out of range",
+                                            term.position)
                 sets["folder_ids"].add(int(value))
         elif key == "status":
             for value in term.values:
@@ -350,6 +371,9 @@ def parse_filter(text: str, analysers: Iterable[str] = KNOWN_ANALYSERS) -> Image
             _apply_sort(term, fields, analysers)
         elif key == "rating":
             bounds = _range_from(term)
+            if any(b is not None and abs(b) > MAX_RATING_NUMBER for b in (bounds.lo, bounds.hi)):
+                raise FilterSyntaxError(f"rating{term.op}{term.values[0]} is out of range "
+                                        "(ratings are 0 to 5)", term.position)
             rating = rating.intersect(_integer_rating(bounds))
         elif term.op == ":" and not all(
                 _is_range_value(v) and not q for v, q in zip(term.values, term.quoted)):

@@ -66,7 +66,8 @@ def _is_incoherent(result: ResultLike, t: FlagThresholds) -> bool:
 
 def verdict(results: Iterable[ResultLike], thresholds: FlagThresholds,
             enabled: Collection[str]) -> tuple[bool, bool, bool]:
-    """(nsfw, incoherent, analysed) for one content's results."""
+    """(nsfw, incoherent, analysed) for one content's results; `analysed`: an enabled NSFW
+    analyser's verdict is present (any of them, not only the default one)."""
     nsfw = incoherent = analysed = False
     for result in results:
         if result.analyser not in enabled:

@@ -104,7 +104,7 @@ def readable_images_of(session: Session, content_ids: Iterable[int]) -> list[tup
 
 
 def folder_paths(session: Session) -> dict[int, str]:
-    return dict(session.execute(select(Folder.id, Folder.path)).all())  # type: ignore[arg-type]
+    return dict(session.execute(select(Folder.id, Folder.path)).all())
 
 
 def watched_folder_containing(session: Session, path: str) -> str | None:

@@ -10,7 +10,7 @@ back finds it again. Changes to this module need an Alembic migration in db/migr
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
@@ -28,7 +28,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class Base(DeclarativeBase):
@@ -79,7 +79,7 @@ class Content(Base):
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)
     flag_nsfw: Mapped[bool] = mapped_column(Boolean, default=False)
     flag_incoherent: Mapped[bool] = mapped_column(Boolean, default=False)
-    analysed: Mapped[bool] = mapped_column(Boolean, default=False)  # default NSFW verdict present
+    analysed: Mapped[bool] = mapped_column(Boolean, default=False)  # an NSFW analyser's verdict
 
     images: Mapped[list[Image]] = relationship(back_populates="content")
     generation: Mapped[Generation | None] = relationship(back_populates="content", uselist=False)

@@ -20,9 +20,9 @@ import enum
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, delete, exists, func, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -44,28 +44,47 @@ _IN_CHUNK = 500
 
 
 class LoraLike(Protocol):
-    name: str
-    weight: float | None
+    # Read-only properties: a protocol's plain attributes are invariant, and
+    # GenerationMetadata's concrete list/dict types must satisfy Sequence/Mapping here.
+    @property
+    def name(self) -> str: ...
+    @property
+    def weight(self) -> float | None: ...
 
 
 class GenerationLike(Protocol):
     """What library.metadata.GenerationMetadata provides (db/ may not import library/)."""
 
-    generator: str | None
-    generator_detail: str | None
-    prompt: str | None
-    negative_prompt: str | None
-    seed: int | None
-    steps: int | None
-    sampler: str | None
-    scheduler: str | None
-    cfg_scale: float | None
-    width: int | None
-    height: int | None
-    model: str | None
-    model_hash: str | None
-    loras: Sequence[LoraLike]
-    raw: Mapping[str, str]
+    @property
+    def generator(self) -> str | None: ...
+    @property
+    def generator_detail(self) -> str | None: ...
+    @property
+    def prompt(self) -> str | None: ...
+    @property
+    def negative_prompt(self) -> str | None: ...
+    @property
+    def seed(self) -> int | None: ...
+    @property
+    def steps(self) -> int | None: ...
+    @property
+    def sampler(self) -> str | None: ...
+    @property
+    def scheduler(self) -> str | None: ...
+    @property
+    def cfg_scale(self) -> float | None: ...
+    @property
+    def width(self) -> int | None: ...
+    @property
+    def height(self) -> int | None: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def model_hash(self) -> str | None: ...
+    @property
+    def loras(self) -> Sequence[LoraLike]: ...
+    @property
+    def raw(self) -> Mapping[str, str]: ...
 
 
 @dataclass
@@ -109,11 +128,16 @@ class Recorded:
 # ----------------------------------------------------------------------------- folders
 
 def normalise_folder_path(path: str | os.PathLike[str]) -> str:
-    return os.path.normpath(os.path.abspath(os.fspath(path)))
+    """A watched folder's stored form: absolute with every symlink resolved, so a folder
+    reached through a link is the same folder (its files are not indexed twice)."""
+    return os.path.realpath(os.fspath(path))
 
 
 def get_folder(session: Session, path: str | os.PathLike[str]) -> Folder | None:
-    return session.scalar(select(Folder).where(Folder.path == normalise_folder_path(path)))
+    # The spelling as given too: folders stored before paths were resolved keep working.
+    spellings = {normalise_folder_path(path), os.path.normpath(os.path.abspath(os.fspath(path)))}
+    return session.scalar(select(Folder).where(Folder.path.in_(spellings))
+                          .order_by(Folder.id).limit(1))
 
 
 def add_folder(session: Session, path: str | os.PathLike[str], sensitive: bool = False) -> Folder:
@@ -402,7 +426,7 @@ def _get_or_create_content(session: Session, facts: FileFacts) -> tuple[int, boo
         sqlite_insert(Content)
         .values(sha256=facts.sha256, width=facts.width, height=facts.height, format=facts.format)
         .on_conflict_do_nothing(index_elements=[Content.sha256]))
-    created = result.rowcount == 1
+    created = cast("CursorResult[Any]", result).rowcount == 1
     content_id = session.scalar(select(Content.id).where(Content.sha256 == facts.sha256))
     assert content_id is not None
     if not created:

@@ -93,7 +93,7 @@ class ActionRegistry(QObject):
         self._overrides = {k: tuple(v) for k, v in (overrides or {}).items()
                            if k in self._specs}
         self._actions: dict[str, QAction] = {}
-        self._hold_handlers: dict[str, Callable[[bool], None]] = {}
+        self._hold_handlers: dict[str, Callable[[bool], object]] = {}
 
     # ---------------------------------------------------------------- building
 
@@ -110,7 +110,7 @@ class ActionRegistry(QObject):
             self._host.addAction(action)
             self._actions[action_id] = action
         if spec.hold:
-            self._hold_handlers[action_id] = handler  # type: ignore[assignment]
+            self._hold_handlers[action_id] = handler
             action.triggered.connect(lambda: None)  # listed in menus, keys via HoldKeyFilter
         elif spec.checkable:
             action.toggled.connect(handler)
@@ -204,7 +204,7 @@ class HoldKeyFilter(QObject):
         self._window = window
         self._held: str | None = None
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         kind = event.type()
         if kind not in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
             return False

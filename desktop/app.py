@@ -20,8 +20,8 @@ import argparse
 import logging
 import os
 import sys
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ from desktop.workers import (
     WatcherBridge,
 )
 from library.paths import Locations
+from library.scan import ExecutorKind
 from library.settings import Settings
 from library.thumbnails import ThumbnailCache
 
@@ -64,7 +65,7 @@ class GenTriageApp(QObject):
     def __init__(self, engine: LibraryEngine, locations: Locations, settings: Settings,
                  folders: list[str] | None = None, device: str | None = None,
                  models_dir: str | None = None, *, analysis: bool = True,
-                 watch: bool = True, scan_executor: str = "thread",
+                 watch: bool = True, scan_executor: ExecutorKind = "thread",
                  runner_factory: Any = None) -> None:
         super().__init__()
         self.engine = engine
@@ -279,7 +280,7 @@ class _FirstPaint(QObject):
         self._fallback.timeout.connect(self._fire)
         self._fallback.start(FIRST_PAINT_FALLBACK_MS)
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if event.type() == QEvent.Type.Paint:
             QTimer.singleShot(0, self._fire)
         return False

@@ -86,7 +86,7 @@ class CoverDecision:
                                      Qt.TransformationMode.SmoothTransformation)
         return blurred
 
-    def still_safe_under(self, current: "CoverDecision") -> bool:
+    def still_safe_under(self, current: CoverDecision) -> bool:
         """May pixels made for this decision be painted while `current` is the rule's
         decision? When it is the same, yes; when the row may now be seen clear, a cover is
         still safe (shown until the clear picture arrives); otherwise no."""
@@ -122,7 +122,7 @@ class BlurPolicy(QObject):
         self._cache_bytes = 0
 
     @classmethod
-    def from_settings(cls, settings: object, parent: QObject | None = None) -> "BlurPolicy":
+    def from_settings(cls, settings: object, parent: QObject | None = None) -> BlurPolicy:
         """From library.settings.Settings (blur_mode, blur_radius)."""
         return cls(getattr(settings, "blur_mode", "blur"),
                    getattr(settings, "blur_radius", DEFAULT_RADIUS), parent=parent)

@@ -225,8 +225,9 @@ class FilterBar(QWidget):
         self.score_sliders: dict[str, QLabeledDoubleRangeSlider] = {}
         for i, (analyser, (lo, hi)) in enumerate(SCORE_RANGES.items()):
             slider = QLabeledDoubleRangeSlider(Qt.Orientation.Horizontal)
-            slider.setRange(lo, hi)
-            slider.setSingleStep((hi - lo) / 100)
+            # superqt types the double slider's range and step as int (they are floats).
+            slider.setRange(lo, hi)  # type: ignore[arg-type]
+            slider.setSingleStep((hi - lo) / 100)  # type: ignore[arg-type]
             slider.setDecimals(2)
             slider.setValue((lo, hi))
             slider.setTracking(False)  # one filter change per drag, not per pixel
@@ -259,11 +260,11 @@ class FilterBar(QWidget):
         row = QFlowLayout()
         row.setHorizontalSpacing(6)
         row.setVerticalSpacing(4)
-        for widget in (self.review_combo, self.flagged_box, self.unreviewed_first_box,
-                       self.sort_combo, self.generator_combo, self.model_combo,
-                       self.label_combo, self.tags_edit, self.prompt_edit,
-                       self.scores_button):
-            row.addWidget(widget)
+        for control in (self.review_combo, self.flagged_box, self.unreviewed_first_box,
+                        self.sort_combo, self.generator_combo, self.model_combo,
+                        self.label_combo, self.tags_edit, self.prompt_edit,
+                        self.scores_button):
+            row.addWidget(control)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 4)
         layout.setSpacing(4)
@@ -351,7 +352,7 @@ class FilterBar(QWidget):
         except (FilterSyntaxError, ValueError) as exc:  # ValueError: the dataclass refused it
             self.show_error(str(exc))
             return False
-        except Exception as exc:  # noqa: BLE001 - typed text must never raise out of a slot
+        except Exception as exc:
             log.exception("filter text %r could not be read", text)
             self.show_error(f"This filter could not be read: {exc}")
             return False

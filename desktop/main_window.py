@@ -450,7 +450,7 @@ class MainWindow(QMainWindow):
         except (FilterSyntaxError, queries.FilterQueryError) as exc:
             self.filter_bar.show_error(f"This filter cannot be run: {exc}", previous)
             return
-        except Exception as exc:  # noqa: BLE001 - a slot must not raise; say what failed
+        except Exception as exc:
             log.exception("filter %r failed", f)
             self.filter_bar.show_error(f"This filter could not be run: {exc}", previous)
             return
@@ -574,7 +574,8 @@ class MainWindow(QMainWindow):
         elif self.is_full_view():
             self.stack.setCurrentWidget(self.view)
             self.view.setFocus()
-        elif self.filter_bar.isAncestorOf(QApplication.focusWidget()):
+        elif (focused := QApplication.focusWidget()) is not None and \
+                self.filter_bar.isAncestorOf(focused):
             self._focus_main_page()  # Esc leaves any filter field for the grid
 
     def is_full_view(self) -> bool:
@@ -758,7 +759,7 @@ class MainWindow(QMainWindow):
         with self.sessions() as session:
             return store.referenced_sha256s(session)
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+    def closeEvent(self, event: QCloseEvent) -> None:
         if not self._review_changes_saved():
             event.ignore()
             return

@@ -241,7 +241,7 @@ class ImagePreview(QWidget):
 
     # --- painting ------------------------------------------------------------------------------
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+    def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
         try:
             if self.background.alpha():
@@ -387,7 +387,7 @@ class ImagePreview(QWidget):
         if self._rendered is None and self._row is not None and self._row.sha256 == sha256:
             self.update()
 
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+    def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         if self._row is not None:
             self._reload_timer.start()
@@ -406,7 +406,7 @@ class FullView(ImagePreview):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAutoFillBackground(False)
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Escape:
             self.close_requested.emit()
             event.accept()

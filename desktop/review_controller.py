@@ -50,7 +50,7 @@ QUIT_WAIT_MS = 3000
 class ReviewModel(Protocol):
     """What the controller needs from desktop.grid.model.GridModel."""
 
-    def rowCount(self, parent: QModelIndex = ...) -> int: ...  # noqa: N802
+    def rowCount(self, parent: QModelIndex = ...) -> int: ...
     def index(self, row: int, column: int = 0, parent: QModelIndex = ...) -> QModelIndex: ...
     def image_id_at(self, row: int) -> int | None: ...
     def row_of_image(self, image_id: int) -> int | None: ...
@@ -239,7 +239,7 @@ class ReviewController(QObject):
             change = self._queue[0]
             try:
                 follow_up = self._write(change, interactive, busy_timeout_ms)
-            except Exception as exc:  # noqa: BLE001 - a slot must not raise; say what failed
+            except Exception as exc:
                 if is_database_busy(exc):
                     self._was_busy = True
                     self._show_waiting()

@@ -34,10 +34,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inference.catalog import CATALOG, TAG_STORE_FLOOR
 from desktop.actions import ActionRegistry
 from desktop.interop import SharingSettingsPage
 from desktop.theme import THEMES
+from inference.catalog import CATALOG, TAG_STORE_FLOOR
 from library.settings import Settings, Thresholds
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -243,7 +243,9 @@ class SettingsDialog(QDialog):
         result = {}
         for action_id, edit in self.key_edits.items():
             sequence = edit.keySequence()
-            result[action_id] = [sequence[i].toCombined() and QKeySequence(sequence[i]).toString()
+            # QKeySequence[i] exists at run time; PySide6's stubs omit __getitem__.
+            result[action_id] = [sequence[i].toCombined()  # type: ignore[index]
+                                 and QKeySequence(sequence[i]).toString()  # type: ignore[index]
                                  for i in range(sequence.count())]
         return result
 

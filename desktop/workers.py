@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, QThread, Signal
 
 from desktop.error_sink import ErrorReport, ErrorSink, short_error
+from library.scan import ExecutorKind
 from library.settings import Settings
 
 if TYPE_CHECKING:  # the bridges call db/ and library/ functions; no SQL here
@@ -94,7 +95,7 @@ class WatcherBridge(QObject):
         try:
             self._watcher = create_watcher(**self.callbacks())
             self._watcher.start()
-        except Exception as exc:  # noqa: BLE001 - the window works without live updates
+        except Exception as exc:  # the window works without live updates
             log.exception("folder watcher failed to start")
             self._watcher = None
             self.state_changed.emit(f"Not watching folders ({short_error(exc)})")
@@ -125,7 +126,7 @@ class WatcherBridge(QObject):
         if self._watcher is not None:
             try:
                 self._watcher.stop()
-            except Exception:  # noqa: BLE001 - shutting down anyway
+            except Exception:  # shutting down anyway
                 log.exception("folder watcher did not stop cleanly")
             self._watcher = None
 
@@ -144,7 +145,7 @@ class ScanBridge(QObject):
     progress_changed = Signal(int, int)  # files done, files to read
 
     def __init__(self, sessions: Sessions, thumbnails: Any,
-                 executor: str = "thread", parent: QObject | None = None) -> None:
+                 executor: ExecutorKind = "thread", parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._sessions = sessions
         self._thumbnails = thumbnails
@@ -214,7 +215,7 @@ class ScanBridge(QObject):
             self._last_progress = 0.0
             try:
                 with LibraryIndexer(self._sessions, self._thumbnails,
-                                    executor=self._executor,  # type: ignore[arg-type]
+                                    executor=self._executor,
                                     on_recorded=self._on_recorded) as indexer:
                     summary = indexer.scan(folders, self._on_progress)
             except _ScanStopped:
@@ -503,7 +504,7 @@ class FlagRecomputer(QObject):
             started = time.perf_counter()
             try:
                 complete = self._recompute_pass(*request, changed)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.exception("flag recompute failed")
                 # Chunks committed before the failure stay: their rows are repainted.
                 self.recompute_failed.emit(short_error(exc))

@@ -2,21 +2,31 @@
 
 `gentriage [FOLDER…]` opens the desktop app; `gentriage <command> …` runs headless.
 This module imports nothing heavy at load time: `gentriage --help` must not load PySide6
-or torch (tests/cli/test_cli_imports.py). Each subcommand lives in its own module under
+or torch (tests/cli/test_no_qt_imports.py). Each subcommand lives in its own module under
 gentriage.commands and is imported only when it runs.
+
+Everything a command prints that came from a file or an argument goes through
+library.safe_output (terminal escapes shown, not executed); `say` and `warn` do that for
+messages. A failure no command handled ends in one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
     from sqlalchemy import Engine
+
+    from library.paths import Locations
 
 # name -> (module under gentriage.commands, one-line help). The module exposes
 # `configure(parser)` and `run(args) -> int` (the exit status).
@@ -34,6 +44,43 @@ COMMANDS: dict[str, tuple[str, str]] = {
 EXIT_OK = 0
 EXIT_SOME_BROKEN = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+# Set to see the traceback behind an "unexpected error" line.
+DEBUG_ENV = "GENTRIAGE_DEBUG"
+
+
+def say(*parts: object, file: TextIO | None = None) -> None:
+    """print() for text that may hold names or prompts from files: shown, never executed
+    by the terminal (library.safe_output.terminal_text)."""
+    from library.safe_output import terminal_text
+
+    print(" ".join(terminal_text(part) for part in parts), file=file or sys.stdout)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with its messages terminal-safe: a usage error quotes the offending
+    argument, which may hold escape sequences (`gentriage scan --$'\\e]0;x\\a'`)."""
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        from library.safe_output import terminal_text
+
+        super()._print_message(terminal_text(message, multiline=True) if message else message,
+                               file)
+
+
+def log_to_stderr() -> None:
+    """Library warnings (they quote file names) on stderr, terminal-safe."""
+    from library.safe_output import TerminalSafeFormatter
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(TerminalSafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+
+
+def warn(command: str, message: object) -> None:
+    """`gentriage COMMAND: message` (`gentriage: message` for the app) on stderr,
+    terminal-safe."""
+    say(f"gentriage {command}:" if command else "gentriage:", message, file=sys.stderr)
 
 
 def add_storage_options(parser: argparse.ArgumentParser) -> None:
@@ -44,13 +91,20 @@ def add_storage_options(parser: argparse.ArgumentParser) -> None:
                         "analyser (default: $GENTRIAGE_MODELS_DIR, else <data dir>/models)")
 
 
-def _database_locked(exc: BaseException) -> bool:
-    """SQLite gave up waiting for another process's write lock (after the busy timeout)."""
-    import sqlite3
+def resolve_locations(command: str, args: argparse.Namespace) -> Locations | None:
+    """The run's locations (--db, --models-dir, environment), or None after saying on stderr
+    why they cannot be used (a GENTRIAGE_HOME that is a file…): the command exits
+    EXIT_USAGE."""
+    from library.paths import Locations
 
-    cause = getattr(exc, "orig", exc)  # SQLAlchemy wraps the driver's exception
-    return isinstance(cause, sqlite3.OperationalError) and (
-        "locked" in str(cause) or "busy" in str(cause))
+    locations = Locations.resolve(getattr(args, "db", None), getattr(args, "models_dir", None))
+    problem = locations.problem()
+    if problem is not None:
+        home = os.environ.get("GENTRIAGE_HOME")
+        origin = f" (GENTRIAGE_HOME={home})" if home else ""
+        warn(command, f"{problem}{origin}")
+        return None
+    return locations
 
 
 def open_library_for(command: str, database: Path, *, must_exist: bool = True) -> Engine | None:
@@ -59,18 +113,48 @@ def open_library_for(command: str, database: Path, *, must_exist: bool = True) -
     from db.engine import DatabaseError, open_library
 
     if must_exist and not database.exists():
-        print(f"gentriage {command}: no library database at {database} "
-              "(run 'gentriage scan FOLDER' first)", file=sys.stderr)
+        warn(command, f"no library database at {database} (run 'gentriage scan FOLDER' first)")
         return None
     try:
         return open_library(database)
     except DatabaseError as exc:
-        print(f"gentriage {command}: {exc}", file=sys.stderr)
+        warn(command, exc)
         return None
 
 
+def _failure_line(exc: Exception, database: Path | None) -> str:
+    """One line for an exception no command handled: the storage problem in the user's
+    terms when SQLite reported one (`database`: the library file, for the free-space check
+    behind "disk full"), else what went wrong and how to see more."""
+    from db.engine import describe_database_error
+
+    reason = describe_database_error(exc, database)
+    if reason is not None:
+        return reason
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    return (f"unexpected error ({type(exc).__name__}: {exc}); set {DEBUG_ENV}=1 to see "
+            "the traceback, and please report it")
+
+
+def _unknown_command(word: str) -> str | None:
+    """The command `word` is probably a typo of, when it is not a folder either."""
+    if word.startswith("-") or os.path.isdir(word):
+        return None
+    close = difflib.get_close_matches(word.lower(), COMMANDS, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _bad_folder_arguments(folders: Sequence[str]) -> list[str]:
+    """Folder arguments whose names are not valid UTF-8: the library cannot store them."""
+    from library.paths import is_storable
+
+    return [f for f in folders if not is_storable(f)]
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="gentriage",
         description="Triage locally generated images. Without a command, opens the app.",
         epilog="Run 'gentriage COMMAND --help' for a command's options.",
@@ -85,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _app_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gentriage", description="Open the GenTriage window.")
+    parser = ArgumentParser(prog="gentriage", description="Open the GenTriage window.")
     parser.add_argument("folders", nargs="*", metavar="FOLDER",
                         help="folders to watch (default: the folders remembered from last time)")
     add_storage_options(parser)
@@ -96,26 +180,55 @@ def _app_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in COMMANDS:
-        module_name, help_text = COMMANDS[argv[0]]
-        module = importlib.import_module(f"gentriage.commands.{module_name}")
-        parser = argparse.ArgumentParser(prog=f"gentriage {argv[0]}", description=help_text)
-        module.configure(parser)
-        args = parser.parse_args(argv[1:])
-        try:
-            return int(module.run(args) or 0)
-        except KeyboardInterrupt:
-            return 130
-        except Exception as exc:
-            if not _database_locked(exc):
-                raise
-            print(f"gentriage {argv[0]}: the library database stayed locked by another "
-                  "program for too long; nothing was lost — run the command again "
-                  "(is another GenTriage scan running?)", file=sys.stderr)
-            return EXIT_SOME_BROKEN
+        return _run_command(argv[0], argv[1:])
     if argv and argv[0] in ("-h", "--help"):
         build_parser().print_help()
         return EXIT_OK
+    if argv and (guess := _unknown_command(argv[0])) is not None:
+        warn("", f"unknown command '{argv[0]}' — did you mean '{guess}'? "
+             "(run 'gentriage --help' for the commands)")
+        return EXIT_USAGE
+    return _run_app(argv)
+
+
+def _run_command(name: str, arguments: list[str]) -> int:
+    module_name, help_text = COMMANDS[name]
+    module = importlib.import_module(f"gentriage.commands.{module_name}")
+    parser = ArgumentParser(prog=f"gentriage {name}", description=help_text)
+    module.configure(parser)
+    args = parser.parse_args(arguments)
+    log_to_stderr()
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # the last line of defence: one line, no traceback
+        from db.engine import DatabaseError
+
+        if isinstance(exc, DatabaseError):  # already one line in the user's terms
+            warn(name, exc)
+            return EXIT_SOME_BROKEN
+        if os.environ.get(DEBUG_ENV):
+            raise
+        from library.paths import database_path
+
+        warn(name, _failure_line(exc, database_path(getattr(args, "db", None))))
+        return EXIT_SOME_BROKEN
+
+
+def _run_app(argv: list[str]) -> int:
     args = _app_parser().parse_args(argv)
+    if bad := _bad_folder_arguments(args.folders):
+        warn("", f"the folder name {bad[0]} is not valid UTF-8 and cannot be stored in the "
+             "library; rename the folder")
+        return EXIT_USAGE
+    if resolve_locations("", args) is None:
+        return EXIT_USAGE
+    from gentriage.display import display_problem
+
+    if (problem := display_problem()) is not None:
+        warn("", f"cannot open the window: {problem}")
+        return EXIT_SOME_BROKEN
     from desktop.app import run_app  # the only path that loads Qt
 
     return run_app(args)

@@ -17,9 +17,19 @@ from typing import Any
 from inference.base import HFSource, TorchAnalyser, require
 from inference.hf_common import check_loading_info, header_or_none, weights_file
 from inference.types import AnalyserOutput, Job
-from inference.weights import (BROKEN, MISSING, READY, Found, ModelStatus, WeightsError,
-                               check_torch_archive, expect_shape, hf_snapshots, read_json,
-                               read_safetensors_header)
+from inference.weights import (
+    BROKEN,
+    MISSING,
+    READY,
+    Found,
+    ModelStatus,
+    WeightsError,
+    check_torch_archive,
+    expect_shape,
+    hf_snapshots,
+    read_json,
+    read_safetensors_header,
+)
 
 MLP_FILE = "sac+logos+ava1-l14-linearMSE.pth"
 MLP_SAFETENSORS = "sac+logos+ava1-l14-linearMSE.safetensors"
@@ -200,7 +210,7 @@ class Aesthetic(TorchAnalyser):
             else:  # plain state_dict; never unpickle arbitrary objects
                 state = torch.load(mlp_path, map_location="cpu", weights_only=True)
             mlp.load_state_dict(state, strict=True)
-        except Exception as exc:  # noqa: BLE001 — any failure here is "wrong file"
+        except Exception as exc:  # any failure here is "wrong file"
             raise WeightsError(f"{mlp_path}: not the improved-aesthetic-predictor MLP state_dict "
                                f"(keys layers.0/2/4/6/7 .weight/.bias): {exc}") from exc
         self.mlp = mlp.to(self.device).eval()  # tiny: always fp32

@@ -15,8 +15,15 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from inference.types import AnalyserOutput, Job
-from inference.weights import (BROKEN, MISSING, READY, Found, ModelStatus, WeightsError,
-                               hf_snapshots)
+from inference.weights import (
+    BROKEN,
+    MISSING,
+    READY,
+    Found,
+    ModelStatus,
+    WeightsError,
+    hf_snapshots,
+)
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,7 @@ class Analyser(ABC):
             return 8 if self.cpu_ms_per_image < 500 else 2
         return 32 if self.cpu_ms_per_image < 500 else 8
 
-    def begin_run(self) -> None:
+    def begin_run(self) -> None:  # noqa: B027 - an optional hook: most analysers need none
         """Called at the start of every Pipeline.run (drop per-run caches)."""
 
     @abstractmethod

@@ -65,7 +65,7 @@ class NsfwDefault(Analyser):
         if expected.is_file():  # the wheel pins the model's digest; a damaged install fails
             self._check_checksum(model, expected)
         available = ort.get_available_providers()
-        providers = ["CPUExecutionProvider"]
+        providers: list[str | tuple[str, dict[str, Any]]] = ["CPUExecutionProvider"]
         if self.device.startswith("cuda") and "CUDAExecutionProvider" in available:
             index = int(self.device.split(":", 1)[1]) if ":" in self.device else 0
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": index}))

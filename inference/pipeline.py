@@ -21,7 +21,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,7 +246,7 @@ class _Run:
     def __init__(self, pipeline: Pipeline, analysers: list[Analyser], jobs: Iterable[Job]):
         self.p = pipeline
         self.analysers = analysers
-        self.total = len(jobs) if hasattr(jobs, "__len__") else None  # type: ignore[arg-type]
+        self.total = len(jobs) if isinstance(jobs, Sized) else None
         self.jobs = iter(jobs)
         self.exhausted = False
         self.window = pipeline.lookahead(analysers)

@@ -142,12 +142,12 @@ class ClipRecipe:
     std: tuple[float, ...] = CLIP_STD
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> "ClipRecipe":
-        size = cfg.get("size", 224)
+    def from_config(cls, cfg: dict[str, Any]) -> ClipRecipe:
+        size: Any = cfg.get("size", 224)
         shortest = size.get("shortest_edge", 224) if isinstance(size, dict) else int(size)
-        crop = cfg.get("crop_size", shortest)
+        crop: Any = cfg.get("crop_size", shortest)
         if isinstance(crop, dict):
-            crop_hw = (int(crop.get("height", shortest)), int(crop.get("width", shortest)))
+            crop_hw = (int(crop.get("height") or shortest), int(crop.get("width") or shortest))
         else:
             crop_hw = (int(crop), int(crop))
         return cls(int(shortest), crop_hw, int(cfg.get("resample", 3)),
@@ -175,7 +175,7 @@ class VitRecipe:
     std: tuple[float, ...] = (0.5, 0.5, 0.5)
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> "VitRecipe":
+    def from_config(cls, cfg: dict[str, Any]) -> VitRecipe:
         size = cfg.get("size", 224)
         if isinstance(size, dict):
             hw = (int(size.get("height", 224)), int(size.get("width", 224)))

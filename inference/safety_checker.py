@@ -29,7 +29,7 @@ PATCH_KEYS = ("vision_model.vision_model.embeddings.patch_embedding.weight",  # 
 
 
 @functools.cache
-def safety_checker_model_class() -> type:
+def safety_checker_model_class() -> Any:  # a transformers PreTrainedModel subclass
     import torch
     from torch import nn
     from transformers import CLIPConfig, CLIPVisionModel, PreTrainedModel
@@ -110,8 +110,9 @@ class SafetyChecker(TorchAnalyser):
             expect_shape(tensors, "special_care_embeds_weights", (N_SPECIAL,), weights)
             hidden = expect_shape(tensors, "visual_projection.weight", (dim, None), weights)[1]
             patch = next((k for k in PATCH_KEYS if k in tensors), None)
-            require(patch is not None, f"{weights}: no CLIP vision tower (expected "
-                    f"{PATCH_KEYS[0]!r})")
+            if patch is None:
+                raise WeightsError(f"{weights}: no CLIP vision tower (expected "
+                                   f"{PATCH_KEYS[0]!r})")
             expect_shape(tensors, patch, (hidden, 3, None, None), weights)
         return Found(folder, found_files(folder, config_path, weights))
 

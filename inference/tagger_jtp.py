@@ -16,8 +16,14 @@ from typing import Any
 from inference.base import HFSource, TorchAnalyser, require
 from inference.catalog import TAG_STORE_FLOOR
 from inference.types import AnalyserOutput, Job
-from inference.weights import (Found, TensorInfo, WeightsError, expect_shape, read_json,
-                               read_safetensors_header)
+from inference.weights import (
+    Found,
+    TensorInfo,
+    WeightsError,
+    expect_shape,
+    read_json,
+    read_safetensors_header,
+)
 
 TIMM_NAME = "vit_so400m_patch14_siglip_384"
 SO400M = {"embed_dim": 1152, "depth": 27, "num_heads": 16, "mlp_hidden": 4304}
@@ -59,7 +65,8 @@ def architecture(tensors: dict[str, TensorInfo], path: Path) -> dict[str, Any]:
 
 def read_tags(path: Path) -> list[str]:
     data = read_json(path, "tags.json")
-    require(isinstance(data, dict) and data, f"{path}: expected a JSON object {{tag: index}}")
+    require(isinstance(data, dict) and bool(data),
+            f"{path}: expected a JSON object {{tag: index}}")
     names: list[str | None] = [None] * len(data)
     for tag, index in data.items():
         require(isinstance(index, int) and 0 <= index < len(data) and names[index] is None,
@@ -165,7 +172,8 @@ class TaggerJtp(TorchAnalyser):
         weights = self.status.files["weights"]
         self.tags = [t.replace("_", " ") for t in read_tags(Path(self.status.files["tags"]))]
         try:
-            model = _build_loaded(d["variant"], int(d["n_tags"]), dict(d["overrides"]), weights)
+            model = _build_loaded(d["variant"], int(d["n_tags"]), dict(d["overrides"]),
+                                  Path(weights))
         except RuntimeError as exc:
             raise WeightsError(f"{weights}: does not match timm {TIMM_NAME} "
                                f"({str(exc).splitlines()[0]})") from exc

@@ -37,7 +37,7 @@ class AnalyserOutput:
     error: str | None = None  # this image failed in this analyser; the others continue
 
     @classmethod
-    def failed(cls, analyser: str, version: str, message: str) -> "AnalyserOutput":
+    def failed(cls, analyser: str, version: str, message: str) -> AnalyserOutput:
         return cls(analyser, version, None, None, {}, [], message)
 
 

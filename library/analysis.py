@@ -33,9 +33,20 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import and_, delete, exists, func, literal, or_, select, tuple_, update
+from sqlalchemy import (
+    CursorResult,
+    and_,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -79,9 +90,10 @@ GAVE_UP_MESSAGE = "analysis did not finish after {n} attempts (the program stopp
 class PipelineLike(Protocol):
     """What the runner needs from inference.pipeline.Pipeline (a fake in unit tests)."""
 
-    ready_analysers: Sequence[str]
+    ready_analysers: list[str]
     versions: dict[str, str]
     device: str
+    statuses: dict[str, Any]  # key -> inference.weights status (message, how_to_get)
 
     def load(self) -> Any: ...
     def run(self, jobs: Iterable[Any]) -> Iterator[tuple[Any, Any]]: ...
@@ -242,7 +254,7 @@ class AnalysisRunner:
             ["content_id", "priority", "enqueued_at", "attempts"], candidates
         ).on_conflict_do_nothing()
         with write_transaction(self._sessions) as session:
-            added = session.execute(statement).rowcount or 0
+            added = cast("CursorResult[Any]", session.execute(statement)).rowcount or 0
         log.info("queued %d content(s) for analysis by %s", added, ", ".join(wanted))
         return added
 
@@ -378,12 +390,13 @@ class AnalysisRunner:
             holders = session.scalars(
                 select(QueuedAnalysis.leased_by).where(QueuedAnalysis.leased_by.is_not(None))
                 .distinct()).all()
-            dead = [holder for holder in holders if _is_dead_local_runner(holder, host)]
+            dead = [holder for holder in holders
+                    if holder is not None and _is_dead_local_runner(holder, host)]
             if not dead:
                 return 0
-            released = session.execute(
+            released = cast("CursorResult[Any]", session.execute(
                 update(QueuedAnalysis).where(QueuedAnalysis.leased_by.in_(dead))
-                .values(leased_by=None, leased_until=None)).rowcount or 0
+                .values(leased_by=None, leased_until=None))).rowcount or 0
         log.info("released %d queued content(s) leased by stopped runner(s)", released)
         return released
 
@@ -400,12 +413,12 @@ class AnalysisRunner:
                     .where(or_(QueuedAnalysis.leased_until.is_(None),
                                QueuedAnalysis.leased_until < now))
                     .order_by(*order).limit(self._take))
-        taken = session.execute(
+        taken = list(session.execute(
             update(QueuedAnalysis).where(QueuedAnalysis.content_id.in_(takeable))
             .values(leased_by=self._lease_id, leased_until=self._lease_expiry(),
                     attempts=QueuedAnalysis.attempts + 1)
             .returning(QueuedAnalysis.content_id, QueuedAnalysis.attempts,
-                       QueuedAnalysis.priority, QueuedAnalysis.enqueued_at)).all()
+                       QueuedAnalysis.priority, QueuedAnalysis.enqueued_at)))
         # RETURNING comes in no defined order: restore the queue's.
         taken.sort(key=lambda r: (r.priority, r.enqueued_at, r.content_id), reverse=True)
         return [(r.content_id, r.attempts) for r in taken]
@@ -441,13 +454,14 @@ class AnalysisRunner:
                 select(Image.id, Image.content_id, Image.path)
                 .where(Image.content_id.in_(ids), Image.status == ImageStatus.OK.value)
                 .order_by(Image.id)):
-            chosen.setdefault(cid, (image_id, path))
+            if cid is not None:  # always: the query selects by content id
+                chosen.setdefault(cid, (image_id, path))
         return chosen
 
     def _give_up(self, session: Session, ids: Sequence[int],
                  present: dict[int, frozenset[str]], wanted: dict[str, str]) -> None:
         message = GAVE_UP_MESSAGE.format(n=MAX_ATTEMPTS)
-        rows = [dict(content_id=cid, analyser=a, version=v, label=None, score=None, scores={},
+        rows: list[dict[str, Any]] = [dict(content_id=cid, analyser=a, version=v, label=None, score=None, scores={},
                      error=message, analysed_at=utcnow())
                 for cid in ids for a, v in wanted.items() if a not in present.get(cid, ())]
         if rows:
@@ -642,7 +656,7 @@ class _BatchWriter:
         # Tags are replaced per (content, analyser): a re-analysis never leaves stale tags.
         session.execute(delete(Tag).where(
             tuple_(Tag.content_id, Tag.analyser).in_(list(results))))
-        tag_rows = []
+        tag_rows: list[dict[str, Any]] = []
         for (cid, analyser), output in results.items():
             best: dict[str, float] = {}
             for tag, score in output.tags or ():

@@ -109,7 +109,9 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int] = DEFAULT_BACKGROUN
     """Any Pillow mode → 8-bit RGB; transparency is composited over `background`."""
     if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         # 16-bit greyscale (and 32-bit int/float): scale to 8 bits rather than clip to white.
-        peak = 65535 if im.mode.startswith("I;16") else max(1.0, float(im.getextrema()[1] or 1))
+        high = im.getextrema()[1]  # one band: (min, max) numbers
+        assert isinstance(high, (int, float))
+        peak = 65535 if im.mode.startswith("I;16") else max(1.0, float(high or 1))
         im = im.convert("F").point(lambda v: v * (255.0 / peak)).convert("L")
     has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
         im.mode == "P" and "transparency" in im.info)
@@ -214,7 +216,7 @@ def _decode(data: bytes, reduce_to: int | None, with_metadata: bool,
         raise DecodeError(
             "not a supported image: the content is none of "
             + ", ".join(INDEXED_FORMATS)) from exc
-    except Exception as exc:  # noqa: BLE001 - malformed headers raise all sorts
+    except Exception as exc:  # malformed headers raise all sorts
         failure = _failure(exc, "image", 0, 0)
         if isinstance(failure, DecodeError) and failure.args[0].startswith("cannot decode"):
             failure = DecodeError(f"unreadable image header: {exc}")
@@ -233,7 +235,7 @@ def _decode(data: bytes, reduce_to: int | None, with_metadata: bool,
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 im.load()
-        except Exception as exc:  # noqa: BLE001 - every decoder failure becomes one message
+        except Exception as exc:  # every decoder failure becomes one message
             raise _failure(exc, fmt, width, height) from exc
         # Read after load(): Pillow's TIFF plugin applies the orientation itself while loading
         # (its size is already upright) and then drops the tag.

@@ -56,7 +56,7 @@ def trash_marker(path: str | os.PathLike[str]) -> str:
 
 
 def is_trash_marker(value: str | None) -> bool:
-    return bool(value) and value.startswith(TRASH_PREFIX)  # type: ignore[union-attr]
+    return value is not None and value.startswith(TRASH_PREFIX)
 
 
 def unique_destination(folder: Path, name: str,
@@ -100,7 +100,7 @@ def send_to_trash(path: Path) -> str:
 
     try:
         send2trash(os.fspath(path))
-    except Exception as exc:  # noqa: BLE001 - send2trash raises OSError and its own errors
+    except Exception as exc:  # send2trash raises OSError and its own errors
         raise FileActionError(f"cannot send {path} to the trash: {exc}") from exc
     return trash_marker(path)
 

@@ -40,12 +40,15 @@ class IngestResult:
     metadata: GenerationMetadata | None = None
     has_thumbnail: bool = False
     error: str | None = None  # set when the file exists but cannot be indexed (→ broken)
-    vanished: bool = False  # deleted (or replaced by a non-file) before it could be read
+    vanished: bool = False  # deleted before it could be read (→ missing)
     thumbnail_error: str | None = None  # the image is fine; only its thumbnail was not written
 
     @property
     def ok(self) -> bool:
         return self.sha256 is not None and self.error is None and not self.vanished
+
+
+NOT_A_FILE = "not a regular file (a folder, pipe or device now has this name)"
 
 
 def _read(path: str) -> tuple[bytes, os.stat_result]:
@@ -79,7 +82,10 @@ def ingest_file(path: str, thumbnails: ThumbnailCache | None = None) -> IngestRe
     except FileNotFoundError:
         return IngestResult(path, vanished=True)
     except IsADirectoryError:
-        return IngestResult(path, vanished=True)
+        # Something that is not a file now stands at the path (a folder, a FIFO): the file
+        # is not gone, it is unusable — broken, with the reason, not missing.
+        size, mtime_ns = stat_or_zero(path)
+        return IngestResult(path, size, mtime_ns, error=NOT_A_FILE)
     except OSError as exc:
         size, mtime_ns = stat_or_zero(path)
         return IngestResult(path, size, mtime_ns, error=_read_error_message(exc))

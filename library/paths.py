@@ -6,6 +6,11 @@ Resolution order, for every location:
 3. `GENTRIAGE_HOME=DIR`: everything (database, thumbnails, settings, models) under DIR —
    portable installs, and tests that must not touch the user's real data;
 4. the platform's user directories (platformdirs).
+
+Folders GenTriage creates for its data are private to the user (db.private_files). Paths from
+the file system may hold bytes that are not UTF-8 (Python keeps them as surrogate escapes);
+`storable_text` is the one way such text becomes something the database and the terminal
+can hold.
 """
 
 from __future__ import annotations
@@ -17,6 +22,37 @@ from pathlib import Path
 import platformdirs
 
 APP_NAME = "GenTriage"
+
+
+def storable_text(text: str) -> str:
+    """`text` as valid Unicode: a byte that is not UTF-8 (a surrogate escape, as Python reads
+    file names and arguments) becomes the four characters `\\xNN`, any other lone surrogate
+    (from JSON's `\\ud800` escapes) becomes U+FFFD. Valid text is returned unchanged.
+
+    The database stores file names this way (such a file is recorded as broken, since the
+    stored name no longer opens it), and command arguments are converted the same way before
+    they are compared with stored paths, so `gentriage review` and `folder:` filters find them.
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    out = []
+    for char in text:
+        code = ord(char)
+        if 0xDC80 <= code <= 0xDCFF:  # surrogateescape: the original byte
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif 0xD800 <= code <= 0xDFFF:
+            out.append("\ufffd")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def is_storable(text: str) -> bool:
+    """True when `text` is valid Unicode (no surrogates): it is stored exactly."""
+    return storable_text(text) is text
 
 
 def _home() -> Path | None:
@@ -73,5 +109,25 @@ class Locations:
     settings: Path
 
     @classmethod
-    def resolve(cls, db: str | None = None, models: str | None = None) -> "Locations":
+    def resolve(cls, db: str | None = None, models: str | None = None) -> Locations:
         return cls(database_path(db), models_dir(models), thumbnails_dir(), settings_path())
+
+    def problem(self) -> str | None:
+        """Why these locations cannot be used, or None: a file where a folder must be (a
+        GENTRIAGE_HOME that is a file, `--db notes.txt/lib.sqlite3`), a database path that
+        is a folder or a pipe. Checked before anything is opened, so the user gets one line
+        naming the path instead of a traceback."""
+        from db.engine import database_path_problem
+        from db.private_files import non_folder_on_path
+
+        if (problem := database_path_problem(self.database)) is not None:
+            return problem
+        for what, folder in (("models folder", self.models),
+                             ("thumbnail folder", self.thumbnails),
+                             ("settings folder", self.settings.parent)):
+            blocker = non_folder_on_path(folder)
+            if blocker is not None:
+                return f"{blocker} is a file, not a folder, so the {what} {folder} cannot " \
+                       "be used"
+        return None  # a bad settings *file* is not fatal: Settings.load warns, uses defaults
+

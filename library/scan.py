@@ -14,8 +14,15 @@ database recorded and re-reads only what changed:
 
 Walking rules: hidden files and folders (dot names) are skipped, so are names without an image
 suffix (`*.tmp`, `*.part`, captions, workflows); the format is then decided by the content.
-Symlinked files are indexed; symlinked folders are not followed (no loops, no duplicate paths).
+Symlinked files are indexed; symlinked folders are not followed (no loops, no duplicate paths),
+and a watched folder is stored under its real path (db.store.normalise_folder_path), so a
+folder given through a link is the same watched folder. A folder given twice is scanned once.
 A folder that cannot be listed is reported and its files are left as they were (not missing).
+A known file whose name now holds a folder or a pipe is re-read and recorded broken.
+
+Writes that fail are reported in one line per batch (`ScanSummary.unrecorded` counts the
+files); a full disk stops the scan with db.engine.DatabaseError, since every later write
+would fail the same way.
 
 `LibraryIndexer` is the reusable engine: the watcher (library.watch) keeps one for its
 lifetime so its worker pool stays warm.
@@ -45,11 +52,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import store
-from db.engine import session_factory
-from db.transaction import write_transaction
+from db.engine import (
+    DatabaseError,
+    database_path_of,
+    describe_database_error,
+    is_disk_full,
+    session_factory,
+)
 from db.schema import ImageStatus
+from db.transaction import write_transaction
 from library.decode import IMAGE_SUFFIXES
 from library.ingest import IngestResult, ingest_many, stat_or_zero
+from library.paths import storable_text
 from library.thumbnails import ThumbnailCache
 
 log = logging.getLogger(__name__)
@@ -78,6 +92,7 @@ class ScanSummary:
     broken: int = 0
     missing: int = 0  # files newly found gone
     moved: int = 0  # known pictures found at a new path (review kept)
+    unrecorded: int = 0  # files read but not written to the library (errors say why)
     thumbnail_failures: int = 0
     errors: list[str] = field(default_factory=list)
     folders_lost: list[str] = field(default_factory=list)
@@ -102,12 +117,10 @@ class FoundFile(NamedTuple):
 
 def storable_path(path: str) -> tuple[str, bool]:
     """(text to store, whether it is the real path). Names that are not valid UTF-8 cannot
-    round-trip through SQLite text; they are stored escaped and recorded as broken."""
-    try:
-        path.encode("utf-8")
-        return path, True
-    except UnicodeEncodeError:
-        return os.fsencode(path).decode("utf-8", "backslashreplace"), False
+    round-trip through SQLite text; they are stored escaped (library.paths.storable_text)
+    and recorded as broken."""
+    text = storable_text(path)
+    return text, text is path
 
 
 def is_image_name(name: str) -> bool:
@@ -246,10 +259,16 @@ class LibraryIndexer:
                     orphans = [sha for result, folder_id in batch
                                if (sha := _record_one(session, result, folder_id, trial))]
             except SQLAlchemyError as exc:
+                log.debug("recording a batch failed", exc_info=True)
+                database = database_path_of(self.sessions.kw.get("bind"))
+                reason = describe_database_error(exc, database) or _first_line(exc)
+                if is_disk_full(exc, database):
+                    raise DatabaseError(f"cannot write to the library database: {reason}") \
+                        from exc
                 if attempt == 2:
+                    summary.unrecorded += len(batch)
                     summary.errors.append(
-                        f"could not record {len(batch)} file(s) in the library: {exc}")
-                    log.exception("recording a batch failed")
+                        f"could not record {len(batch)} file(s) in the library: {reason}")
                 continue
             _merge(summary, trial)
             recorded = trial.indexed_ids + trial.moved_ids + trial.broken_ids
@@ -312,7 +331,8 @@ class LibraryIndexer:
         with write_transaction(self.sessions) as session:
             folders = [store.add_folder(session, path) for path in folder_paths]
             all_roots = {f.path for f in store.list_folders(session)}
-            folder_ids = [(f.id, f.path) for f in folders]
+            # A folder given twice (or once through a link) is one watched folder: scan it once.
+            folder_ids = list(dict.fromkeys((f.id, f.path) for f in folders))
 
         to_ingest: list[tuple[str, int | None]] = []
         scanned: list[int] = []
@@ -370,6 +390,11 @@ class LibraryIndexer:
         vanished = [path for path, row in known.items()
                     if path not in listed and row.status != missing_value
                     and not path.startswith(not_ours)]
+        # Not listed but still there: a folder or pipe now has the file's name. Re-read it, so
+        # it is recorded broken (with the reason) rather than missing.
+        replaced = {path for path in vanished if os.path.lexists(path)}
+        work += [(path, folder_id) for path in sorted(replaced)]
+        vanished = [path for path in vanished if path not in replaced]
         if vanished:
             with write_transaction(self.sessions) as session:
                 ids = store.mark_missing(session, vanished)
@@ -417,8 +442,13 @@ def _record_one(session: Session, result: IngestResult, folder_id: int | None,
     return recorded.orphaned_sha256
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _merge(into: ScanSummary, part: ScanSummary) -> None:
-    for name in ("indexed", "broken", "missing", "moved", "thumbnail_failures"):
+    for name in ("indexed", "broken", "missing", "moved", "thumbnail_failures", "unrecorded"):
         setattr(into, name, getattr(into, name) + getattr(part, name))
     for name in ("indexed_ids", "broken_ids", "missing_ids", "moved_ids", "errors"):
         getattr(into, name).extend(getattr(part, name))

@@ -3,21 +3,31 @@
 The app's settings dialog edits the same file, so thresholds a moderator sets in the window
 apply to `gentriage scan` too. Unknown keys are preserved, missing keys take defaults, and a
 corrupt file falls back to defaults (with the broken file kept beside it) rather than
-stopping the program.
+stopping the program. Each known key is validated on its own (`_VALID`): a value of the wrong
+type or out of range (a NaN threshold, a number in the analyser list) is replaced by that
+key's default with a warning naming the key, and the other keys keep their values. The file
+is written private to the user (0600).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from db.private_files import write_private_text
 from inference.catalog import ANALYSER_KEYS
+from library.user_files import NotARegularFileError, open_regular_file
 
 log = logging.getLogger(__name__)
+
+# A settings file is a few kilobytes; anything far larger is not one (and is not read whole).
+MAX_SETTINGS_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -59,38 +69,62 @@ class Settings:
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
 
     @classmethod
-    def load(cls, path: Path) -> "Settings":
+    def load(cls, path: Path) -> Settings:
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw = json.loads(_read_settings_file(path))
             if not isinstance(raw, dict):
                 raise ValueError("settings file is not a JSON object")
         except FileNotFoundError:
             return cls()
-        except (OSError, ValueError) as exc:
-            log.warning("settings file %s is unreadable (%s); using defaults", path, exc)
-            try:
-                path.replace(path.with_suffix(".broken.json"))
-            except OSError:
-                pass
+        except (OSError, ValueError, RecursionError) as exc:
+            # RecursionError: json's parser recurses once per nesting level.
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+            log.warning("settings file %s is unreadable (%s); using defaults", path, reason)
+            if path.is_file():  # keep it for the user to look at; never move a pipe or folder
+                try:
+                    path.replace(path.with_suffix(".broken.json"))
+                except OSError:
+                    pass
             return cls()
         return cls.from_dict(raw)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "Settings":
+    def from_dict(cls, raw: dict[str, Any]) -> Settings:
         known = {f.name for f in fields(cls)} - {"extra", "thresholds"}
         settings = cls(extra={k: v for k, v in raw.items() if k not in known | {"thresholds"}})
         for name in known:
             if name in raw:
                 default = getattr(settings, name)
                 value = raw[name]
-                if type(value) is type(default) or (isinstance(default, float) and isinstance(value, int)):
+                same_type = type(value) is type(default) or (
+                    isinstance(default, float) and isinstance(value, int)
+                    and not isinstance(value, bool))
+                check = _VALID.get(name)
+                if same_type and (check is None or check(value)):
                     setattr(settings, name, value)
+                else:
+                    _warn_invalid(name, value, default)
+        unknown = [k for k in settings.enabled_analysers if k not in ANALYSER_KEYS]
+        if unknown:  # e.g. written by a newer version with another analyser
+            log.warning("settings: enabled_analysers names unknown analyser(s) %s; ignored",
+                        ", ".join(map(repr, unknown)))
+            settings.enabled_analysers = [k for k in settings.enabled_analysers
+                                          if k in ANALYSER_KEYS]
         tr = raw.get("thresholds")
         if isinstance(tr, dict):
             for f in fields(Thresholds):
-                value = tr.get(f.name)
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if f.name not in tr:
+                    continue
+                value = tr[f.name]
+                low, high = THRESHOLD_RANGES[f.name]
+                if (isinstance(value, (int, float)) and not isinstance(value, bool)
+                        and math.isfinite(value) and low <= value <= high):
                     setattr(settings.thresholds, f.name, float(value))
+                else:
+                    _warn_invalid(f"thresholds.{f.name}", value,
+                                  getattr(settings.thresholds, f.name))
+        elif "thresholds" in raw:
+            _warn_invalid("thresholds", tr, "the default thresholds")
         return settings
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,8 +133,53 @@ class Settings:
         return {**extra, **data}
 
     def save(self, path: Path) -> None:
-        """Write atomically: a crash mid-write never leaves a half-written settings file."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path)
+        """Write atomically (a crash mid-write never leaves a half-written settings file), in
+        a file only the user can read."""
+        write_private_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True))
+
+
+# Allowed range of each threshold: probabilities are 0..1; the safety checker's margin is a
+# cosine-similarity difference, -1..1. A NaN or infinite threshold would silently flag
+# nothing (every comparison with NaN is false), so it is refused like any other bad value.
+THRESHOLD_RANGES: dict[str, tuple[float, float]] = {
+    "nsfw_default": (0.0, 1.0), "nsfw_vit": (0.0, 1.0), "safety_checker": (-1.0, 1.0),
+    "coherence": (0.0, 1.0), "tagger": (0.0, 1.0)}
+
+
+def _is_key_list(value: list[Any]) -> bool:
+    # Anything but strings: the whole list falls back to the default (every analyser on),
+    # never to "fewer analysers than asked", which would flag less.
+    return all(isinstance(key, str) for key in value)
+
+
+# Value checks beyond the type (the type must match the default's already).
+_VALID: dict[str, Callable[[Any], bool]] = {
+    "enabled_analysers": _is_key_list,
+    "blur_mode": lambda v: v in ("blur", "cover"),
+    "blur_radius": lambda v: 1 <= v <= 512,
+    "rejected_action": lambda v: v in ("mark", "move", "trash"),
+    "theme": lambda v: v in ("system", "light", "dark"),
+    "thumbnail_size": lambda v: 32 <= v <= 2048,
+    "device": lambda v: 0 < len(v) <= 64,
+}
+
+
+def _warn_invalid(key: str, value: Any, default: Any) -> None:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    log.warning("settings: ignoring %s = %s (not a valid value); using %r", key, shown,
+                default)
+
+
+def _read_settings_file(path: Path) -> str:
+    """The file's text; ValueError unless it is a regular file of a sane size (a FIFO named
+    settings.json must not hang the program, library.user_files)."""
+    try:
+        handle = open_regular_file(path)
+    except NotARegularFileError as exc:
+        raise ValueError(exc.strerror) from exc
+    with handle:
+        if os.fstat(handle.fileno()).st_size > MAX_SETTINGS_BYTES:
+            raise ValueError(f"larger than {MAX_SETTINGS_BYTES // (1024 * 1024)} MiB")
+        return handle.read(MAX_SETTINGS_BYTES + 1).decode("utf-8")

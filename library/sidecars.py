@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import defusedxml.ElementTree as SafeET  # type: ignore[import-untyped]
-from defusedxml import DefusedXmlException  # type: ignore[import-untyped]
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
 
 from db.filters import ImageFilter
 from db.interop import PictureFacts, matching_rows, picture_facts, readable_images_of

@@ -172,7 +172,7 @@ def remaining_metadata(data: bytes) -> list[str]:
 def _open(data: bytes) -> Image.Image:
     """The reader's opener (large PNG text allowed) over bytes in memory; it hands its
     argument to Image.open, which takes any binary file object."""
-    return open_image(io.BytesIO(data))  # type: ignore[arg-type]
+    return open_image(io.BytesIO(data))
 
 
 def minimal_exif(orientation: int) -> bytes:

@@ -20,11 +20,13 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 from PIL import Image, ImageOps
 
+from db.private_files import private_directory
 from library.decode import DEFAULT_BACKGROUND, to_rgb
 
 MAX_SIDE = 512
@@ -92,7 +94,7 @@ class ThumbnailCache:
         target = self.path_for(sha256)
         tmp_name: str | None = None
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            private_directory(target.parent)  # 0700, like every folder GenTriage makes
             fd, tmp_name = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=target.parent)
             with os.fdopen(fd, "wb") as out:
                 thumb.save(out, "JPEG", quality=JPEG_QUALITY)

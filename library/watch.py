@@ -12,16 +12,20 @@ When a file is indexed:
 - a file is read only once its size and mtime stayed the same for `stability_interval`
   seconds (generators that write slowly);
 - a stable file that still cannot be decoded is retried a few times with growing delays
-  before it is recorded as broken — a writer that paused mid-file must never produce a
-  broken record;
+  before it is recorded as broken, and while it was modified less than
+  `write_pause_tolerance` seconds ago it stays pending however often it fails: a writer that
+  paused mid-file (a truncated file that is still growing) must never produce a broken
+  record;
 - stable files are collected and indexed together once events have been quiet for a moment,
   64 are ready, or the oldest has waited 2 intervals (bursts become a few batches, a steady
   stream still flows).
 
 Renames of indexed files move their rows (review kept) without reading the file; deletions
-mark rows missing. A watched folder that disappears (deleted, unplugged drive) is reported
-through `on_folder_lost` and re-checked every `health_interval`; when it is back it is watched
-again and caught up with a scan.
+mark rows missing. Names that are not valid UTF-8 are looked up and recorded in their stored
+form (library.paths.storable_text; such files are recorded broken, see library.scan). A
+watched folder that disappears (deleted, unplugged drive) is reported through
+`on_folder_lost` and re-checked every `health_interval`; when it is back it is watched again
+and caught up with a scan.
 """
 
 from __future__ import annotations
@@ -53,9 +57,10 @@ from watchdog.observers.api import ObservedWatch
 from db import store
 from db.transaction import commit_and_continue, write_transaction
 from library.ingest import IngestResult
+from library.paths import storable_text
 from library.scan import (
-    DEFAULT_EXECUTOR,
     BATCH_SIZE,
+    DEFAULT_EXECUTOR,
     ExecutorKind,
     LibraryIndexer,
     ScanSummary,
@@ -68,6 +73,10 @@ from library.thumbnails import ThumbnailCache
 log = logging.getLogger(__name__)
 
 IdsCallback = Callable[[list[int]], None]
+# Longest pause of a writer in the middle of a file that must not make it "broken"; longer
+# retry gaps than this are pointless (an unchanged file is re-read at least this often).
+WRITE_PAUSE_TOLERANCE_S = 60.0
+MAX_RETRY_GAP_S = 10.0
 _WATCHED_EVENTS: list[type[FileSystemEvent]] = [
     FileCreatedEvent, FileModifiedEvent, FileClosedEvent, FileDeletedEvent, FileMovedEvent,
     DirCreatedEvent, DirDeletedEvent, DirMovedEvent,
@@ -121,6 +130,7 @@ class FolderWatcher:
         stability_interval: float = 1.0,
         health_interval: float = 5.0,
         read_retries: int = 3,
+        write_pause_tolerance: float = WRITE_PAUSE_TOLERANCE_S,
         initial_scan: bool = True,
         workers: int | None = None,
         executor: ExecutorKind = DEFAULT_EXECUTOR,
@@ -136,6 +146,7 @@ class FolderWatcher:
         self.stability_interval = stability_interval
         self.health_interval = health_interval
         self.read_retries = read_retries
+        self.write_pause_tolerance = write_pause_tolerance
         self._initial_scan = initial_scan
 
         self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -227,7 +238,7 @@ class FolderWatcher:
                     command, payload = self._inbox.get_nowait()
             except queue.Empty:
                 pass
-            except Exception as exc:  # noqa: BLE001 - the watcher must outlive any one event
+            except Exception as exc:  # the watcher must outlive any one event
                 log.exception("watcher failed handling %s", command)
                 self._report_error(f"watching failed ({command}): {exc}")
             try:
@@ -236,7 +247,7 @@ class FolderWatcher:
                 self._flush_ready()
                 if time.monotonic() >= self._next_health:
                     self._check_roots()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.exception("watcher step failed")
                 self._report_error(f"watching failed: {exc}")
                 self._ops.clear()
@@ -397,7 +408,7 @@ class FolderWatcher:
         if root.watch is not None:
             try:
                 self._observer.unschedule(root.watch)
-            except Exception:  # noqa: BLE001 - the kernel may already have dropped the watch
+            except Exception:  # the kernel may already have dropped the watch
                 log.debug("unschedule failed", exc_info=True)
 
     def _mark_lost(self, path: str, folder_id: int, reason: str = "") -> None:
@@ -453,6 +464,14 @@ class FolderWatcher:
                     locked_at = commit_and_continue(session, locked_at)
 
             for kind, src, dest in ops:
+                src = storable_text(src)
+                if dest is not None and storable_text(dest) is not dest:
+                    # Renamed to a name the library cannot store: the old rows are gone, the
+                    # new names are indexed (and recorded broken) like new files (a folder's
+                    # files were armed when its move arrived).
+                    if kind == "move":
+                        unknown_dests.append(dest)
+                    kind = "missing" if kind == "move" else "missing_dir"
                 if kind == "missing":
                     missing += store.mark_missing(session, [src])
                     step_done()
@@ -518,8 +537,15 @@ class FolderWatcher:
 
     def _retry_later(self, path: str, pending: _Pending, now: float) -> None:
         pending.attempts += 1
-        pending.due = now + self.stability_interval * (2 ** pending.attempts)
+        gap = self.stability_interval * (2 ** min(pending.attempts, 16))
+        pending.due = now + min(gap, max(MAX_RETRY_GAP_S, self.stability_interval))
         self._pending[path] = pending
+
+    def _may_still_be_written(self, pending: _Pending) -> bool:
+        """The file failed to read but was modified recently: a writer may have paused in
+        the middle of it (compared with the file's own mtime, wall-clock)."""
+        age_s = (time.time_ns() - pending.mtime_ns) / 1e9
+        return age_s < self.write_pause_tolerance
 
     def _flush_deadline(self) -> float:
         oldest = min(self._ready.values())
@@ -538,11 +564,11 @@ class FolderWatcher:
         # Skip files already recorded as they are now (the catch-up scan got them, or an
         # event arrived for a file that did not change).
         with self._sessions() as session:
-            known = store.files_by_path(session, paths)
+            known = store.files_by_path(session, [storable_text(p) for p in paths])
         items: list[tuple[str, int | None]] = []
         for path in paths:
             pending = self._pending.get(path)
-            row = known.get(path)
+            row = known.get(storable_text(path))
             if (pending is not None and row is not None and row.status != "missing"
                     and (row.size, row.mtime_ns) == (pending.size, pending.mtime_ns)):
                 del self._pending[path]
@@ -558,7 +584,8 @@ class FolderWatcher:
         def defer(result: IngestResult) -> bool:
             pending = self._pending.get(result.path)
             return (pending is not None and not result.vanished
-                    and pending.attempts < self.read_retries)
+                    and (pending.attempts < self.read_retries
+                         or self._may_still_be_written(pending)))
 
         summary = ScanSummary()
         deferred = self._indexer.index_paths(items, summary, defer=defer)
@@ -595,5 +622,5 @@ class FolderWatcher:
             return
         try:
             callback(*args)
-        except Exception:  # noqa: BLE001 - a receiver's bug must not stop the watcher
+        except Exception:  # a receiver's bug must not stop the watcher
             log.exception("watcher callback %r failed", callback)

@@ -42,6 +42,7 @@ from typing import Any
 
 from PySide6.QtCore import (
     QAbstractListModel,
+    QByteArray,
     QMimeData,
     QModelIndex,
     QObject,
@@ -146,10 +147,15 @@ class GridModel(QAbstractListModel):
         self._append(fresh)
         self.endInsertRows()
 
+    def _active_filter(self) -> ImageFilter:
+        """The filter of the rows shown (pages are read only once set_filter has run)."""
+        assert self._filter is not None, "set_filter() comes before any page is read"
+        return self._filter
+
     def _read_next_page(self) -> list[GridRow]:
         after = self._cursor
         with self._session_factory() as session:
-            rows, cursor = queries.fetch_page(session, self._filter, after=after,
+            rows, cursor = queries.fetch_page(session, self._active_filter(), after=after,
                                               limit=self._page_size,
                                               tag_threshold=self._tag_threshold)
         self._page_start_cursor = after
@@ -189,15 +195,15 @@ class GridModel(QAbstractListModel):
             return self._pending.get(row.content_id) if row.content_id is not None else None
         if role == Role.ThumbnailError:
             return self._thumbnails.failure(row.sha256) if row.sha256 else None
-        attr = _ROW_ROLES.get(role)  # type: ignore[call-overload]
+        attr = _ROW_ROLES.get(Role(role)) if role in _ROW_ROLES else None
         if attr is not None:
             return getattr(row, attr, None)
         return None
 
-    def roleNames(self) -> dict[int, bytes]:
+    def roleNames(self) -> dict[int, QByteArray]:
         names = dict(super().roleNames())
         for role in Role:
-            names[int(role)] = role.name[0].lower().encode() + role.name[1:].encode()
+            names[int(role)] = QByteArray(role.name[0].lower().encode() + role.name[1:].encode())
         return names
 
     def flags(self, index: Index) -> Qt.ItemFlag:
@@ -576,11 +582,11 @@ class GridModel(QAbstractListModel):
         if not sha:
             return None
         image = self._thumbnails.get(sha)
-        if image is None or not self._thumbnails.fits(sha):
-            # Missing, or smaller than the zoomed-in cell: ask (cheap when already queued)
-            # and show what there is meanwhile.
-            if self._thumbnails.failure(sha) is None:
-                self._request(row, priority=0)
+        # Missing, or smaller than the zoomed-in cell: ask (cheap when already queued) and
+        # show what there is meanwhile.
+        missing = image is None or not self._thumbnails.fits(sha)
+        if missing and self._thumbnails.failure(sha) is None:
+            self._request(row, priority=0)
         if image is None:
             return None
         return self._blur.safe_image(self._as_painted(row), image)
@@ -601,7 +607,7 @@ class GridModel(QAbstractListModel):
             return len(self._ids)
         limit = min(MAX_TOP_INSERT, expected + 1)
         with self._session_factory() as session:
-            rows, _ = queries.fetch_page(session, self._filter, after=None, limit=limit,
+            rows, _ = queries.fetch_page(session, self._active_filter(), after=None, limit=limit,
                                          tag_threshold=self._tag_threshold)
         head = []
         for row in rows:
@@ -642,7 +648,7 @@ class GridModel(QAbstractListModel):
         inside = 0
         with self._session_factory() as session:
             for image_id in image_ids:
-                position = queries.position_of(session, self._filter, image_id,
+                position = queries.position_of(session, self._active_filter(), image_id,
                                                tag_threshold=self._tag_threshold)
                 if position is not None and position < loaded:
                     inside += 1
@@ -655,7 +661,7 @@ class GridModel(QAbstractListModel):
         if not ordered:
             return
         start = prev = ordered[0]
-        for row in ordered[1:] + [None]:  # type: ignore[list-item]
+        for row in [*ordered[1:], None]:
             if row is not None and row == prev + 1:
                 prev = row
                 continue

@@ -91,7 +91,7 @@ class _Request:
 class _LoadTask(QRunnable):
     """Runs on a pool thread: produce one QImage thumbnail, or an error message."""
 
-    def __init__(self, loader: "ThumbnailLoader", request: _Request, target: int) -> None:
+    def __init__(self, loader: ThumbnailLoader, request: _Request, target: int) -> None:
         super().__init__()
         self.setAutoDelete(True)
         self._loader = loader
@@ -123,7 +123,7 @@ class _Housekeeping(QRunnable):
         _lower_this_thread_priority()
         try:
             removed = self._work()
-        except Exception:  # noqa: BLE001 - housekeeping; the next prune tries again
+        except Exception:
             log.exception("thumbnail cache: %s failed", self._what)
             return
         if removed:

@@ -79,13 +79,14 @@ class SourceAwareSelectionModel(QItemSelectionModel):
             return proxy.mapFromSource(index)
         return index
 
-    def setCurrentIndex(self, index: QModelIndex,  # noqa: N802
+    def setCurrentIndex(self, index: QModelIndex,
                         command: QItemSelectionModel.SelectionFlag) -> None:
         super().setCurrentIndex(self._map(index), command)
 
-    def select(self, selection, command) -> None:  # noqa: A003 - Qt API
+    def select(self, selection, command) -> None:
         if isinstance(selection, (QModelIndex, QPersistentModelIndex)):
-            super().select(self._map(QModelIndex(selection)), command)
+            # QModelIndex(QPersistentModelIndex) exists; PySide6's stubs list only copies.
+            super().select(self._map(QModelIndex(selection)), command)  # type: ignore[arg-type]
             return
         proxy = self.model()
         ranges = list(selection) if selection is not None else []
@@ -182,7 +183,7 @@ class GridView(QListView):
     def zoom_out(self) -> None:
         self.set_thumbnail_size(max(MIN_SIZE, math.floor(self.get_thumbnail_size() / ZOOM_FACTOR)))
 
-    def setModel(self, model) -> None:  # noqa: N802 - Qt override
+    def setModel(self, model) -> None:
         """Show `model` (normally the GridModel) through a row-mapping proxy; see
         `RowMapProxy` for why. `model()` returns the proxy, `source_model()` the model given.
         Rows are the same numbers in both."""
@@ -237,17 +238,17 @@ class GridView(QListView):
     def selected_rows(self) -> list[int]:
         return sorted(index.row() for index in self.selectedIndexes())
 
-    def setCurrentIndex(self, index: QModelIndex) -> None:  # noqa: N802
+    def setCurrentIndex(self, index: QModelIndex) -> None:
         super().setCurrentIndex(self.to_view_index(index))
 
-    def scrollTo(self, index: QModelIndex,  # noqa: N802
+    def scrollTo(self, index: QModelIndex,
                  hint: QAbstractItemView.ScrollHint = QAbstractItemView.ScrollHint.EnsureVisible
                  ) -> None:
         super().scrollTo(self.to_view_index(index), hint)
 
     # --- events -------------------------------------------------------------------------------
 
-    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+    def wheelEvent(self, event: QWheelEvent) -> None:
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
             self._wheel_accumulated += event.angleDelta().y()
             while self._wheel_accumulated >= WHEEL_STEP:
@@ -260,7 +261,7 @@ class GridView(QListView):
             return
         super().wheelEvent(event)
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         ctrl = bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier)
         if event.matches(QKeySequence.StandardKey.ZoomIn) or (
                 ctrl and event.key() in (Qt.Key.Key_Plus, Qt.Key.Key_Equal)):
@@ -274,7 +275,7 @@ class GridView(QListView):
             return
         super().keyPressEvent(event)
 
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+    def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         if self._icon_mode and event.size().width() != event.oldSize().width():
             # Next turn: by then the viewport has its final width for this size.
@@ -361,7 +362,7 @@ class GridView(QListView):
                 painter.end()
         return pixmap
 
-    def startDrag(self, supported_actions: Qt.DropAction) -> None:  # noqa: N802
+    def startDrag(self, supported_actions: Qt.DropAction) -> None:
         indexes = [i for i in self.selectedIndexes()
                    if i.flags() & Qt.ItemFlag.ItemIsDragEnabled]
         model = self.model()

@@ -5,13 +5,18 @@ the flags, every analyser's label and score (and the aesthetic analyser's prompt
 the tags at or above the tag threshold, and the generation fields. The filter uses the same
 syntax as the app's filter bar (db.filters), and rows stream out page by page with keyset
 pagination (db.queries.fetch_page), so a library of any size exports in constant memory.
+
+Cells come from files (names, prompts), so they pass library.safe_output: in CSV a text cell
+starting with = + - @ tab or CR gets a leading ' (a spreadsheet shows it as text instead of
+running it as a formula) and control characters other than line breaks appear as `\\xNN`;
+JSON lines are exact, valid UTF-8 with control characters as JSON escapes.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
+import os
 import sys
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -23,6 +28,9 @@ from gentriage.cli import (
     EXIT_USAGE,
     add_storage_options,
     open_library_for,
+    resolve_locations,
+    say,
+    warn,
 )
 
 PAGE_SIZE = 500
@@ -123,7 +131,7 @@ def iter_records(session_factory: Any, image_filter: Any, analysers: Sequence[st
             return
 
 
-def _csv_cell(value: Any) -> Any:
+def _csv_value(value: Any) -> Any:
     if isinstance(value, dict):  # tags
         return "; ".join(f"{tag}:{score:.2f}" for tag, score in value.items())
     if isinstance(value, list):  # loras
@@ -136,16 +144,22 @@ def _csv_cell(value: Any) -> Any:
 
 def write(records: Iterator[dict[str, Any]], out: IO[str], fmt: str,
           header: list[str]) -> int:
+    from library.safe_output import csv_cell, json_text, terminal_text
+
     count = 0
     if fmt == "csv":
         writer = csv.writer(out)
         writer.writerow(header)
         for record in records:
-            writer.writerow([_csv_cell(record[name]) for name in header])
+            cells = [csv_cell(_csv_value(record[name])) for name in header]
+            # Control characters are shown as \xNN even in a file: CSV is read on terminals
+            # (`| head`, `less`) as often as in spreadsheets. Line breaks stay (quoted).
+            writer.writerow([terminal_text(c, multiline=True) if isinstance(c, str) else c
+                             for c in cells])
             count += 1
     else:
         for record in records:
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            out.write(json_text(record) + "\n")
             count += 1
     return count
 
@@ -153,15 +167,18 @@ def write(records: Iterator[dict[str, Any]], out: IO[str], fmt: str,
 def run(args: argparse.Namespace) -> int:
     from db.engine import session_factory
     from db.filters import KNOWN_ANALYSERS, FilterSyntaxError, parse_filter
-    from library.paths import Locations
+    from library.paths import storable_text
     from library.settings import Settings
 
     try:
-        image_filter = parse_filter(args.filter)
+        # Non-UTF-8 bytes in the filter are written as stored paths are (`folder:` finds them).
+        image_filter = parse_filter(storable_text(args.filter))
     except FilterSyntaxError as exc:
-        print(f"gentriage export: bad --filter: {exc}", file=sys.stderr)
+        warn("export", f"bad --filter: {exc}")
         return EXIT_USAGE
-    locations = Locations.resolve(args.db, args.models_dir)
+    locations = resolve_locations("export", args)
+    if locations is None:
+        return EXIT_USAGE
     engine = open_library_for("export", locations.database)
     if engine is None:
         return EXIT_SOME_BROKEN
@@ -173,12 +190,11 @@ def run(args: argparse.Namespace) -> int:
         if args.output:
             with open(args.output, "w", encoding="utf-8", newline="") as out:
                 count = write(records, out, args.format, columns(analysers))
-            print(f"exported {count} image(s) to {args.output}", file=sys.stderr)
+            say(f"exported {count} image(s) to {os.fsdecode(args.output)}", file=sys.stderr)
         else:
             write(records, sys.stdout, args.format, columns(analysers))
     except OSError as exc:
-        print(f"gentriage export: cannot write {args.output or 'stdout'}: {exc}",
-              file=sys.stderr)
+        warn("export", f"cannot write {args.output or 'stdout'}: {exc.strerror or exc}")
         return EXIT_SOME_BROKEN
     finally:
         engine.dispose()

@@ -17,6 +17,8 @@ from gentriage.cli import (
     EXIT_USAGE,
     add_storage_options,
     open_library_for,
+    resolve_locations,
+    say,
 )
 
 MAX_LISTED = 20  # problems printed one by one; the rest are counted
@@ -48,15 +50,16 @@ def run(args: argparse.Namespace) -> int:
     from db.filters import FilterSyntaxError, parse_filter
     from db.interop import watched_folder_containing
     from library.export_files import ExportError, ExportOptions, export_files
-    from library.paths import Locations
     from library.settings import Settings
 
     try:
         image_filter = parse_filter(args.filter)
     except FilterSyntaxError as exc:
-        print(f"gentriage export-files: bad --filter: {exc}", file=sys.stderr)
+        say(f"gentriage export-files: bad --filter: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    locations = Locations.resolve(args.db, args.models_dir)
+    locations = resolve_locations("export-files", args)
+    if locations is None:
+        return EXIT_USAGE
     settings = Settings.load(locations.settings)
     options = ExportOptions(Path(args.destination).expanduser().absolute(),
                             strip_metadata=args.strip_metadata, captions=args.captions,
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         options.check()
     except ExportError as exc:
-        print(f"gentriage export-files: {exc}", file=sys.stderr)
+        say(f"gentriage export-files: {exc}", file=sys.stderr)
         return EXIT_USAGE
     engine = open_library_for("export-files", locations.database)
     if engine is None:
@@ -75,11 +78,11 @@ def run(args: argparse.Namespace) -> int:
         with sessions() as session:
             inside = watched_folder_containing(session, str(options.destination))
         if inside is not None:
-            print(f"note: {options.destination} is inside the watched folder {inside}; "
+            say(f"note: {options.destination} is inside the watched folder {inside}; "
                   "the exported pictures will be indexed there too", file=sys.stderr)
         report = export_files(sessions, image_filter, options)
     except OSError as exc:
-        print(f"gentriage export-files: {exc}", file=sys.stderr)
+        say(f"gentriage export-files: {exc}", file=sys.stderr)
         return EXIT_SOME_BROKEN
     finally:
         engine.dispose()
@@ -93,19 +96,19 @@ def run(args: argparse.Namespace) -> int:
         details.append(f"{report.renamed} renamed to avoid overwriting")
     if options.captions:
         details.append(f"{report.captions} caption file(s)")
-    print(line + (f" ({', '.join(details)})" if details else ""))
+    say(line + (f" ({', '.join(details)})" if details else ""))
     if report.without_caption:
-        print(f"no caption written for {report.without_caption} picture(s): no "
+        say(f"no caption written for {report.without_caption} picture(s): no "
               f"{'tags above the threshold' if options.captions == 'tags' else 'prompt or tags'}")
     if report.skipped_private:
-        print(f"skipped {report.skipped_private} flagged picture(s) nobody has reviewed; "
+        say(f"skipped {report.skipped_private} flagged picture(s) nobody has reviewed; "
               "add is:flagged to the filter to export them")
     for note in report.reencoded[:MAX_LISTED]:
-        print(f"  re-encoded: {note}", file=sys.stderr)
+        say(f"  re-encoded: {note}", file=sys.stderr)
     if options.move and report.undo_group is not None:
-        print("undo: Ctrl+Z in the app moves them back")
+        say("undo: Ctrl+Z in the app moves them back")
     for error in report.errors[:MAX_LISTED]:
-        print(f"  error: {error}", file=sys.stderr)
+        say(f"  error: {error}", file=sys.stderr)
     if len(report.errors) > MAX_LISTED:
-        print(f"  … and {len(report.errors) - MAX_LISTED} more error(s)", file=sys.stderr)
+        say(f"  … and {len(report.errors) - MAX_LISTED} more error(s)", file=sys.stderr)
     return EXIT_SOME_BROKEN if report.errors else EXIT_OK

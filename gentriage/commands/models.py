@@ -8,11 +8,11 @@ Cheap: discovery reads file headers only and never imports torch.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from gentriage.cli import EXIT_OK, EXIT_SOME_BROKEN, EXIT_USAGE, add_storage_options
+from gentriage.cli import EXIT_OK, EXIT_SOME_BROKEN, EXIT_USAGE, add_storage_options, say
 
 INSTALL_HINT = ("downloading needs huggingface_hub: pip install 'gentriage[download]' "
                 "(or: pip install huggingface_hub)")
@@ -41,27 +41,30 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "action", None) == "download":
         return download(args.key, folder)
     from inference.weights import BROKEN, discover
+    from library.safe_output import json_text
 
     statuses = discover(folder)
     if args.json:
-        print(json.dumps([s.to_json() for s in statuses], indent=2))
+        print(json_text([s.to_json() for s in statuses], indent=2))
     else:
         print_table(statuses, folder)
     return EXIT_SOME_BROKEN if any(s.status == BROKEN for s in statuses) else EXIT_OK
 
 
-def print_table(statuses: list, folder: Path) -> None:
-    print(f"models directory: {folder}")
+def print_table(statuses: list[Any], folder: Path) -> None:
+    # Paths and messages name files in the models folder: shown through say(), not run.
+    say(f"models directory: {folder}")
     width = max(len(s.key) for s in statuses)
     for s in statuses:
-        print(f"  {s.key:<{width}}  {s.status:<7}  {s.path or '-'}")
-        print(f"  {'':<{width}}           {s.message}")
+        say(f"  {s.key:<{width}}  {s.status:<7}  {s.path or '-'}")
+        say(f"  {'':<{width}}           {s.message}")
         if s.status != "ready":
-            print(f"  {'':<{width}}           expects: {', '.join(s.expected_files)}")
-            print(f"  {'':<{width}}           get it:  {s.how_to_get}")
+            say(f"  {'':<{width}}           expects: {', '.join(s.expected_files)}")
+            say(f"  {'':<{width}}           get it:  {s.how_to_get}")
 
 
 def download(key: str, folder: Path) -> int:
+    from db.private_files import private_directory
     from inference.registry import analyser_class
     from inference.weights import READY, discover
 
@@ -73,16 +76,16 @@ def download(key: str, folder: Path) -> int:
     cls = analyser_class(key)
     for source, subdir in cls.download_plan():
         target = folder / key / subdir if subdir else folder / key
-        target.mkdir(parents=True, exist_ok=True)
+        private_directory(target)
         patterns = list(source.allow_patterns) or None
-        print(f"downloading {source.repo_id} -> {target}")
+        say(f"downloading {source.repo_id} -> {target}")
         try:
             huggingface_hub.snapshot_download(repo_id=source.repo_id, local_dir=str(target),
                                               allow_patterns=patterns)
         except Exception as exc:  # noqa: BLE001 — network, auth, missing repo: all reported
-            print(f"download of {source.repo_id} failed: {exc}\n{cls.how_to_get}",
-                  file=sys.stderr)
+            say(f"download of {source.repo_id} failed: {exc}", file=sys.stderr)
+            say(cls.how_to_get, file=sys.stderr)
             return EXIT_SOME_BROKEN
     (status,) = discover(folder, [key])
-    print(f"{key}: {status.status} — {status.message}")
+    say(f"{key}: {status.status} — {status.message}")
     return EXIT_OK if status.status == READY else EXIT_SOME_BROKEN

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 from gentriage.cli import (
@@ -19,6 +18,9 @@ from gentriage.cli import (
     EXIT_USAGE,
     add_storage_options,
     open_library_for,
+    resolve_locations,
+    say,
+    warn,
 )
 
 
@@ -36,14 +38,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _candidates(raw: str) -> list[str]:
-    """Spellings under which a path may have been stored (as given, absolute, resolved)."""
+    """Spellings under which a path may have been stored (as given, absolute, resolved),
+    in the stored form (library.paths.storable_text: non-UTF-8 bytes as `\\xNN`)."""
+    from library.paths import storable_text
+
     path = Path(raw).expanduser()
     spellings = [raw, str(path), os.path.abspath(path)]
     try:
         spellings.append(str(path.resolve()))
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
         pass
-    return list(dict.fromkeys(spellings))
+    return list(dict.fromkeys(storable_text(s) for s in spellings))
 
 
 def _resolve(session, raw: str) -> list[int]:
@@ -68,16 +73,16 @@ def _resolve(session, raw: str) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     if args.decision is None and args.rating is None:
-        print("gentriage review: give --accept, --reject, --clear and/or --rating N",
-              file=sys.stderr)
+        warn("review", "give --accept, --reject, --clear and/or --rating N")
         return EXIT_USAGE
 
     from db.engine import session_factory
-    from db.transaction import write_transaction
     from db.review import set_decision, set_rating
-    from library.paths import Locations
+    from db.transaction import write_transaction
 
-    locations = Locations.resolve(args.db, args.models_dir)
+    locations = resolve_locations("review", args)
+    if locations is None:
+        return EXIT_USAGE
     engine = open_library_for("review", locations.database)
     if engine is None:
         return EXIT_SOME_BROKEN
@@ -105,16 +110,15 @@ def run(args: argparse.Namespace) -> int:
         engine.dispose()
 
     for raw in unknown:
-        print(f"gentriage review: {raw}: not in the library (scan its folder first)",
-              file=sys.stderr)
+        warn("review", f"{raw}: not in the library (scan its folder first)")
     what = {"accepted": "accepted", "rejected": "rejected", "none": "cleared"}
     parts = []
     if args.decision is not None:
         parts.append(what[args.decision])
     if args.rating is not None:
         parts.append(f"rated {args.rating}")
-    print(f"{' and '.join(parts)} {len(content_ids)} image(s)"
-          + ("" if changed else " (no change)"))
+    say(f"{' and '.join(parts)} {len(content_ids)} image(s)"
+        + ("" if changed else " (no change)"))
     return EXIT_SOME_BROKEN if unknown else EXIT_OK
 
 
@@ -129,4 +133,4 @@ def _write_sidecars_if_enabled(sessions, content_ids: set[int], locations) -> No
     report = write_for_contents(sessions, content_ids, settings.sidecar_naming,
                                 settings.thresholds.tagger)
     for error in report.errors:
-        print(f"gentriage review: sidecar not written: {error}", file=sys.stderr)
+        warn("review", f"sidecar not written: {error}")

@@ -18,7 +18,6 @@ still processed), 2 for usage errors, 130 when interrupted.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
@@ -28,14 +27,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gentriage.cli import (
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SOME_BROKEN,
     EXIT_USAGE,
     add_storage_options,
     open_library_for,
+    resolve_locations,
+    warn,
 )
 
-EXIT_INTERRUPTED = 130
 PLAIN_PROGRESS_INTERVAL_S = 2.0
 MAX_LISTED_PROBLEMS = 20
 
@@ -93,6 +94,9 @@ class Reporter:
             self._progress.stop()
 
     def message(self, text: str) -> None:
+        from library.safe_output import terminal_text
+
+        text = terminal_text(text)  # warnings quote file names
         if self._progress is not None:
             self._progress.console.print(text, markup=False, highlight=False)
         else:
@@ -136,7 +140,7 @@ class Interrupts:
         self.runner.cancel()
 
     def install(self) -> dict[int, Any]:
-        previous = {}
+        previous: dict[int, Any] = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, self.handler)
         return previous
@@ -168,7 +172,7 @@ class FolderState:
     """What the library holds for the scanned folders after the run."""
 
     flagged: int  # pictures with a readable file, flagged
-    analysed: int  # … with the default NSFW verdict present
+    analysed: int  # … with an NSFW analyser's verdict present (Content.analysed)
     broken: list[tuple[str, str | None]]  # (path, why) of unreadable files
 
 
@@ -191,35 +195,52 @@ def _folder_state(sessions: Any, folders: list[str]) -> FolderState:
 
 
 def _problem_lines(broken: list[tuple[str, str | None]]) -> list[str]:
-    lines = [f"  broken: {path}: {error or 'unreadable'}"
+    from library.safe_output import terminal_text
+
+    lines = [f"  broken: {terminal_text(path)}: {terminal_text(error or 'unreadable')}"
              for path, error in broken[:MAX_LISTED_PROBLEMS]]
     if len(broken) > MAX_LISTED_PROBLEMS:
         lines.append(f"  … and {len(broken) - MAX_LISTED_PROBLEMS} more")
     return lines
 
 
-def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    folders = []
-    for folder in args.folders:
+def _folders(given: list[str]) -> list[str] | None:
+    """The folders to scan, each once, by real path; None after a usage message."""
+    from db.store import normalise_folder_path
+    from library.paths import is_storable
+
+    folders: list[str] = []
+    for folder in given:
         if not os.path.isdir(folder):
-            print(f"gentriage scan: {folder}: no such folder", file=sys.stderr)
-            return EXIT_USAGE
-        folders.append(os.path.normpath(os.path.abspath(folder)))
+            warn("scan", f"{folder}: no such folder")
+            return None
+        if not is_storable(folder):
+            warn("scan", f"{folder}: the folder name is not valid UTF-8 and cannot be stored "
+                 "in the library; rename the folder")
+            return None
+        folders.append(normalise_folder_path(folder))
+    return list(dict.fromkeys(folders))
+
+
+def run(args: argparse.Namespace) -> int:
+    folders = _folders(args.folders)
+    if folders is None:
+        return EXIT_USAGE
     try:
         analysers = _parse_analysers(args.analysers)
     except ValueError as exc:
-        print(f"gentriage scan: {exc}", file=sys.stderr)
+        warn("scan", exc)
         return EXIT_USAGE
     if args.batch_size is not None and args.batch_size < 1:
-        print("gentriage scan: --batch-size must be at least 1", file=sys.stderr)
+        warn("scan", "--batch-size must be at least 1")
         return EXIT_USAGE
 
     from db.engine import session_factory
-    from library.paths import Locations
     from library.settings import Settings
 
-    locations = Locations.resolve(args.db, args.models_dir)
+    locations = resolve_locations("scan", args)
+    if locations is None:
+        return EXIT_USAGE
     settings = Settings.load(locations.settings)
     if analysers is not None:
         settings.enabled_analysers = analysers
@@ -270,7 +291,7 @@ def _scan_and_analyse(args: argparse.Namespace, folders: list[str], settings: An
     try:
         runner.load()
     except (ValueError, KeyError) as exc:  # a device that is not there, an unknown key
-        print(f"gentriage scan: {exc}", file=sys.stderr)
+        warn("scan", exc)
         return EXIT_USAGE
     for key, status in runner.pipeline.statuses.items():
         if key not in runner.ready and key in settings.enabled_analysers:
@@ -281,12 +302,11 @@ def _scan_and_analyse(args: argparse.Namespace, folders: list[str], settings: An
 
     analysis_started = time.monotonic()
     interrupts.runner = runner
-    watcher = _start_watcher(sessions, folders, thumbnails, args.workers, reporter) \
-        if args.watch else None
+    watcher, wake = _start_watcher(sessions, folders, thumbnails, args.workers, reporter) \
+        if args.watch else (None, None)
     try:
         if runner.ready or watcher is not None:
-            runner.run(interrupts.stop, wake=getattr(watcher, "wake", None),
-                       until_empty=watcher is None)
+            runner.run(interrupts.stop, wake=wake, until_empty=watcher is None)
     finally:
         interrupts.runner = None
         if watcher is not None:
@@ -297,6 +317,8 @@ def _scan_and_analyse(args: argparse.Namespace, folders: list[str], settings: An
     state = _folder_state(sessions, folders)
     print(f"indexed: {summary.indexed} new or changed, {summary.unchanged} unchanged, "
           f"{summary.moved} moved, {summary.missing} missing, {summary.broken} broken")
+    if summary.unrecorded:
+        print(f"not recorded: {summary.unrecorded} file(s) (see the warnings above)")
     per_analyser = ", ".join(f"{key} {stats.analysed.get(key, 0)}" for key in runner.ready)
     print(f"analysed: {per_analyser or 'nothing (no analyser ready)'}")
     if stats.errors:
@@ -314,13 +336,13 @@ def _scan_and_analyse(args: argparse.Namespace, folders: list[str], settings: An
         print(line, file=sys.stderr)
     if interrupts.interrupted and not args.watch:  # Ctrl+C is how a watch normally ends
         return EXIT_INTERRUPTED
-    return EXIT_SOME_BROKEN if state.broken else EXIT_OK
+    return EXIT_SOME_BROKEN if state.broken or summary.unrecorded else EXIT_OK
 
 
 def _start_watcher(sessions: Any, folders: list[str], thumbnails: Any, workers: int | None,
-                   reporter: Reporter) -> Any:
+                   reporter: Reporter) -> tuple[Any, threading.Event]:
     """Watch the folders; newly indexed files are queued by the indexer, so the watcher only
-    has to wake the runner (and put new images first)."""
+    has to wake the runner (and put new images first). Returns (watcher, the wake event)."""
     from library.watch import FolderWatcher
 
     wake = threading.Event()
@@ -338,7 +360,6 @@ def _start_watcher(sessions: Any, folders: list[str], thumbnails: Any, workers: 
     watcher = FolderWatcher(sessions, thumbnails, folders, on_indexed=on_indexed,
                             on_folder_lost=on_folder_lost, on_error=on_error,
                             initial_scan=True, workers=workers)
-    watcher.wake = wake  # type: ignore[attr-defined]
     watcher.start()
     reporter.message("watching for new files; press Ctrl+C to stop")
-    return watcher
+    return watcher, wake

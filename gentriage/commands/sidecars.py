@@ -16,6 +16,8 @@ from gentriage.cli import (
     EXIT_USAGE,
     add_storage_options,
     open_library_for,
+    resolve_locations,
+    say,
 )
 
 MAX_LISTED = 20
@@ -36,20 +38,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from db.engine import session_factory
     from db.filters import FilterSyntaxError, parse_filter
-    from library.paths import Locations
     from library.settings import Settings
     from library.sidecars import NAMINGS, read_sidecars, write_sidecars
 
     try:
         image_filter = parse_filter(args.filter)
     except FilterSyntaxError as exc:
-        print(f"gentriage sidecars: bad --filter: {exc}", file=sys.stderr)
+        say(f"gentriage sidecars: bad --filter: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    locations = Locations.resolve(args.db, args.models_dir)
+    locations = resolve_locations("sidecars", args)
+    if locations is None:
+        return EXIT_USAGE
     settings = Settings.load(locations.settings)
     naming = args.naming or settings.sidecar_naming
     if naming not in NAMINGS:
-        print(f"gentriage sidecars: sidecar_naming {naming!r} in the settings is not one of "
+        say(f"gentriage sidecars: sidecar_naming {naming!r} in the settings is not one of "
               f"{', '.join(NAMINGS)}", file=sys.stderr)
         return EXIT_USAGE
     engine = open_library_for("sidecars", locations.database)
@@ -66,17 +69,17 @@ def run(args: argparse.Namespace) -> int:
         engine.dispose()
 
     if args.read:
-        print(f"imported {report.imported} picture(s) from sidecars: {report.rejected} "
+        say(f"imported {report.imported} picture(s) from sidecars: {report.rejected} "
               f"rejected, {report.unrejected} no longer rejected, {report.rated} rated"
               + (f"; {report.without_sidecar} without a sidecar" if report.without_sidecar
                  else ""))
         if report.undo_group is not None:
-            print("undo: Ctrl+Z in the app")
+            say("undo: Ctrl+Z in the app")
     else:
-        print(f"wrote {report.written} sidecar(s)"
+        say(f"wrote {report.written} sidecar(s)"
               + (f" ({report.merged} merged into existing ones)" if report.merged else ""))
     for error in report.errors[:MAX_LISTED]:
-        print(f"  error: {error}", file=sys.stderr)
+        say(f"  error: {error}", file=sys.stderr)
     if len(report.errors) > MAX_LISTED:
-        print(f"  … and {len(report.errors) - MAX_LISTED} more error(s)", file=sys.stderr)
+        say(f"  … and {len(report.errors) - MAX_LISTED} more error(s)", file=sys.stderr)
     return EXIT_SOME_BROKEN if report.errors else EXIT_OK

@@ -9,12 +9,18 @@ show it; only pictures with a readable file (status ok) count.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from gentriage.cli import EXIT_OK, EXIT_SOME_BROKEN, add_storage_options, open_library_for
+from gentriage.cli import (
+    EXIT_OK,
+    EXIT_SOME_BROKEN,
+    EXIT_USAGE,
+    add_storage_options,
+    open_library_for,
+    resolve_locations,
+)
 
 GROUPINGS = ("model", "sampler", "lora", "generator", "folder")
 UNKNOWN = "(unknown)"
@@ -43,24 +49,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def compute(session: Any, by: str) -> list[GroupStats]:
     """One row per group, largest group first."""
-    from sqlalchemy import and_, case, distinct, func, select
+    from sqlalchemy import Select, and_, case, distinct, func, select
     from sqlalchemy.orm import aliased
 
     from db.schema import AnalysisResult, Content, Folder, Generation, Image, LoraUse
 
     ok = Image.status == "ok"
+    grouped: Select[str | None, int | None]
     if by == "folder":
-        pairs = (select(Folder.path.label("grp"), Image.content_id.label("cid"))
-                 .select_from(Image).outerjoin(Folder, Folder.id == Image.folder_id))
+        grouped = (select(Folder.path.label("grp"), Image.content_id.label("cid"))
+                   .select_from(Image).outerjoin(Folder, Folder.id == Image.folder_id))
     else:
         column = {"model": Generation.model, "sampler": Generation.sampler,
                   "generator": Generation.generator, "lora": LoraUse.name}[by]
-        pairs = select(column.label("grp"), Image.content_id.label("cid")).select_from(Image)
-        pairs = pairs.outerjoin(Generation, Generation.content_id == Image.content_id)
+        grouped = select(column.label("grp"), Image.content_id.label("cid")).select_from(Image)
+        grouped = grouped.outerjoin(Generation, Generation.content_id == Image.content_id)
         if by == "lora":
-            pairs = pairs.outerjoin(LoraUse, LoraUse.content_id == Image.content_id)
+            grouped = grouped.outerjoin(LoraUse, LoraUse.content_id == Image.content_id)
     # distinct (group, content): duplicates of one picture, or a LoRA listed twice, count once.
-    pairs = pairs.where(ok, Image.content_id.is_not(None)).distinct().subquery()
+    pairs = grouped.where(ok, Image.content_id.is_not(None)).distinct().subquery()
 
     coherence = aliased(AnalysisResult)
     aesthetic = aliased(AnalysisResult)
@@ -114,16 +121,21 @@ def _cells(row: GroupStats) -> list[str]:
 
 
 def _print_table(rows: list[GroupStats], by: str) -> None:
+    from library.safe_output import terminal_text
+
+    # Group names are model, sampler, LoRA and folder names from the files: shown, not run.
+    rows = [replace(row, group=terminal_text(row.group)) for row in rows]
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title=f"GenTriage stats by {by}")
         table.add_column(by, overflow="fold")
         for name in COLUMNS:
             table.add_column(name, justify="right")
         for row in rows:
-            table.add_row(row.group, *_cells(row))
+            table.add_row(Text(row.group), *_cells(row))  # Text: no [markup] in names
         Console().print(table)
         return
     header = [by, *COLUMNS]
@@ -136,9 +148,11 @@ def _print_table(rows: list[GroupStats], by: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from db.engine import session_factory
-    from library.paths import Locations
+    from library.safe_output import json_text
 
-    locations = Locations.resolve(args.db, args.models_dir)
+    locations = resolve_locations("stats", args)
+    if locations is None:
+        return EXIT_USAGE
     engine = open_library_for("stats", locations.database)
     if engine is None:
         return EXIT_SOME_BROKEN
@@ -148,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         engine.dispose()
     if args.json:
-        print(json.dumps({"by": args.by, "groups": [asdict(r) for r in rows]}, indent=2))
+        print(json_text({"by": args.by, "groups": [asdict(r) for r in rows]}, indent=2))
     elif not rows:
         print("no images in the library yet")
     else:

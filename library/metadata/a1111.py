@@ -62,9 +62,9 @@ def _read_value(line: str, pos: int, end: int) -> tuple[str, int]:
         except ValueError:
             return quoted.strip('"'), close
     if pos < end and line[pos] in "{[":
-        close = _balanced(line, pos, end)
-        if close is not None:
-            return line[pos:close], close
+        balanced_end = _balanced(line, pos, end)
+        if balanced_end is not None:
+            return line[pos:balanced_end], balanced_end
     stop = _find_comma(line, pos, end)
     return line[pos:stop].strip(), stop
 

@@ -18,8 +18,17 @@ from collections.abc import Iterator
 from typing import Any
 
 from .model import GenerationMetadata, Lora
-from .values import (first, loads_json, lora_basename, parse_size, to_float, to_int,
-                     to_positive_int, to_steps, to_str)
+from .values import (
+    first,
+    loads_json,
+    lora_basename,
+    parse_size,
+    to_float,
+    to_int,
+    to_positive_int,
+    to_steps,
+    to_str,
+)
 
 MAX_DEPTH = 64
 MAX_VISITS = 200_000
@@ -243,8 +252,8 @@ class _Walker:
                                                  "strength", "weight", "model_weight")))
             found.append(Lora(lora_basename(name), weight))
         for value in inputs.values():  # rgthree Power Lora Loader: lora_1: {on, lora, strength}
-            if isinstance(value, dict) and isinstance(value.get("lora"), str):
-                if value.get("on", True) and value["lora"] != "None":
+            if (isinstance(value, dict) and isinstance(value.get("lora"), str)
+                    and value.get("on", True) and value["lora"] != "None"):
                     found.append(Lora(lora_basename(value["lora"]), to_float(value.get("strength"))))
         return found
 

@@ -20,8 +20,12 @@ from PIL import Image
 log = logging.getLogger(__name__)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# Bounds: one text value, all text of one image, and how many PNG chunks we walk. Pillow's
-# own default (1 MiB compressed text) is too small for ComfyUI workflows; 16 MiB is ample.
+# Bounds: one text value, the text work for one image, and how many PNG chunks we walk.
+# Pillow's own default (1 MiB compressed text) is too small for ComfyUI workflows; 16 MiB is
+# ample. MAX_TOTAL_TEXT_BYTES is one budget per file for every byte of text read *or
+# inflated* — whether the text is kept or not (a repeated key, an unknown chunk): a 10 MB
+# PNG can hold 600 zTXt chunks that each inflate to 16 MiB, and it is the inflating that
+# costs (tests/reliability/test_hostile_inputs.py).
 MAX_TEXT_BYTES = 16 * 1024 * 1024
 MAX_TOTAL_TEXT_BYTES = 48 * 1024 * 1024
 MAX_PNG_CHUNKS = 200_000
@@ -38,12 +42,21 @@ TAG_EXIF_IFD = 0x8769
 
 
 class _Budget:
-    """Caps the total text kept per image (a crafted file can hold thousands of chunks)."""
+    """The text work one image may cost: every byte read or inflated is charged, kept or not
+    (a crafted file can hold thousands of chunks, most of them repeats)."""
 
     def __init__(self, limit: int = MAX_TOTAL_TEXT_BYTES) -> None:
         self.left = limit
 
+    def charge(self, size: int) -> None:
+        self.left -= size
+
+    @property
+    def spent(self) -> bool:
+        return self.left <= 0
+
     def take(self, size: int) -> bool:
+        """Charge `size` if it fits in what is left; False (nothing charged) otherwise."""
         if size > self.left:
             return False
         self.left -= size
@@ -61,7 +74,7 @@ def collect_texts(im: Image.Image) -> dict[str, str]:
         if fp is not None:
             try:
                 walked = _walk_png(fp, texts, exif_blobs, budget)
-            except Exception as exc:  # never let a broken file stop the reader
+            except Exception as exc:  # noqa: BLE001 - a broken file must not stop the reader
                 log.debug("PNG chunk walk failed: %r", exc)
     if not walked:
         _texts_from_info(im, texts, exif_blobs, budget)
@@ -72,7 +85,7 @@ def collect_texts(im: Image.Image) -> dict[str, str]:
     for blob in exif_blobs:
         try:
             _texts_from_exif(blob, texts, budget)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - Pillow's EXIF parser raises all sorts
             log.debug("EXIF parse failed: %r", exc)
 
     xmp = im.info.get("xmp")
@@ -86,14 +99,16 @@ def collect_texts(im: Image.Image) -> dict[str, str]:
     return texts
 
 
-def _put(texts: dict[str, str], key: str, value: str, budget: _Budget) -> None:
+def _put(texts: dict[str, str], key: str, value: str, budget: _Budget | None) -> None:
+    """Keep `value` under `key` unless the key is taken. `budget`: charge the value's length
+    (None when the caller charged the work that produced it already)."""
     # First occurrence wins: generators write each key once; duplicates come from re-savers.
     value = value.rstrip("\x00")
     if key in texts or not key or not value:
         return
     if len(value) > MAX_TEXT_BYTES:
         value = value[:MAX_TEXT_BYTES]
-    if budget.take(len(value)):
+    if budget is None or budget.take(len(value)):
         texts[key] = value
 
 
@@ -120,7 +135,10 @@ def _walk_png(fp: IO[bytes], texts: dict[str, str], exif_blobs: list[bytes],
             if length > 0x7FFFFFFF:
                 break
             wanted = ctype in _TEXT_CHUNKS or ctype == b"eXIf"
-            if wanted and length <= MAX_TEXT_BYTES and budget.left >= 0:
+            if wanted and budget.spent:
+                break  # nothing after this may cost anything more
+            if wanted and length <= MAX_TEXT_BYTES:
+                budget.charge(length)
                 data = fp.read(length)
                 if len(data) < length:
                     break
@@ -128,10 +146,10 @@ def _walk_png(fp: IO[bytes], texts: dict[str, str], exif_blobs: list[bytes],
                 if ctype == b"eXIf":
                     exif_blobs.append(data)
                 else:
-                    parsed = _decode_text_chunk(ctype, data)
+                    parsed = _decode_text_chunk(ctype, data, texts, budget)
                     if parsed is not None:
                         key, value = parsed
-                        _put(texts, "XMP" if key == XMP_KEYWORD else key, value, budget)
+                        _put(texts, key, value, None)
             else:
                 fp.seek(length + 4, 1)
             if ctype == b"IEND":
@@ -141,17 +159,28 @@ def _walk_png(fp: IO[bytes], texts: dict[str, str], exif_blobs: list[bytes],
         fp.seek(position)
 
 
-def _decode_text_chunk(ctype: bytes, data: bytes) -> tuple[str, str] | None:
+def _decode_text_chunk(ctype: bytes, data: bytes, texts: dict[str, str] | None = None,
+                       budget: _Budget | None = None) -> tuple[str, str] | None:
+    """(key, text) of a tEXt/zTXt/iTXt chunk, or None. A key already in `texts` is skipped
+    before anything is inflated (the first occurrence wins anyway); inflating is charged to
+    `budget` and stops where the budget ends."""
     keyword, sep, rest = data.partition(b"\x00")
     if not sep or not keyword or len(keyword) > 79:
         return None
     key = keyword.decode("latin-1")
+    if key == XMP_KEYWORD:
+        key = "XMP"
+    if texts is not None and key in texts:
+        return None
+    limit = MAX_TEXT_BYTES if budget is None else max(0, min(MAX_TEXT_BYTES, budget.left))
     if ctype == b"tEXt":
         return key, _decode_8bit(rest)
     if ctype == b"zTXt":
         if not rest or rest[0] != 0:
             return None
-        raw = _inflate(rest[1:])
+        raw = _inflate(rest[1:], limit)
+        if budget is not None and raw is not None:
+            budget.charge(len(raw))
         return (key, _decode_8bit(raw)) if raw is not None else None
     # iTXt: flag, method, language\0, translated keyword\0, UTF-8 text
     if len(rest) < 2:
@@ -164,15 +193,19 @@ def _decode_text_chunk(ctype: bytes, data: bytes) -> tuple[str, str] | None:
     if flag:
         if method != 0:
             return None
-        inflated = _inflate(value)
+        inflated = _inflate(value, limit)
         if inflated is None:
             return None
+        if budget is not None:
+            budget.charge(len(inflated))
         value = inflated
     return key, value.decode("utf-8", "replace")
 
 
 def _inflate(data: bytes, limit: int = MAX_TEXT_BYTES) -> bytes | None:
     """zlib inflate with an output cap (a 1 KiB zip bomb must not become gigabytes)."""
+    if limit <= 0:
+        return None  # zlib reads a max_length of 0 as "no limit"
     try:
         inflater = zlib.decompressobj()
         out = inflater.decompress(data, limit)
@@ -206,12 +239,12 @@ def repair_mojibake(text: str) -> str:
 def _texts_from_info(im: Image.Image, texts: dict[str, str], exif_blobs: list[bytes],
                      budget: _Budget) -> None:
     """Fallback when the file cannot be walked (already loaded, or not a PNG)."""
-    info: dict[str, Any] = dict(im.info)
+    info: dict[Any, Any] = dict(im.info)
     if (im.format or "").upper() == "PNG" and getattr(im, "fp", None) is None:
         # Loaded already (fp closed): `im.text` is then cheap and includes after-IDAT chunks.
         try:
             info.update(getattr(im, "text", {}) or {})
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a damaged file: keep the other texts
             log.debug("im.text failed: %r", exc)
     for key, value in info.items():
         if not isinstance(key, str) or key in ("exif", "xmp", "icc_profile", "comment"):
@@ -235,7 +268,7 @@ def _texts_from_exif(blob: bytes, texts: dict[str, str], budget: _Budget) -> Non
     comments = []
     try:
         comments.append(exif.get_ifd(TAG_EXIF_IFD).get(TAG_USER_COMMENT))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged IFD: IFD0 may still hold it
         log.debug("Exif IFD unreadable: %r", exc)
     comments.append(ifd0.get(TAG_USER_COMMENT))  # some writers put it in IFD0
     for value in comments:

@@ -7,8 +7,7 @@ from typing import Any
 
 from .containers import xmp_field
 from .model import GenerationMetadata, Lora
-from .values import (loads_json_dict, lora_basename, parse_size, to_float, to_int, to_steps,
-                     to_str)
+from .values import loads_json_dict, lora_basename, parse_size, to_float, to_int, to_steps, to_str
 
 
 def parse_drawthings(xmp: str) -> GenerationMetadata | None:

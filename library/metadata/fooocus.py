@@ -6,8 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from .model import GenerationMetadata, Lora
-from .values import (first, lora_basename, parse_size, to_float, to_int, to_positive_int,
-                     to_steps, to_str)
+from .values import (
+    first,
+    lora_basename,
+    parse_size,
+    to_float,
+    to_int,
+    to_positive_int,
+    to_steps,
+    to_str,
+)
 
 
 def is_fooocus(data: dict[str, Any], scheme: str | None) -> bool:

@@ -7,8 +7,16 @@ import shlex
 from typing import Any
 
 from .model import GenerationMetadata, Lora
-from .values import (first, loads_json_dict, lora_basename, to_float, to_int, to_positive_int,
-                     to_steps, to_str)
+from .values import (
+    first,
+    loads_json_dict,
+    lora_basename,
+    to_float,
+    to_int,
+    to_positive_int,
+    to_steps,
+    to_str,
+)
 
 # InvokeAI 2.x writes negative prompts inline in square brackets: "cat [blurry, dog]".
 _NEGATIVE_RE = re.compile(r"\[([^\[\]]*)\]")
@@ -30,7 +38,8 @@ def parse_invokeai_metadata(text: str) -> GenerationMetadata | None:
     data = loads_json_dict(text)
     if data is None:
         return None
-    model = data.get("model") if isinstance(data.get("model"), dict) else {}
+    found = data.get("model")
+    model: dict[str, Any] = found if isinstance(found, dict) else {}
     if data.get("app_version"):
         detail = f"InvokeAI {data['app_version']}"
     else:
@@ -70,7 +79,8 @@ def parse_sd_metadata(text: str) -> GenerationMetadata | None:
     data = loads_json_dict(text)
     if data is None:
         return None
-    image = data.get("image") if isinstance(data.get("image"), dict) else {}
+    found = data.get("image")
+    image: dict[str, Any] = found if isinstance(found, dict) else {}
     meta = _base(f"InvokeAI {data.get('app_version') or '2.3'}")
     prompt = image.get("prompt")
     if isinstance(prompt, list):  # [{"prompt": "...", "weight": 1.0}, ...]

@@ -5,8 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from .model import GenerationMetadata
-from .values import (loads_json_dict, split_model_hash, to_float, to_int, to_positive_int,
-                     to_steps, to_str)
+from .values import (
+    loads_json_dict,
+    split_model_hash,
+    to_float,
+    to_int,
+    to_positive_int,
+    to_steps,
+    to_str,
+)
 
 
 def looks_like_comment(data: dict[str, Any]) -> bool:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, BinaryIO
 
 from PIL import Image, PngImagePlugin
+
+from library.paths import storable_text
+from library.user_files import NotARegularFileError, open_regular_file
 
 from . import a1111, comfyui, containers, drawthings, fooocus, generic, invokeai, novelai, swarmui
 from .model import GenerationMetadata, MetadataReadError
@@ -35,7 +39,7 @@ def read_metadata(image: Image.Image) -> GenerationMetadata:
     """
     try:
         texts = containers.collect_texts(image)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - documented never to raise on odd metadata
         log.debug("collecting texts failed: %r", exc)
         texts = {}
     meta = _parse(texts)
@@ -47,12 +51,35 @@ def read_metadata(image: Image.Image) -> GenerationMetadata:
     if meta is None:
         meta = GenerationMetadata()
     meta.raw = texts
+    return _valid_unicode(meta)
+
+
+def _valid_unicode(meta: GenerationMetadata) -> GenerationMetadata:
+    """Replace lone surrogates (JSON may spell one, `"\\ud800"`) in every text field: the
+    database, the terminal and JSON output need valid Unicode (library.paths.storable_text)."""
+    for field in dataclasses.fields(meta):
+        value = getattr(meta, field.name)
+        if isinstance(value, str):
+            setattr(meta, field.name, storable_text(value))
+    for lora in meta.loras:
+        lora.name = storable_text(lora.name)
+    meta.raw = {storable_text(k): storable_text(v) for k, v in meta.raw.items()}
     return meta
 
 
 def read_metadata_file(path: str | os.PathLike[str]) -> GenerationMetadata:
-    """Open, read, close. Raises MetadataReadError when the file is not a readable image."""
-    with open_image(path) as image:
+    """Open, read, close. Raises MetadataReadError when the file is not a readable image
+    (including when it is a pipe or a folder: never blocks, library.user_files)."""
+    name = storable_text(os.fsdecode(path))
+    try:
+        handle = open_regular_file(path)
+    except FileNotFoundError as exc:
+        raise MetadataReadError(f"{name}: no such file") from exc
+    except NotARegularFileError as exc:
+        raise MetadataReadError(f"{name}: {exc.strerror}") from exc
+    except OSError as exc:
+        raise MetadataReadError(f"{name}: cannot open ({exc.strerror or exc})") from exc
+    with handle, open_image(handle, name) as image:
         return read_metadata(image)
 
 
@@ -88,18 +115,22 @@ def raised_png_text_limit() -> Iterator[None]:
                 PngImagePlugin.MAX_TEXT_CHUNK = _saved_text_chunk
 
 
-
-
-def open_image(path: str | os.PathLike[str]) -> Image.Image:
+def open_image(source: str | os.PathLike[str] | BinaryIO,
+               name: str | None = None) -> Image.Image:
     """Image.open that tolerates large PNG text chunks; MetadataReadError on failure.
 
-    Use it as a context manager (`with open_image(p) as im:`) or close the result. The
-    ingest pipeline should open files with this too: with Pillow's default limit, a PNG whose
+    `source` is a path or a binary file (read_metadata_file passes one opened by
+    library.user_files, so a pipe never blocks); `name` is how messages call it. Use the
+    result as a context manager (`with open_image(p) as im:`) or close it. The ingest
+    pipeline should open files with this too: with Pillow's default limit, a PNG whose
     ComfyUI workflow compresses past 1 MiB cannot be opened at all.
     """
-    name = os.fspath(path) if isinstance(path, (str, bytes, os.PathLike)) else repr(path)
+    if name is None:
+        name = storable_text(os.fsdecode(source)) if isinstance(
+            source, (str, bytes, os.PathLike)) else repr(source)
+    start = source.tell() if hasattr(source, "tell") else 0
     try:
-        return Image.open(path)
+        return Image.open(source)
     except ValueError as exc:
         if "MAX_TEXT" not in str(exc):
             raise MetadataReadError(f"{name}: not a readable image ({exc})") from exc
@@ -112,8 +143,10 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
     except Exception as exc:  # IsADirectoryError, PermissionError, SyntaxError, struct.error...
         raise MetadataReadError(f"{name}: cannot open ({type(exc).__name__}: {exc})") from exc
     try:
+        if hasattr(source, "seek"):
+            source.seek(start)
         with raised_png_text_limit():
-            return Image.open(path)
+            return Image.open(source)
     except Exception as exc:
         raise MetadataReadError(f"{name}: not a readable image ({exc})") from exc
 

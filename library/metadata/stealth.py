@@ -53,7 +53,7 @@ def read_stealth(im: Image.Image) -> str | None:
         if length <= 0 or length % 8 or length > available or length > 8 * MAX_PAYLOAD_BYTES:
             return None
         payload = _bits_to_bytes(_bits(alpha, _HEADER_BITS, length))
-    except Exception as exc:  # truncated pixel data, odd modes, ...
+    except Exception as exc:  # noqa: BLE001 - truncated pixel data, odd modes, ...
         log.debug("stealth read failed: %r", exc)
         return None
     if magic == MAGIC_GZIP:

@@ -93,7 +93,7 @@ def seed_library(root: Path) -> Seeded:
     """Write SEED_ROWS as indexed, analysed images (real files, rows written directly)."""
     from db.engine import open_library, session_factory
     from db.flags import update_flags
-    from db.schema import (AnalysisResult, Content, Folder, Generation, Image, LoraUse, Tag)
+    from db.schema import AnalysisResult, Content, Folder, Generation, Image, LoraUse, Tag
     from library.settings import Thresholds
 
     folder = root / "pictures"

@@ -12,7 +12,7 @@ from cli_support import REPO
 # benchmarks/ is not an installed package: import it from the checkout.
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
-from benchmarks import __main__ as aggregator  # noqa: E402
+from benchmarks import __main__ as aggregator
 
 
 @pytest.mark.parametrize("value, unit, target, expected", [

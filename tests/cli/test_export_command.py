@@ -7,13 +7,12 @@ import io
 import json
 
 import pytest
+from cli_support import SEED_ROWS
 
 import db.queries
 from db.filters import KNOWN_ANALYSERS
 from gentriage.cli import main
 from gentriage.commands import export
-
-from cli_support import SEED_ROWS
 
 
 def _csv(seeded, capsys, *extra: str) -> list[dict[str, str]]:

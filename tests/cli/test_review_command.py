@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from cli_support import write_png
 from sqlalchemy import select
 
 from db.engine import open_library, session_factory
 from db.review import undo
 from db.schema import Content, ReviewLog
-from cli_support import write_png
-
 from gentriage.cli import main
 
 

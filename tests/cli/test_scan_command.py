@@ -153,7 +153,6 @@ def test_an_interrupted_scan_resumes_without_losing_or_repeating_work(tmp_path, 
 
 @pytest.mark.slow
 def test_watch_analyses_new_files_until_interrupted(tmp_path, home):
-    pytest.importorskip("library.watch")
     folder = make_folder(tmp_path / "pics", 2)
     db = tmp_path / "lib.sqlite3"
     proc = subprocess.Popen(

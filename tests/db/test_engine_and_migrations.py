@@ -84,9 +84,8 @@ def test_a_file_that_is_not_a_database_gives_a_clear_error(tmp_path):
 
 
 def test_foreign_keys_are_enforced(Session):
-    with pytest.raises(Exception) as info:
-        with Session.begin() as session:
-            session.add(Image(path="/x.png", name="x.png", content_id=999))
+    with pytest.raises(Exception) as info, Session.begin() as session:
+        session.add(Image(path="/x.png", name="x.png", content_id=999))
     assert isinstance(info.value.orig, sqlite3.IntegrityError)
 
 

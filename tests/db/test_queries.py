@@ -92,8 +92,8 @@ def _populate(s) -> None:
         (4, "aesthetic", None, None),  # the analyser failed: no score
         (1, "coherence", "coherent", 0.1), (3, "coherence", "incoherent", 0.9)]
     s.execute(insert(AnalysisResult), [
-        {"content_id": c, "analyser": a, "version": "v", "label": l, "score": sc}
-        for c, a, l, sc in results])
+        {"content_id": c, "analyser": a, "version": "v", "label": label, "score": sc}
+        for c, a, label, sc in results])
     tags = [(1, "cat"), (1, "red_hair"), (2, "dog"), (3, "shirt"), (4, "cat"), (4, "roof"),
             (3, "red_hair")]
     s.execute(insert(Tag), [{"content_id": c, "analyser": "tagger-jtp", "tag": t, "score": 0.5}

@@ -72,11 +72,10 @@ def test_two_processes_never_share_an_undo_group_or_log_a_stale_value(tmp_path):
 
 def test_a_failing_block_rolls_back_everything(tmp_path):
     sessions = session_factory(open_library(tmp_path / "lib.sqlite3"))
-    with pytest.raises(RuntimeError):
-        with write_transaction(sessions) as session:
-            session.add(Content(sha256="b" * 64))
-            session.flush()
-            raise RuntimeError("half-way")
+    with pytest.raises(RuntimeError), write_transaction(sessions) as session:
+        session.add(Content(sha256="b" * 64))
+        session.flush()
+        raise RuntimeError("half-way")
     with sessions() as session:
         assert session.scalars(select(Content)).all() == []
 

@@ -7,17 +7,19 @@ import os
 # on its own).
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import hashlib  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
 
-import pytest  # noqa: E402
-from PIL import Image as PILImage  # noqa: E402
+import pytest
+from grid_test_helpers import checkerboard
+from PIL import Image as PILImage
 
-from db.engine import open_library, session_factory  # noqa: E402
-from db.filters import ImageFilter  # noqa: E402
-from db.schema import Content, Folder, Image  # noqa: E402
-from grid_test_helpers import checkerboard  # noqa: E402
+from db.engine import open_library, session_factory
+from db.filters import ImageFilter
+from db.schema import Content, Folder, Image
+
+EVERYTHING = ImageFilter()  # immutable: safe as a default argument
 
 
 @pytest.fixture
@@ -132,7 +134,7 @@ def blur(qtbot):
 def make_model(qtbot, library, loader, blur):
     from desktop.grid.model import GridModel
 
-    def make(page_size: int = 200, f: ImageFilter | None = ImageFilter()):
+    def make(page_size: int = 200, f: ImageFilter | None = EVERYTHING):
         model = GridModel(library.Session, loader, blur, page_size=page_size)
         if f is not None:
             model.set_filter(f)

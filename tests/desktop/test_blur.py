@@ -4,17 +4,22 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from grid_test_helpers import (
+    checkerboard,
+    high_frequency,
+    noise,
+    qimage_array,
+    wait_for_thumbnails,
+)
 from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtTest import QTest
 
+from desktop import preview as preview_module
 from desktop.blur import COVER_COLOUR, BlurPolicy, CoverKind, strong_blur
 from desktop.grid.view import GridView
-from desktop import preview as preview_module
 from desktop.preview import FullView, ImagePreview
 from desktop.roles import Role
-
-from grid_test_helpers import checkerboard, high_frequency, noise, qimage_array, wait_for_thumbnails
 
 SHARP = 20.0  # a 4 px checkerboard fitted to a cell scores ~50; blurred ones score < 2
 BLURRED = 3.0

@@ -29,6 +29,7 @@ def _paint_cell(image: QImage, row: object, cell: QRect) -> np.ndarray:
     option = QStyleOptionViewItem()
     option.rect = cell
     painter = QPainter(canvas)
+    # _Index stands in for a QModelIndex (it answers data() for the roles paint() reads).
     delegate.paint(painter, option, _Index(image, row))  # type: ignore[arg-type]
     painter.end()
     rgb = canvas.convertToFormat(QImage.Format.Format_RGB888)

@@ -9,11 +9,11 @@ import sys
 import threading
 
 import pytest
+from fixtures_app import gentriage, image_folder  # noqa: F401 - fixtures
 from PySide6.QtCore import QObject, Signal
 
 import db.flags
 from desktop.error_sink import ErrorSink
-from fixtures_app import gentriage, image_folder  # noqa: F401 - fixtures
 
 
 class _Emitter(QObject):
@@ -21,7 +21,7 @@ class _Emitter(QObject):
 
 
 @pytest.mark.qt_no_exception_capture
-def test_an_exception_escaping_a_slot_reaches_the_status_bar(qtbot, gentriage, caplog):  # noqa: F811
+def test_an_exception_escaping_a_slot_reaches_the_status_bar(qtbot, gentriage, caplog):
     app = gentriage  # started: its sink's hooks are in place
     assert app.errors.installed
     status = app.window.status
@@ -42,7 +42,7 @@ def test_an_exception_escaping_a_slot_reaches_the_status_bar(qtbot, gentriage, c
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-def test_an_exception_ending_a_python_thread_reaches_the_status_bar(qtbot, gentriage):  # noqa: F811
+def test_an_exception_ending_a_python_thread_reaches_the_status_bar(qtbot, gentriage):
     app = gentriage
     # pytest puts its own threading hook in place for each phase of a test: install the
     # app's again on top of it, as the app's start did on top of Python's.
@@ -61,7 +61,7 @@ def test_an_exception_ending_a_python_thread_reaches_the_status_bar(qtbot, gentr
     assert "OSError: disk gone" in status.currentMessage()
 
 
-def test_a_failed_flag_recompute_reaches_the_status_bar(qtbot, gentriage, monkeypatch):  # noqa: F811
+def test_a_failed_flag_recompute_reaches_the_status_bar(qtbot, gentriage, monkeypatch):
     app = gentriage
     status = app.window.status
 
@@ -75,7 +75,7 @@ def test_a_failed_flag_recompute_reaches_the_status_bar(qtbot, gentriage, monkey
     assert "disk I/O error" in app.errors.recent[-1].message
 
 
-def test_shutdown_puts_the_hooks_back(qtbot, gentriage):  # noqa: F811
+def test_shutdown_puts_the_hooks_back(qtbot, gentriage):
     assert sys.excepthook == gentriage.errors._on_uncaught
     gentriage.shutdown()
     assert sys.excepthook != gentriage.errors._on_uncaught

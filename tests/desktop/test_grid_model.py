@@ -1,13 +1,12 @@
 """GridModel: Qt's model contract, exact lazy loading, in-place refresh, live inserts."""
 
+from grid_test_helpers import wait_for_thumbnails
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QImage
 
 from db.filters import ImageFilter, parse_filter
 from desktop.grid import model as model_module
 from desktop.roles import Role
-
-from grid_test_helpers import wait_for_thumbnails
 
 
 def _ids(model):
@@ -148,7 +147,7 @@ def test_evicted_rows_are_read_back_by_id(monkeypatch, library, make_model):
     ids = [library.add(seed=k, rating=k % 6) for k in range(12)]
     model = make_model(page_size=4)
     model.fetch_all_to(11)
-    assert len(model._cache) <= 4  # noqa: SLF001 - the bound is the point of this test
+    assert len(model._cache) <= 4  # the bound is the point of this test
     for row, image_id in enumerate(ids[::-1]):
         assert model.grid_row(row).image_id == image_id
         assert model.index(row).data(Role.Rating) == (ids.index(image_id)) % 6
@@ -163,8 +162,8 @@ def test_next_unreviewed_far_below_is_reached_with_one_read_of_ids(qtbot, librar
     model = make_model(page_size=2)
     assert model.rowCount() == 2
     pages: list[int] = []
-    original = model._read_next_page  # noqa: SLF001 - counting page reads is the point
-    model._read_next_page = lambda: pages.append(1) or original()  # noqa: SLF001
+    original = model._read_next_page
+    model._read_next_page = lambda: pages.append(1) or original()
     with qtbot.waitSignal(model.rowsInserted):
         row = model.next_unreviewed_row(0)
     assert row == 7 and model.image_id_at(7) == ids[1]

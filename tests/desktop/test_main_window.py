@@ -3,13 +3,6 @@ expected, auto-advance, undo/redo, filters, multi-selection, live folder updates
 
 from __future__ import annotations
 
-import pytest
-from PySide6.QtCore import QItemSelectionModel, Qt
-
-from db import review
-from db.engine import session_factory
-from db.schema import Image
-from sqlalchemy import select
 from fixtures_app import (  # noqa: F401 - fixtures
     N_IMAGES,
     build_app,
@@ -21,6 +14,12 @@ from fixtures_app import (  # noqa: F401 - fixtures
     names_in_view,
     ratings,
 )
+from PySide6.QtCore import QItemSelectionModel, Qt
+from sqlalchemy import select
+
+from db import review
+from db.engine import session_factory
+from db.schema import Image
 
 NEWEST = f"gen_{N_IMAGES - 1:03d}.png"
 
@@ -168,7 +167,6 @@ def test_space_held_peeks_at_the_current_image_only_while_held(qtbot, gentriage)
 
 
 def test_a_file_dropped_into_a_watched_folder_appears(qtbot, tmp_path, image_folder):
-    pytest.importorskip("library.watch")
     app, engine = build_app(qtbot, tmp_path, [image_folder], watch=True, expect_rows=N_IMAGES)
     try:
         with qtbot.waitSignal(app.watcher.images_indexed, timeout=20_000):

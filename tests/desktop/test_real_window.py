@@ -2,8 +2,10 @@
 
 Everything else in tests/desktop runs on Qt's offscreen platform; this test proves the app
 starts as a user starts it — console command, xcb platform plugin, window manager-less X
-display — and that the grid really paints the folder's images. It skips when Xvfb or
-ImageMagick's `import` is not installed (.ci/run installs them).
+display — and that the grid really paints the folder's images. It skips, with the reason,
+when Xvfb or ImageMagick's `import` is not installed, or when Qt's X11 plugin cannot load its
+system libraries (libxcb-cursor0 & co; .ci/run installs them all) — the same check
+(gentriage.display) that makes `gentriage FOLDER` say what is missing instead of aborting.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from gentriage.display import display_problem
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("Xvfb") and shutil.which("import")),
@@ -41,6 +45,11 @@ def x_display():
     if not number:
         server.kill()
         pytest.skip("Xvfb did not start")
+    problem = display_problem({"DISPLAY": f":{number}", "QT_QPA_PLATFORM": "xcb"})
+    if problem is not None:
+        server.terminate()
+        server.wait(10)
+        pytest.skip(problem)
     yield f":{number}"
     server.terminate()
     server.wait(10)

@@ -13,7 +13,7 @@ from db.schema import Content
 from desktop.blur import CoverKind
 
 
-def test_a_chunk_that_flags_the_current_image_covers_the_preview_at_once(qtbot, gentriage):  # noqa: F811
+def test_a_chunk_that_flags_the_current_image_covers_the_preview_at_once(qtbot, gentriage):
     app = gentriage
     current = app.window.current_grid_row()
     assert current is not None and not current.flagged

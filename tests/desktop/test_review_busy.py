@@ -9,14 +9,6 @@ import sqlite3
 import threading
 
 import pytest
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
-from sqlalchemy import select
-
-from db.engine import session_factory
-from db.schema import ReviewLog
-from desktop import main_window as main_window_module
-from desktop.roles import Role
 from fixtures_app import (  # noqa: F401 - fixtures
     N_IMAGES,
     current_name,
@@ -25,6 +17,14 @@ from fixtures_app import (  # noqa: F401 - fixtures
     image_folder,
     names_in_view,
 )
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+from sqlalchemy import select
+
+from db.engine import session_factory
+from db.schema import ReviewLog
+from desktop import main_window as main_window_module
+from desktop.roles import Role
 
 
 class WriteLock:

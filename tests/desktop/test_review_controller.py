@@ -5,11 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
-from sqlalchemy import select
-
-from db.engine import session_factory
-from db.schema import Content, Image
 from fixtures_app import (  # noqa: F401 - fixtures
     N_IMAGES,
     build_app,
@@ -19,6 +14,11 @@ from fixtures_app import (  # noqa: F401 - fixtures
     image_folder,
     names_in_view,
 )
+from PySide6.QtCore import Qt
+from sqlalchemy import select
+
+from db.engine import session_factory
+from db.schema import Content, Image
 from library.settings import Settings
 
 

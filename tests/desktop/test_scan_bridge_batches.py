@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import os
 
+from fixtures_app import make_images
 from PIL import Image as PILImage
 from sqlalchemy import select
 
 from db.schema import Image
 from desktop.workers import ScanBridge
 from library import scan as library_scan
-from fixtures_app import make_images
 
 FILES = 6
 BATCH = 2

@@ -5,13 +5,6 @@ from __future__ import annotations
 
 import threading
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeySequence
-from sqlalchemy import select
-
-from db.engine import session_factory
-from db.schema import AnalysisResult, Content
-from desktop.settings_dialog import SettingsDialog
 from fixtures_app import (  # noqa: F401 - fixtures
     N_IMAGES,
     build_app,
@@ -20,6 +13,13 @@ from fixtures_app import (  # noqa: F401 - fixtures
     gentriage,
     image_folder,
 )
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence
+from sqlalchemy import select
+
+from db.engine import session_factory
+from db.schema import AnalysisResult, Content
+from desktop.settings_dialog import SettingsDialog
 from library.settings import Settings
 
 

@@ -3,9 +3,8 @@ torch and loads models; that must never compete with the first frame)."""
 
 import threading
 
-from PySide6.QtCore import QEvent, QObject
-
 from fixtures_app import N_IMAGES, build_app, image_folder  # noqa: F401 - fixture
+from PySide6.QtCore import QEvent, QObject
 
 
 class _PaintLog(QObject):
@@ -13,7 +12,7 @@ class _PaintLog(QObject):
         super().__init__()
         self.events = events
 
-    def eventFilter(self, _watched, event):  # noqa: N802 - Qt API
+    def eventFilter(self, _watched, event):
         if event.type() == QEvent.Type.Paint and "paint" not in self.events:
             self.events.append("paint")
         return False

@@ -4,10 +4,10 @@ import hashlib
 import threading
 
 import pytest
+from grid_test_helpers import checkerboard
 from PIL import Image as PILImage
 
 from desktop.grid.thumbnail_loader import ThumbnailLoader
-from grid_test_helpers import checkerboard
 from library.thumbnails import ThumbnailCache
 
 

@@ -6,6 +6,13 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from fixtures_app import (  # noqa: F401 - fixtures
+    N_IMAGES,
+    current_name,
+    gentriage,
+    image_folder,
+    names_in_view,
+)
 from PIL import Image as PILImage
 from PySide6.QtCore import Qt
 from sqlalchemy import select
@@ -15,13 +22,6 @@ from db.filters import ImageFilter, parse_filter
 from db.schema import Content, Image, Tag
 from db.transaction import write_transaction
 from desktop.details import ZERO_WIDTH_SPACE, ImageDetails, render_html
-from fixtures_app import (  # noqa: F401 - fixtures
-    N_IMAGES,
-    current_name,
-    gentriage,
-    image_folder,
-    names_in_view,
-)
 from library.settings import Thresholds
 
 
@@ -153,7 +153,7 @@ def test_accepting_a_flagged_image_updates_what_the_details_say(qtbot, gentriage
         content_id = session.scalar(select(Image.content_id).where(Image.name == name))
         content = session.get(Content, content_id)
         content.flagged = content.flag_nsfw = True
-    window._on_flags_changed([content_id])  # noqa: SLF001 - as a flag recompute reports it
+    window._on_flags_changed([content_id])
     window.controller.set_auto_advance(False)
     assert "blurred until reviewed" in _text(window.details.text.text())
     qtbot.keyClick(gentriage.view, Qt.Key.Key_P)
@@ -168,7 +168,7 @@ def test_thumbnails_no_file_needs_are_deleted(qtbot, gentriage, tmp_path):
     stray = "ab" * 32  # left by a crash: no content has it
     cache.save(stray, cache.make_from(PILImage.new("RGB", (8, 8))))
     assert cache.has(stray)
-    gentriage.window._thumbnails_pruned = False  # noqa: SLF001 - as at a new session
+    gentriage.window._thumbnails_pruned = False
     gentriage.window._on_scanner_scan_finished(SimpleNamespace(indexed=0, errors=[]))
     qtbot.waitUntil(lambda: not cache.has(stray), timeout=10_000)
 

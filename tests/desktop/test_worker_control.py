@@ -12,12 +12,12 @@ import dataclasses
 import threading
 from pathlib import Path
 
+from fixtures_app import build_app, make_images
 from PySide6.QtCore import QModelIndex
 from sqlalchemy import select
 
 from db.engine import session_factory
 from db.schema import Image
-from fixtures_app import build_app, make_images
 from inference.types import AnalyserOutput
 from library.analysis import AnalysisRunner
 from library.settings import Settings

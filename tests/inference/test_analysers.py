@@ -11,11 +11,19 @@ import pytest
 import torch
 
 from inference import preprocess as pp
-from inference.pipeline import Job, Pipeline
 from inference.catalog import TAG_STORE_FLOOR
-from inference.testing import (CLIP_PREPROCESSOR, VIT_PREPROCESSOR, jtp_reference_model,
-                               jtp_tag_names, tiny_clip_vision_state, write_coherence,
-                               write_jtp, write_nsfw_vit, write_safety_checker)
+from inference.pipeline import Job, Pipeline
+from inference.testing import (
+    CLIP_PREPROCESSOR,
+    VIT_PREPROCESSOR,
+    jtp_reference_model,
+    jtp_tag_names,
+    tiny_clip_vision_state,
+    write_coherence,
+    write_jtp,
+    write_nsfw_vit,
+    write_safety_checker,
+)
 
 
 def run_one(models_dir: Path, key: str, paths, prompts=None, **kw):

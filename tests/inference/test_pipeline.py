@@ -212,17 +212,32 @@ def test_progress_reports_done_queued_rate_device(tmp_path, images):
     assert any(s.queued > 0 for s in seen)
 
 
+class PausedProgress:
+    """on_progress receiver that records every report and signals the first paused one: the
+    run has reached its pause and waits there (awaited, never slept for)."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+        self.paused = threading.Event()
+
+    def __call__(self, progress: Any) -> None:
+        self.seen.append(progress)
+        if progress.paused:
+            self.paused.set()
+
+
 def test_pause_resume_and_cancel(tmp_path, images):
-    seen = []
+    progress = PausedProgress()
+    seen = progress.seen
     fake = Fake(delay=0.02)
-    p = pipeline_with(tmp_path, fake, on_progress=seen.append)
+    p = pipeline_with(tmp_path, fake, on_progress=progress)
     p._batch["fake"] = 1
     p.pause()
     out: list = []
     worker = threading.Thread(target=lambda: out.extend(p.run(jobs_for(images))))
     worker.start()
-    time.sleep(0.4)
-    assert out == [] and seen and seen[-1].paused
+    assert progress.paused.wait(10), "the paused run never reported that it waits"
+    assert out == [] and seen[-1].paused
     p.resume()
     worker.join(10)
     assert len(out) == 12
@@ -230,7 +245,7 @@ def test_pause_resume_and_cancel(tmp_path, images):
     fake.delay = 0.2
     many = write_images(tmp_path / "many", 20, size=(64, 64))
     got = []
-    for job, result in p.run(jobs_for(many)):
+    for _job, result in p.run(jobs_for(many)):
         got.append(result)
         if len(got) == 3:
             threading.Thread(target=p.cancel).start()
@@ -240,11 +255,13 @@ def test_pause_resume_and_cancel(tmp_path, images):
 
 
 def test_cancel_while_paused_returns(tmp_path, images):
-    p = pipeline_with(tmp_path, Fake())
+    progress = PausedProgress()
+    p = pipeline_with(tmp_path, Fake(), on_progress=progress)
     p.pause()
     done = threading.Event()
     threading.Thread(target=lambda: (list(p.run(jobs_for(images))), done.set())).start()
-    time.sleep(0.2)
+    assert progress.paused.wait(10), "the paused run never reported that it waits"
+    assert not done.is_set()
     p.cancel()
     assert done.wait(5)
 

@@ -11,8 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from inference.testing import (write_aesthetic, write_coherence, write_jtp, write_nsfw_vit,
-                               write_safety_checker)
+from inference.testing import (
+    write_aesthetic,
+    write_coherence,
+    write_jtp,
+    write_nsfw_vit,
+    write_safety_checker,
+)
 from inference.weights import ChecksumCache, discover, read_safetensors_header
 
 

@@ -346,7 +346,6 @@ def test_waits_for_new_work_until_stopped(lib):
 
 
 def test_real_pipeline_with_the_bundled_nsfw_analyser(lib):
-    pytest.importorskip("inference.pipeline")
     ids = [lib.add_image(f"img{i}.png") for i in range(2)]
     settings = Settings(enabled_analysers=["nsfw-default"])
     runner = AnalysisRunner(lib.Session, lib.root / "models", settings, device="cpu")

@@ -93,8 +93,8 @@ def test_restore_picks_the_newest_trashinfo_for_the_path(tmp_path, trash_home):
     assert len(infos) == 2
     for info, date in zip(infos, ("2020-01-01T00:00:00", "2021-01-01T00:00:00")):
         text = info.read_text().splitlines()
-        info.write_text("\n".join(l if not l.startswith("DeletionDate=") else
-                                  f"DeletionDate={date}" for l in text) + "\n")
+        info.write_text("\n".join(line if not line.startswith("DeletionDate=") else
+                                  f"DeletionDate={date}" for line in text) + "\n")
     newest = find_in_trash(target)
     assert newest is not None and newest.info == infos[1]
     expected = newest.file.read_bytes()

@@ -62,14 +62,14 @@ def fields_of(meta) -> dict[str, Any]:
 
 def test_a1111_images_are_copied_verbatim():
     meta = meta_of(png_bytes([("tEXt", "parameters", A1111_TEXT)]))
-    assert infotext(fields_of(meta), [(l.name, l.weight) for l in meta.loras],
+    assert infotext(fields_of(meta), [(lora.name, lora.weight) for lora in meta.loras],
                     meta.raw) == A1111_TEXT
 
 
 def test_comfyui_images_get_a1111_order_names_and_quoting():
     meta = meta_of(png_bytes([("tEXt", "prompt", json.dumps(API_GRAPH)),
                               ("tEXt", "workflow", json.dumps(WORKFLOW))]))
-    text = infotext(fields_of(meta), [(l.name, l.weight) for l in meta.loras], meta.raw)
+    text = infotext(fields_of(meta), [(lora.name, lora.weight) for lora in meta.loras], meta.raw)
     assert text == (
         "a lighthouse at dusk, <lora:film_grain:0.6>\n"
         "Negative prompt: text, watermark\n"

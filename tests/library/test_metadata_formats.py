@@ -7,15 +7,30 @@ import json
 import time
 
 import pytest
+from metadata_builders import (
+    TYPE_ASCII,
+    TYPE_UNDEFINED,
+    insert_before_iend,
+    open_bytes,
+    png_bytes,
+    save_with_exif,
+    stealth_image,
+    tiff,
+    to_png,
+    user_comment,
+    ztxt,
+)
 from PIL import Image
 
-from library.metadata import (GenerationMetadata, Lora, MetadataReadError, read_metadata,
-                              read_metadata_file)
+from library.metadata import (
+    GenerationMetadata,
+    Lora,
+    MetadataReadError,
+    read_metadata,
+    read_metadata_file,
+)
 from library.metadata.a1111 import parse_infotext, split_params
 from library.metadata.containers import decode_user_comment, repair_mojibake
-from metadata_builders import (TYPE_ASCII, TYPE_UNDEFINED, insert_before_iend, open_bytes,
-                               png_bytes, save_with_exif, stealth_image, tiff,
-                               to_png, user_comment, ztxt)
 
 INFOTEXT = (
     "masterpiece, 1girl, <lora:detailTweaker:0.6>,\n"

@@ -8,14 +8,13 @@ import tracemalloc
 import zlib
 
 import pytest
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from metadata_builders import png_chunk, to_png
 from PIL import Image, PngImagePlugin
 
 from library.metadata import MetadataReadError, read_metadata, read_metadata_file
 from library.metadata.comfyui import parse_graph
-from metadata_builders import png_chunk, to_png
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL.*")
 

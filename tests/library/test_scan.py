@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 from PIL import Image as PILImage
+from sample_images import A1111_PARAMETERS, SUFFIX_FOR, format_supported, sha256_of, write_image
 from sqlalchemy import select
 
 from db import store
@@ -16,7 +17,6 @@ from library import ingest as ingest_module
 from library import scan as scan_module
 from library.scan import forget_folder, scan_folders
 from library.thumbnails import SaveOutcome, ThumbnailCache
-from sample_images import A1111_PARAMETERS, SUFFIX_FOR, format_supported, sha256_of, write_image
 
 needs_non_root = pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
                                reason="root reads files and folders regardless of permissions")

@@ -63,7 +63,7 @@ def test_record_image_writes_content_generation_loras_and_queues_analysis(sessio
     generation = session.get(Generation, recorded.content_id)
     assert generation.seed == "18446744073709551615"  # beyond SQLite's INTEGER, kept exactly
     assert generation.raw == {"prompt": "{}"}
-    assert sorted((l.name, l.weight) for l in generation.loras) == [("detail", 0.5),
+    assert sorted((x.name, x.weight) for x in generation.loras) == [("detail", 0.5),
                                                                     ("grain", None)]
     assert session.get(QueuedAnalysis, recorded.content_id) is not None
 

@@ -10,9 +10,9 @@ import time
 
 import pytest
 from PIL import Image
+from sample_images import image_bytes
 
 from library.thumbnails import MAX_SIDE, SaveOutcome, ThumbnailCache
-from sample_images import image_bytes
 
 SHA_A, SHA_B = "ab" + "0" * 62, "cd" + "1" * 62
 

@@ -13,12 +13,12 @@ import time
 from collections import Counter
 
 import pytest
+from sample_images import image_bytes, write_image
 from sqlalchemy import select
 
 from db import store
 from db.schema import Image
 from library.watch import FolderWatcher
-from sample_images import image_bytes, write_image
 
 INTERVAL = 0.2
 TIMEOUT = 30.0
@@ -162,7 +162,9 @@ def test_a_slowly_written_file_is_not_indexed_half_written(make_watcher, library
 def test_a_file_that_stays_unreadable_is_broken_after_the_retries(make_watcher,
                                                                   library_sessions, recorder,
                                                                   pics):
-    make_watcher(pics, read_retries=1, stability_interval=0.05)
+    # A file written just now stays pending while a writer might still be busy with it
+    # (write_pause_tolerance); a short tolerance lets the test see it recorded broken.
+    make_watcher(pics, read_retries=1, stability_interval=0.05, write_pause_tolerance=0.2)
     (pics / "notes.png").write_text("not an image at all")
     recorder.wait_for(lambda: recorder.indexed)
     image = row(library_sessions, pics / "notes.png")

@@ -247,7 +247,8 @@ class Lines:
         self._thread.start()
 
     def _read(self) -> None:
-        for line in self.proc.stdout:  # type: ignore[union-attr]
+        assert self.proc.stdout is not None  # started with stdout=PIPE
+        for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
 
     def count(self, prefix: str) -> int:
@@ -257,7 +258,7 @@ class Lines:
         """Wait for the process to end (kill it first if you need it dead); all output."""
         self.proc.wait(timeout)
         self._thread.join(timeout)
-        err = self.proc.stderr.read() if self.proc.stderr else ""  # type: ignore[union-attr]
+        err = self.proc.stderr.read() if self.proc.stderr else ""
         for pipe in (self.proc.stdout, self.proc.stderr):
             if pipe is not None:
                 pipe.close()

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from bad_corpus import CASES, Expected, build, encode, _picture
+from bad_corpus import CASES, Expected, _picture, build, encode
 from reliability_support import NSFW_ONLY, counts, gentriage, integrity_problems, summary_lines
 from sqlalchemy import select
 
@@ -211,7 +211,10 @@ def test_files_deleted_or_replaced_between_listing_and_reading(tmp_path, library
 
     with sessions() as session:
         rows = {i.name: i for i in session.scalars(select(Image))}
-        assert "deleted.png" not in rows and "directory.png" not in rows
+        assert "deleted.png" not in rows
+        # A folder now holds the name: the file is unusable, not gone (issue 11, item 16).
+        assert rows["directory.png"].status == ImageStatus.BROKEN.value
+        assert "not a regular file" in rows["directory.png"].error
         assert rows["garbage.png"].status == ImageStatus.BROKEN.value
         assert rows["garbage.png"].error
         other = rows["other_picture.png"]
@@ -326,6 +329,7 @@ def test_analysis_of_every_indexed_corpus_image_finishes(corpus, library):
 # the runner turns an indexed, valid image into a broken one.
 def test_a_picture_with_a_big_workflow_chunk_survives_analysis(tmp_path, library):
     from bad_corpus import oversized_text_chunk
+
     from library.analysis import AnalysisRunner
     from library.settings import Settings
 

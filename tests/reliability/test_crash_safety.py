@@ -44,7 +44,7 @@ KILL_POINTS = {
     # The first batch of files is committed; the rest are still being read or recorded.
     "indexing": lambda db: counts(db)["images"] > 0,
     # Analysis has written some results and has more queued.
-    "analysing": lambda db: 0 < counts(db)["analysis_results"],
+    "analysing": lambda db: counts(db)["analysis_results"] > 0,
 }
 
 
@@ -104,7 +104,8 @@ def test_killing_a_process_mid_review_loses_no_acknowledged_decision(tmp_path):
         lines = Lines(proc)
         try:
             start = lines.count("ACK")
-            wait_until(lambda: lines.count("ACK") >= start + kill_after, 90,
+            wait_until(lambda lines=lines, start=start, after=kill_after:
+                       lines.count("ACK") >= start + after, 90,
                        f"{kill_after} acknowledged decisions", alive=proc)
             proc.send_signal(signal.SIGKILL)  # lands anywhere: mid-write, mid-read, idle
         finally:

@@ -15,9 +15,6 @@ from pathlib import Path
 
 from PIL import Image as PILImage
 from PySide6.QtCore import Qt
-
-from desktop.blur import CoverKind
-from library.settings import Settings
 from test_privacy_end_to_end import (
     TARGET,
     WAIT_MS,
@@ -28,6 +25,9 @@ from test_privacy_end_to_end import (
     build_app,
     views_of,
 )
+
+from desktop.blur import CoverKind
+from library.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -242,8 +242,9 @@ def test_a_damaged_checkpoint_is_reported_by_name_and_others_stay_ready(tmp_path
 def test_scan_with_a_truncated_checkpoint_names_it_and_runs_the_other_analysers(tmp_path):
     """End to end: `models` lists the damaged file, `scan` says once why coherence is not
     used, and the ready analysers (bundled ONNX and a torch ViT) analyse every image."""
-    from inference.testing import write_nsfw_vit
     from reliability_support import gentriage
+
+    from inference.testing import write_nsfw_vit
 
     models = tmp_path / "models"
     path = _damaged_coherence(models, "truncated")

@@ -126,10 +126,10 @@ def test_weights_are_never_unpickled_unsafely():
         for call in _calls(tree):
             name = _dotted(call.func)
             keywords = {k.arg: k.value for k in call.keywords}
-            if name.endswith("torch.load") or name == "torch.load":
-                if not _is_true(keywords.get("weights_only", ast.Constant(None))):
-                    problems.append(f"{where}:{call.lineno}: torch.load without "
-                                    "weights_only=True")
+            unsafe = not _is_true(keywords.get("weights_only", ast.Constant(None)))
+            if (name.endswith("torch.load") or name == "torch.load") and unsafe:
+                problems.append(f"{where}:{call.lineno}: torch.load without "
+                                "weights_only=True")
             if name in ("pickle.load", "pickle.loads", "dill.load", "joblib.load",
                         "cloudpickle.load"):
                 problems.append(f"{where}:{call.lineno}: {name}")

@@ -9,9 +9,8 @@ now leases the rows it takes (who, until when); other runners skip leased rows u
 lease ends, so no content is analysed twice at the same time, and the rows of a process that
 was killed become takeable again once its lease expires.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0003'
 down_revision = '0002'

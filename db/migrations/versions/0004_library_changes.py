@@ -16,9 +16,8 @@ token is older than that re-reads everything it holds. NOTE: SQLite drops a tabl
 when batch mode recreates it: a later migration that recreates `contents` or `images` must
 create these triggers again (tests/db/test_changes.py fails otherwise).
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0004'
 down_revision = '0003'
