@@ -1,0 +1,328 @@
+"""Which sampler made the image, its settings, and the image size.
+
+With several samplers (hires fix, refiner, detailer and upscale passes) the saved image's chain
+is followed upstream from the output node, and the *first pass* - a sampler whose latent or
+image does not come from another sampler - provides seed, steps, CFG, sampler, prompts and
+model, as A1111 reports a hires image. `width`/`height` are that pass's size (A1111's `Size`);
+the size after the later passes is `final_size`, where the graph's scale factors say it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..values import parse_size, to_float, to_positive_int
+from . import nodes
+from .graph import MAX_DEPTH, Node, is_link
+from .walk import Walker
+
+_OUTPUT_NAME = re.compile(r"save|preview|output|image saver|imagesave", re.IGNORECASE)
+_SIZE_STRING_KEYS = ("dimensions", "resolution", "aspect_ratio", "preset", "size", "Resolution",
+                     "ratio", "aspect", "sdxl_resolution")
+_WIDTH_KEYS = ("width", "empty_latent_width", "Width", "image_width", "latent_width")
+_HEIGHT_KEYS = ("height", "empty_latent_height", "Height", "image_height", "latent_height")
+_SCALE_KEYS = ("scale_by", "upscale_by", "scale_factor", "upscale_factor", "scale")
+_MODEL_FACTOR = re.compile(r"(?:^|[^a-z0-9])(?:x([1-8])|([1-8])x)(?:[^a-z0-9]|plus|$)",
+                           re.IGNORECASE)
+FLUX_GUIDANCE = frozenset({"FluxGuidance"})
+
+
+@dataclass
+class Pass:
+    """The first-pass sampler and the nodes its settings may come from."""
+    node: Node
+    sources: list[Node]  # the sampler, then guider / noise / sampler object / sigmas / pipes
+
+
+class Sampling:
+    def __init__(self, walker: Walker) -> None:
+        self.walker = walker
+        self.graph = walker.graph
+        self.ev = walker.ev
+        self._samplers: set[str] | None = None
+
+    # -- finding the samplers --------------------------------------------------------------
+    def samplers(self) -> set[str]:
+        if self._samplers is None:
+            self._samplers = {node.id for node in self.graph if nodes.is_sampler(node)}
+        return self._samplers
+
+    def upstream(self, start: Any, keys: tuple[str, ...] | None = None) -> Iterator[Node]:
+        """Nodes upstream of a link, depth-first pre-order, each once (optionally only
+        through the inputs named in `keys`, plus bundles)."""
+        stack = [(start, 0)]
+        seen: set[str] = set()
+        while stack:
+            link, depth = stack.pop()
+            node = self.graph.visit(link)
+            if node is None or node.id in seen or depth > 4 * MAX_DEPTH:
+                continue
+            seen.add(node.id)
+            yield node
+            links = [v for k, v in node.inputs.items() if is_link(v) and (
+                keys is None or k in keys or nodes._BUNDLE_KEY.search(k))]
+            stack.extend((v, depth + 1) for v in reversed(links))
+
+    def output_nodes(self) -> list[Node]:
+        found = []
+        for node in self.graph:
+            if _OUTPUT_NAME.search(node.class_type) and any(
+                    is_link(node.inputs.get(k)) for k in nodes.IMAGE_KEYS + nodes.LATENT_KEYS):
+                found.append(node)
+        return found
+
+    def first_pass(self) -> tuple[Node, Node | None] | None:
+        """(first-pass sampler, output node it feeds) or None when the graph has no sampler."""
+        samplers = self.samplers()
+        if not samplers:
+            return None
+        best: list[str] = []
+        best_output: Node | None = None
+        best_rank = (-1, -1)
+        for output in self.output_nodes():
+            if self.graph.budget.exhausted:
+                break
+            kind = 1 if "preview" not in output.class_type.lower() else 0
+            chain = [n.id for n in self.upstream((output.id, 0)) if n.id in samplers]
+            chain = [n for n in chain if n != output.id]
+            rank = (kind, len(chain))
+            if chain and rank > best_rank:
+                best, best_output, best_rank = chain, output, rank
+        chain = best or sorted(samplers, key=_id_order)
+        for node_id in chain:
+            if not self._fed_by_sampler(self.graph.nodes[node_id]):
+                return self.graph.nodes[node_id], best_output
+        return self.graph.nodes[chain[0]], best_output
+
+    def _fed_by_sampler(self, node: Node) -> bool:
+        samplers = self.samplers()
+        for key in nodes.LATENT_KEYS + nodes.IMAGE_KEYS:
+            link = node.inputs.get(key)
+            if is_link(link) and any(n.id in samplers and n.id != node.id
+                                     for n in self.upstream(link)):
+                return True
+        return False
+
+    # -- settings --------------------------------------------------------------------------
+    def settings_sources(self, sampler: Node) -> list[Node]:
+        """The sampler and the nodes SamplerCustom(Advanced) and pipe samplers take settings
+        from: guider (cfg), noise (seed), sampler object (sampler_name), sigmas (steps)."""
+        sources = [sampler]
+        for key in ("guider", "noise", "sampler", "sigmas"):
+            link = sampler.inputs.get(key)
+            for _ in range(8):  # through wrappers (DetailDaemon, SplitSigmas ...) to the source
+                node = self.graph.visit(link)
+                if node is None:
+                    break
+                sources.append(node)
+                link = node.inputs.get(key)
+                if not is_link(link):
+                    break
+        return sources
+
+    def setting(self, sources: list[Node], role: str) -> Any:
+        keys = nodes.SETTING_KEYS[role] + (("cfg_conds",) if role == "cfg" else ())
+        for node in sources:
+            key = nodes.first_key(node, keys)
+            if key is not None:
+                value = self.ev.literal(node.inputs[key])
+                if value is not None and not (role == "seed" and value == -1 and
+                                              key not in ("seed", "noise_seed")):
+                    return value
+        for node in sources[:1]:
+            for bundle in nodes.bundle_links(node):
+                for key in keys:
+                    value = self.ev.setting_in_bundle(bundle, key, 0)[0]
+                    if value is not None:
+                        return value
+        return None
+
+    def sampler_name(self, sources: list[Node]) -> Any:
+        value = self.setting(sources, "sampler_name")
+        if value is not None:
+            return value
+        for node in sources[1:]:  # SamplerEulerAncestralCFGPP, SamplerDPMPP_2M_SDE ...
+            if node.class_type.startswith("Sampler") and not nodes.is_sampler(node):
+                return _sampler_object_name(node.class_type[len("Sampler"):])
+        return None
+
+    def scheduler(self, sources: list[Node]) -> Any:
+        value = self.setting(sources, "scheduler")
+        if value is not None:
+            return value
+        for node in sources:  # KarrasScheduler, ExponentialScheduler ... name the schedule
+            if node.class_type.endswith("Scheduler") and node.class_type != "BasicScheduler":
+                return node.class_type[: -len("Scheduler")].lower() or None
+        return None
+
+    def conditioning_link(self, sources: list[Node], role: str) -> Any:
+        # BasicGuider: conditioning; DualCFGGuider: cond1 (+ cond2, an extra positive)
+        keys = {"positive": ("positive", "conditioning", "cond1", "conditioning_1"),
+                "negative": ("negative",)}[role]
+        for node in sources:
+            for key in keys:
+                if is_link(node.inputs.get(key)):
+                    return node.inputs[key]
+        bundles = nodes.bundle_links(sources[0])
+        return bundles[0] if bundles else None
+
+    def model_link(self, sources: list[Node]) -> Any:
+        for node in sources:
+            key = nodes.first_key(node, nodes.ROLE_KEYS["model"])
+            if key is not None and is_link(node.inputs[key]):
+                return node.inputs[key]
+        bundles = nodes.bundle_links(sources[0])
+        return bundles[0] if bundles else None
+
+    def flux_guidance(self, positive: Any) -> float | None:
+        node = self.walker.find_upstream(positive, FLUX_GUIDANCE)
+        return None if node is None else to_float(self.ev.literal(node.inputs.get("guidance")))
+
+    # -- sizes -----------------------------------------------------------------------------
+    def size(self, sampler: Node) -> tuple[int | None, int | None]:
+        """The first pass's size: from its empty latent, or what img2img scaled its image to."""
+        starts = [sampler.inputs[k] for k in nodes.LATENT_KEYS + nodes.IMAGE_KEYS
+                  if is_link(sampler.inputs.get(k))] + nodes.bundle_links(sampler)
+        keys = nodes.LATENT_KEYS + nodes.IMAGE_KEYS + ("pipe",)
+        for start in starts:
+            for node in self.upstream(start, keys):
+                found = self.node_size(node)
+                if found is not None:
+                    return found
+                if node.class_type == "LoadImage":
+                    break
+        return None, None
+
+    def node_size(self, node: Node) -> tuple[int, int] | None:
+        inputs = node.inputs
+        swap = nodes._truthy(self.ev.literal(inputs.get("swap_dimensions"))) is True
+        for key in _SIZE_STRING_KEYS:
+            text = self.ev.literal(inputs.get(key))
+            if isinstance(text, str) and text.lower() != "custom":
+                width, height = parse_size(text)
+                if width and height:
+                    return (height, width) if swap else (width, height)
+        width_key = nodes.first_key(node, _WIDTH_KEYS)
+        height_key = nodes.first_key(node, _HEIGHT_KEYS)
+        if width_key and height_key:
+            width = to_positive_int(self.ev.literal(inputs[width_key]))
+            height = to_positive_int(self.ev.literal(inputs[height_key]))
+            if width and height:
+                return (height, width) if swap else (width, height)
+        return None
+
+    def final_size(self, first: Node, output: Node | None,
+                   size: tuple[int | None, int | None]) -> tuple[int, int] | None:
+        """The size after the passes between the first pass and the saved image, or None
+        when nothing on the way changes it (or a step's factor is unknown)."""
+        width, height = size
+        if output is None or not width or not height:
+            return None
+        path = self._path(output, first)
+        if not path:
+            return None
+        changed = False
+        for node in path:
+            step = self._resize(node, width, height)
+            if step is None:
+                continue
+            if step == (-1, -1):
+                return None  # a resize we cannot compute
+            if step != (width, height):
+                width, height = step
+                changed = True
+        return (width, height) if changed else None
+
+    def _path(self, output: Node, first: Node) -> list[Node]:
+        """Nodes from the first pass (included) to the output (excluded), in processing order."""
+        parents: dict[str, str | None] = {output.id: None}
+        frontier = [output.id]
+        keys = nodes.LATENT_KEYS + nodes.IMAGE_KEYS
+        while frontier and first.id not in parents:
+            current = frontier.pop(0)
+            node = self.graph.nodes[current]
+            for key, value in node.inputs.items():
+                if not is_link(value) or not (key in keys or nodes._BUNDLE_KEY.search(key)):
+                    continue
+                upstream = self.graph.visit(value)
+                if upstream is None or upstream.id in parents:
+                    continue
+                parents[upstream.id] = current
+                frontier.append(upstream.id)
+        if first.id not in parents:
+            return []
+        path = []
+        current: str | None = first.id
+        while current is not None and current != output.id:
+            path.append(self.graph.nodes[current])
+            current = parents[current]
+        return path
+
+    def _resize(self, node: Node, width: int, height: int) -> tuple[int, int] | None:
+        inputs = node.inputs
+        name = node.class_type.lower()
+        if node.class_type.startswith("Empty") or "detailer" in name:
+            return None
+        script = self.graph.nodes.get(inputs["script"][0]) if is_link(inputs.get("script")) else None
+        if script is not None and "upscale_by" in script.inputs:  # Efficiency HighRes-Fix Script
+            factor = to_float(self.ev.literal(script.inputs["upscale_by"]))
+            return (round(width * factor), round(height * factor)) if factor else (-1, -1)
+        if nodes.is_sampler(node) and "upscale_by" not in inputs:
+            return None
+        if "megapixels" in inputs and "upscale" in name or "totalpixels" in name:
+            megapixels = to_float(self.ev.literal(inputs.get("megapixels")))
+            if not megapixels:
+                return (-1, -1)
+            scale = math.sqrt(megapixels * 1024 * 1024 / (width * height))
+            return round(width * scale), round(height * scale)
+        if "upscale_model" in inputs and "upscalewithmodel" in name.replace(" ", ""):
+            factor = self._model_factor(inputs["upscale_model"])
+            return (width * factor, height * factor) if factor else (-1, -1)
+        latent = "latent" in name
+        for key in _SCALE_KEYS:
+            if key in inputs and ("scale" in name or "upscale" in name or "resize" in name
+                                  or key == "upscale_by"):
+                factor = to_float(self.ev.literal(inputs[key]))
+                if not factor or factor <= 0:
+                    return (-1, -1)
+                if latent:  # latent sizes are multiples of 8
+                    return (round(width / 8 * factor) * 8, round(height / 8 * factor) * 8)
+                return round(width * factor), round(height * factor)
+        if ("scale" in name or "resize" in name or "upscale" in name) and "width" in inputs \
+                and "height" in inputs:
+            new_width = to_positive_int(self.ev.literal(inputs["width"])) or 0
+            new_height = to_positive_int(self.ev.literal(inputs["height"])) or 0
+            if new_width and new_height:
+                return new_width, new_height
+            if new_width:
+                return new_width, round(height * new_width / width)
+            if new_height:
+                return round(width * new_height / height), new_height
+        return None
+
+    def _model_factor(self, link: Any) -> int | None:
+        node = self.graph.visit(link)
+        if node is None:
+            return None
+        name = self.ev.literal(node.inputs.get("model_name"))
+        if not isinstance(name, str):
+            return None
+        match = _MODEL_FACTOR.search(name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1])
+        return int(match.group(1) or match.group(2)) if match else None
+
+
+def _sampler_object_name(name: str) -> str | None:
+    """'EulerAncestralCFGPP' -> 'euler_ancestral_cfg_pp', 'DPMPP_2M_SDE' -> 'dpmpp_2m_sde'."""
+    name = name.replace("CFGPP", "_cfg_pp")
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    snake = re.sub(r"_+", "_", snake).strip("_")
+    return snake or None
+
+
+def _id_order(node_id: str) -> tuple[int, str]:
+    head = node_id.split(":", 1)[0]
+    return (int(head), node_id) if head.isdigit() else (1 << 62, node_id)
