@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from ..values import parse_size, to_float
 from . import nodes
 from .graph import MAX_DEPTH, Graph, Link, Node, is_link
 
@@ -88,6 +89,12 @@ class Evaluator:
                 found = self.setting_in_bundle(bundle, name, depth)
                 if found[0] is not None:
                     return found
+        if node.class_type == "SDXL Empty Latent Image (rgthree)" and slot in (1, 2):
+            return self._rgthree_clip_size(node, slot, depth)
+        if "op" in inputs or "operation" in inputs:
+            arithmetic = self._arithmetic(node, depth)
+            if arithmetic is not None:
+                return arithmetic
         special = _SPECIAL.get(node.class_type)
         if special is not None:
             return special(self, node, depth)
@@ -151,6 +158,32 @@ class Evaluator:
                     return self.value(node.inputs[key], depth)
             frontier.extend(nodes.bundle_links(node))
         return UNKNOWN
+
+    def _rgthree_clip_size(self, node: Node, slot: int, depth: int) -> Result:
+        """rgthree's SDXL empty latent outputs CLIP_WIDTH/CLIP_HEIGHT = size x clip_scale."""
+        width, height = parse_size(self.value(node.inputs.get("dimensions"), depth)[0])
+        scale = to_float(self.value(node.inputs.get("clip_scale"), depth)[0])
+        side = width if slot == 1 else height
+        if side is None or scale is None:
+            return UNKNOWN
+        return (round(side * scale), True)
+
+    def _arithmetic(self, node: Node, depth: int) -> Result | None:
+        """Integer/float math nodes (ComfyMath, Comfyroll, Easy-Use): op on a and b."""
+        inputs = node.inputs
+        op = self.value(inputs.get("op", inputs.get("operation")), depth)[0]
+        if not isinstance(op, str) or "a" not in inputs or "b" not in inputs:
+            return None
+        (a, exact_a), (b, exact_b) = self.value(inputs["a"], depth), self.value(inputs["b"], depth)
+        a, b = to_float(a), to_float(b)
+        if a is None or b is None:
+            return UNKNOWN
+        operations = {"add": a + b, "sub": a - b, "mul": a * b, "max": max(a, b), "min": min(a, b),
+                      "div": a / b if b else None, "floordiv": a // b if b else None}
+        result = operations.get(op.strip().lower().replace("+", "add").replace("*", "mul"))
+        if result is None:
+            return UNKNOWN
+        return (int(result) if float(result).is_integer() else result, exact_a and exact_b)
 
     # -- string operations -----------------------------------------------------------------
     def _concat(self, node: Node, keys: tuple[str, ...] | None, default: str,

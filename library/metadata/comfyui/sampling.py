@@ -29,6 +29,8 @@ _SCALE_KEYS = ("scale_by", "upscale_by", "scale_factor", "upscale_factor", "scal
 _MODEL_FACTOR = re.compile(r"(?:^|[^a-z0-9])(?:x([1-8])|([1-8])x)(?:[^a-z0-9]|plus|$)",
                            re.IGNORECASE)
 FLUX_GUIDANCE = frozenset({"FluxGuidance"})
+# Inputs that carry the picture (latent or pixels) a sampler works on.
+_PICTURE_INPUT = re.compile(r"image|pixels|latent|samples", re.IGNORECASE)
 
 
 @dataclass
@@ -51,9 +53,9 @@ class Sampling:
             self._samplers = {node.id for node in self.graph if nodes.is_sampler(node)}
         return self._samplers
 
-    def upstream(self, start: Any, keys: tuple[str, ...] | None = None) -> Iterator[Node]:
+    def upstream(self, start: Any, keys: re.Pattern[str] | None = None) -> Iterator[Node]:
         """Nodes upstream of a link, depth-first pre-order, each once (optionally only
-        through the inputs named in `keys`, plus bundles)."""
+        through the inputs whose names match `keys`, plus bundles)."""
         stack = [(start, 0)]
         seen: set[str] = set()
         while stack:
@@ -64,7 +66,7 @@ class Sampling:
             seen.add(node.id)
             yield node
             links = [v for k, v in node.inputs.items() if is_link(v) and (
-                keys is None or k in keys or nodes._BUNDLE_KEY.search(k))]
+                keys is None or keys.search(k) or nodes._BUNDLE_KEY.search(k))]
             stack.extend((v, depth + 1) for v in reversed(links))
 
     def output_nodes(self) -> list[Node]:
@@ -99,11 +101,14 @@ class Sampling:
         return self.graph.nodes[chain[0]], best_output
 
     def _fed_by_sampler(self, node: Node) -> bool:
+        """True when another sampler runs before this one: its latent or image comes from
+        one (hires, refiner, detailer passes), or its conditioning does (Stable Cascade's
+        stage B decodes stage C's output; a second ControlNet pass uses the first's image)."""
         samplers = self.samplers()
-        for key in nodes.LATENT_KEYS + nodes.IMAGE_KEYS:
-            link = node.inputs.get(key)
-            if is_link(link) and any(n.id in samplers and n.id != node.id
-                                     for n in self.upstream(link)):
+        for key, link in node.inputs.items():
+            if key in ("model", "noise", "sampler", "sigmas") or not is_link(link):
+                continue
+            if any(n.id in samplers and n.id != node.id for n in self.upstream(link)):
                 return True
         return False
 
@@ -187,9 +192,8 @@ class Sampling:
         """The first pass's size: from its empty latent, or what img2img scaled its image to."""
         starts = [sampler.inputs[k] for k in nodes.LATENT_KEYS + nodes.IMAGE_KEYS
                   if is_link(sampler.inputs.get(k))] + nodes.bundle_links(sampler)
-        keys = nodes.LATENT_KEYS + nodes.IMAGE_KEYS + ("pipe",)
         for start in starts:
-            for node in self.upstream(start, keys):
+            for node in self.upstream(start, _PICTURE_INPUT):
                 found = self.node_size(node)
                 if found is not None:
                     return found
@@ -294,8 +298,11 @@ class Sampling:
                 return round(width * factor), round(height * factor)
         if ("scale" in name or "resize" in name or "upscale" in name) and "width" in inputs \
                 and "height" in inputs:
-            new_width = to_positive_int(self.ev.literal(inputs["width"])) or 0
-            new_height = to_positive_int(self.ev.literal(inputs["height"])) or 0
+            raw_width, raw_height = (self.ev.literal(inputs[k]) for k in ("width", "height"))
+            if raw_width is None or raw_height is None:
+                return (-1, -1)  # linked to something we cannot compute
+            new_width = to_positive_int(raw_width) or 0
+            new_height = to_positive_int(raw_height) or 0
             if new_width and new_height:
                 return new_width, new_height
             if new_width:

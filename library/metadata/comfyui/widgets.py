@@ -4,7 +4,8 @@ The editor keeps `widgets_values` as a list; the API graph names them. Newer edi
 every widget among a node's `inputs` (`{"name", "widget": {"name"}}`), which names them; older
 files and nodes whose widgets are not all listed need the order their node declares, kept
 here for core nodes and the common packs (taken from the packs' INPUT_TYPES order).
-"?control" marks the "control after generate" value that follows seed widgets when present.
+"?control" marks the "control after generate" value that follows seed widgets when present;
+"~name" a string widget that older versions of the node lack.
 """
 
 from __future__ import annotations
@@ -93,9 +94,17 @@ _ORDER: dict[str, tuple[str, ...]] = {
     "KSampler Adv. (Efficient)": ("add_noise", "noise_seed", "?control", "steps", "cfg",
                                   "sampler_name", "scheduler", "start_at_step", "end_at_step",
                                   "return_with_leftover_noise", "preview_method", "vae_decode"),
-    "KSampler SDXL (Eff.)": ("sampler_state", "noise_seed", "?control", "steps", "cfg",
+    "KSampler SDXL (Eff.)": ("~sampler_state", "noise_seed", "?control", "steps", "cfg",
                              "sampler_name", "scheduler", "start_at_step", "refine_at_step",
                              "preview_method", "vae_decode"),
+    "KSampler //Inspire": (*_SEED, "steps", "cfg", "sampler_name", "scheduler", "denoise",
+                           "noise_mode", "batch_seed_mode", "variation_seed",
+                           "variation_strength"),
+    "KSamplerAdvanced //Inspire": ("add_noise", "noise_seed", "?control", "steps", "cfg",
+                                   "sampler_name", "scheduler", "start_at_step", "end_at_step",
+                                   "noise_mode", "return_with_leftover_noise",
+                                   "batch_seed_mode", "variation_seed", "variation_strength"),
+    "BNK_CLIPTextEncodeAdvanced": ("text", "token_normalization", "weight_interpretation"),
     "HighRes-Fix Script": ("upscale_type", "hires_ckpt_name", "latent_upscaler",
                            "pixel_upscaler", "upscale_by", "use_same_seed", "seed", "?control",
                            "hires_steps", "denoise"),
@@ -178,6 +187,10 @@ def name_widgets(class_type: str, values: Any, listed: list[str]) -> dict[str, A
         mapped, used = _walk(tuple(names), values)
         if used == len(values):
             named.update(mapped)
+            return named
+    plain = [v for v in values if not (isinstance(v, str) and v in CONTROL_VALUES) and v is not None]
+    if not named and len(plain) == 1 and not isinstance(plain[0], (dict, list)):
+        named["value"] = plain[0]  # a one-widget node of any pack: a primitive of some kind
     return named
 
 
@@ -196,6 +209,10 @@ def _walk(order: tuple[str, ...], values: list[Any]) -> tuple[dict[str, Any], in
             if value is None or (isinstance(value, str) and value in CONTROL_VALUES):
                 index += 1
             continue
+        if name.startswith("~"):  # a widget older versions of the node lack: a string if there
+            if not isinstance(values[index], str):
+                continue
+            name = name[1:]
         named[name] = values[index]
         index += 1
     return named, index

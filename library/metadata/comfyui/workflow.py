@@ -151,6 +151,11 @@ class _Builder:
                 inputs[name] = resolved
         outputs = tuple(str(o.get("name", "")).lower() for o in node.get("outputs") or []
                         if isinstance(o, dict))
+        if not any(isinstance(v, str) for k, v in inputs.items() if k != "clip") and \
+                "conditioning" in outputs and "clip" in inputs:
+            text = _prose(node.get("widgets_values"))
+            if text is not None:  # an encoder of an unknown pack: its prompt widget
+                inputs["text"] = text
         full_id = f"{scope.prefix}{node_id}"
         self.out[full_id] = Node(full_id, node["type"], inputs, outputs, _shown_text(node))
 
@@ -329,6 +334,13 @@ def _group_definition(group: dict[str, Any], instance: dict[str, Any]) -> _Defin
                 node["widgets_values"] = values[offset:offset + count]
             offset += count
     return _Definition(inner_nodes, links, names, outputs, inner_inputs)
+
+
+def _prose(values: Any) -> str | None:
+    """The widget value that reads like a prompt (has a space or comma), the longest one."""
+    texts = [v for v in values if isinstance(v, str) and (" " in v or "," in v)] \
+        if isinstance(values, list) else []
+    return max(texts, key=len) if texts else None
 
 
 def _first_string(values: Any) -> str | None:
