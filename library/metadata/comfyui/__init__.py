@@ -113,6 +113,8 @@ def _read(graph: Graph) -> _Reading:
     sampler, output = found
     sources = sampling.settings_sources(sampler)
     meta.seed = to_int(sampling.setting(sources, "seed"))
+    if meta.seed is not None and meta.seed < 0:
+        meta.seed = None  # -1 and friends: "random" in an editor workflow, not a seed
     meta.steps = to_steps(sampling.setting(sources, "steps"))
     meta.cfg_scale = to_float(sampling.setting(sources, "cfg"))
     meta.sampler = to_str(sampling.sampler_name(sources))

@@ -119,12 +119,17 @@ class Sampling:
         sources = [sampler]
         for key in ("guider", "noise", "sampler", "sigmas"):
             link = sampler.inputs.get(key)
-            for _ in range(8):  # through wrappers (DetailDaemon, SplitSigmas ...) to the source
+            for _ in range(8):  # through wrappers (DetailDaemon, SplitSigmas, switches ...)
                 node = self.graph.visit(link)
                 if node is None:
                     break
                 sources.append(node)
                 link = node.inputs.get(key)
+                if not is_link(link):
+                    choice = nodes.switch_choice(node, self.ev.literal)
+                    links = [v for v in node.inputs.values() if is_link(v)]
+                    link = next((node.inputs[k] for k in choice or () if is_link(node.inputs.get(k))),
+                                links[0] if len(links) == 1 else None)
                 if not is_link(link):
                     break
         return sources

@@ -55,6 +55,7 @@ _ORDER: dict[str, tuple[str, ...]] = {
     "UnetLoaderGGUF": ("unet_name",),
     "UnetLoaderGGUFAdvanced": ("unet_name", "dequant_dtype", "patch_dtype", "patch_on_device"),
     "CheckpointLoaderNF4": ("ckpt_name",),
+    "UNETLoaderNF4": ("unet_name",),
     "DiffusionModelLoaderKJ": ("model_name", "weight_dtype", "compute_dtype"),
     "LoraLoader": ("lora_name", "strength_model", "strength_clip"),
     "LoraLoaderModelOnly": ("lora_name", "strength_model"),
@@ -157,12 +158,15 @@ _ORDER: dict[str, tuple[str, ...]] = {
 _SEED_NAME = re.compile(r"seed", re.IGNORECASE)
 
 
-def name_widgets(class_type: str, values: Any, listed: list[str]) -> dict[str, Any]:
+def name_widgets(class_type: str, values: Any, listed: list[str],
+                 outputs: tuple[str, ...] = ()) -> dict[str, Any]:
     """Named widget values of one editor node.
 
     `listed` are the widget names the node's `inputs` declare, in order. A name table beats
     them (older editors list only the widgets converted to inputs); without a table they are
-    used when they account for every value.
+    used when they account for every value. A settings node without inputs whose widgets
+    match its outputs one to one (JPS sampler settings, KJNodes constants) gets the output
+    names (`outputs`, passed only for such nodes).
     """
     if isinstance(values, dict):
         return {k: v for k, v in values.items() if isinstance(k, str)}
@@ -189,6 +193,9 @@ def name_widgets(class_type: str, values: Any, listed: list[str]) -> dict[str, A
             named.update(mapped)
             return named
     plain = [v for v in values if not (isinstance(v, str) and v in CONTROL_VALUES) and v is not None]
+    real_outputs = [o for o in outputs if o and o != "show_help"]
+    if not named and real_outputs and len(real_outputs) == len(plain):
+        return dict(zip(real_outputs, plain))
     if not named and len(plain) == 1 and not isinstance(plain[0], (dict, list)):
         named["value"] = plain[0]  # a one-widget node of any pack: a primitive of some kind
     return named

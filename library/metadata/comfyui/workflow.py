@@ -10,6 +10,7 @@ node leads to what feeds it, and a primitive becomes the literal it holds.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,8 @@ _SET_NODES = frozenset({"SetNode", "easy setNode"})
 _GET_NODES = frozenset({"GetNode", "easy getNode"})
 _DISPLAY_WORDS = ("show", "display", "preview any", "previewany", "note")
 _MISSING = object()
+_MODEL_FILE = re.compile(r"\.(safetensors|sft|ckpt|gguf|pt|pth|bin)$", re.IGNORECASE)
+_NAME_KEYS = ("ckpt_name", "unet_name", "model_name", "lora_name", "base_ckpt_name", "model")
 
 
 @dataclass
@@ -138,8 +141,10 @@ class _Builder:
             widget = entry.get("widget")
             if isinstance(widget, dict) and isinstance(widget.get("name"), str):
                 listed.append(widget["name"])
+        outputs = tuple(str(o.get("name", "")).lower() for o in node.get("outputs") or []
+                        if isinstance(o, dict))
         inputs: dict[str, Any] = dict(name_widgets(node["type"], node.get("widgets_values"),
-                                                   listed))
+                                                   listed, outputs if not slots else ()))
         outer = scope.definition.inner_inputs if scope.definition else {}
         for name, link_id in slots:
             resolved: Any = _MISSING
@@ -149,8 +154,11 @@ class _Builder:
                 resolved = self.instance_input(scope, outer[(node_id, name)], 0)
             if resolved is not _MISSING:
                 inputs[name] = resolved
-        outputs = tuple(str(o.get("name", "")).lower() for o in node.get("outputs") or []
-                        if isinstance(o, dict))
+        lowered = node["type"].lower()
+        if "load" in lowered and not any(k in inputs for k in _NAME_KEYS):
+            file_name = _model_file(node.get("widgets_values"))
+            if file_name is not None:  # a loader of an unknown pack: the file it loads
+                inputs["lora_name" if "lora" in lowered else "ckpt_name"] = file_name
         if not any(isinstance(v, str) for k, v in inputs.items() if k != "clip") and \
                 "conditioning" in outputs and "clip" in inputs:
             text = _prose(node.get("widgets_values"))
@@ -200,8 +208,16 @@ class _Builder:
         entries = [e for e in node.get("inputs") or [] if isinstance(e, dict)]
         outputs = [o for o in node.get("outputs") or [] if isinstance(o, dict)]
         wanted = outputs[slot].get("type") if 0 <= slot < len(outputs) else None
-        candidates = [e for e in entries if e.get("link") is not None and (
-            wanted in (None, "*") or e.get("type") in (wanted, "*"))]
+
+        def matches(entry: dict[str, Any]) -> bool:
+            return entry.get("link") is not None and (
+                wanted in (None, "*") or entry.get("type") in (wanted, "*"))
+
+        # As the editor bypasses: the input at the output's own index when its type fits
+        # (ControlNet Apply: positive->positive, negative->negative), else the first that fits.
+        if 0 <= slot < len(entries) and matches(entries[slot]):
+            return self.resolve_link(scope, entries[slot]["link"], depth + 1)
+        candidates = [e for e in entries if matches(e)]
         if not candidates:
             return _MISSING
         return self.resolve_link(scope, candidates[0]["link"], depth + 1)
@@ -334,6 +350,13 @@ def _group_definition(group: dict[str, Any], instance: dict[str, Any]) -> _Defin
                 node["widgets_values"] = values[offset:offset + count]
             offset += count
     return _Definition(inner_nodes, links, names, outputs, inner_inputs)
+
+
+def _model_file(values: Any) -> str | None:
+    for value in values if isinstance(values, list) else []:
+        if isinstance(value, str) and _MODEL_FILE.search(value):
+            return value
+    return None
 
 
 def _prose(values: Any) -> str | None:
