@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .graph import MAX_DEPTH, MAX_NODES, Budget, Graph, Node
+from .nodes import TEXT_KEYS
 from .widgets import name_widgets
 
 MUTED, BYPASSED = 2, 4
@@ -155,12 +156,13 @@ class _Builder:
             if resolved is not _MISSING:
                 inputs[name] = resolved
         lowered = node["type"].lower()
-        if "load" in lowered and not any(k in inputs for k in _NAME_KEYS):
+        if "load" in lowered and not any(k in inputs for k in _NAME_KEYS) and (
+                "model" in outputs or "lora" in lowered) and "control" not in lowered:
             file_name = _model_file(node.get("widgets_values"))
             if file_name is not None:  # a loader of an unknown pack: the file it loads
                 inputs["lora_name" if "lora" in lowered else "ckpt_name"] = file_name
-        if not any(isinstance(v, str) for k, v in inputs.items() if k != "clip") and \
-                "conditioning" in outputs and "clip" in inputs:
+        if not any(k in inputs for k in TEXT_KEYS) and "conditioning" in outputs \
+                and "clip" in inputs:
             text = _prose(node.get("widgets_values"))
             if text is not None:  # an encoder of an unknown pack: its prompt widget
                 inputs["text"] = text
