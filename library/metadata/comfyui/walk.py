@@ -79,10 +79,12 @@ class Walker:
                 complete = self._conditioning(bundle, role, depth + 1, seen, out) and complete
             return complete
         if not _makes_conditioning(node, item[1]):
+            # A string node wired straight into a text input; when its value is unknown, its
+            # inputs are other strings (switch branches, parts), not prompts to collect.
             value, exact = self.ev.value(item, depth)
-            if isinstance(value, str):  # a string node wired straight into a text input
+            if isinstance(value, str):
                 out.append(value)
-                return exact
+            return isinstance(value, str) and exact
         links = [v for k, v in inputs.items() if is_link(v) and k not in nodes.NOT_CONDITIONING
                  and not k.endswith(("_opt", "_model"))]
         if not links:

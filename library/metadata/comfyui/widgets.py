@@ -147,6 +147,9 @@ _ORDER: dict[str, tuple[str, ...]] = {
                       "switch_3", "lora_name_3", "model_weight_3", "clip_weight_3"),
     "CR Prompt Text": ("prompt",),
     "Text Multiline": ("text",),
+    "Text Concatenate": ("delimiter", "clean_whitespace", "text_a", "text_b", "text_c", "text_d"),
+    "easy textIndexSwitch": ("index",),
+    "easy anythingIndexSwitch": ("index",),
     "WanVideoTextEncode": ("positive_prompt", "negative_prompt"),
     "WanVideoSampler": ("steps", "cfg", "shift", *_SEED, "force_offload", "scheduler"),
     "WanVideoModelLoader": ("model", "base_precision", "quantization", "load_device"),
@@ -164,9 +167,8 @@ def name_widgets(class_type: str, values: Any, listed: list[str],
 
     `listed` are the widget names the node's `inputs` declare, in order. A name table beats
     them (older editors list only the widgets converted to inputs); without a table they are
-    used when they account for every value. A settings node without inputs whose widgets
-    match its outputs one to one (JPS sampler settings, KJNodes constants) gets the output
-    names (`outputs`, passed only for such nodes).
+    used when they account for every value. A node whose widgets match its outputs one to one
+    (JPS sampler settings, KJNodes constants, text boxes) gets the output names.
     """
     if isinstance(values, dict):
         return {k: v for k, v in values.items() if isinstance(k, str)}
@@ -194,8 +196,8 @@ def name_widgets(class_type: str, values: Any, listed: list[str],
             return named
     plain = [v for v in values if not (isinstance(v, str) and v in CONTROL_VALUES) and v is not None]
     real_outputs = [o for o in outputs if o and o != "show_help"]
-    if not named and real_outputs and len(real_outputs) == len(plain):
-        return dict(zip(real_outputs, plain))
+    if not named and real_outputs and len(real_outputs) == len(values):
+        return dict(zip(real_outputs, values))
     if not named and len(plain) == 1 and not isinstance(plain[0], (dict, list)):
         named["value"] = plain[0]  # a one-widget node of any pack: a primitive of some kind
     return named

@@ -144,8 +144,11 @@ class _Builder:
                 listed.append(widget["name"])
         outputs = tuple(str(o.get("name", "")).lower() for o in node.get("outputs") or []
                         if isinstance(o, dict))
+        # Output-named widgets only for nodes whose inputs are those same values (text boxes,
+        # constants, settings nodes), not for nodes that compute their outputs.
+        mirror = all(name.lower() in outputs for name, _ in slots)
         inputs: dict[str, Any] = dict(name_widgets(node["type"], node.get("widgets_values"),
-                                                   listed, outputs if not slots else ()))
+                                                   listed, outputs if mirror else ()))
         outer = scope.definition.inner_inputs if scope.definition else {}
         for name, link_id in slots:
             resolved: Any = _MISSING
