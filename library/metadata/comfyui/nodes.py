@@ -10,6 +10,7 @@ pysssss, GGUF, NF4, Kolors, PixArt, WanVideo, RvTools, Crystools, Image Saver).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from .graph import Node, is_link
@@ -153,11 +154,22 @@ def first_key(node: Node, keys: tuple[str, ...]) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
+def _sampler_name(class_type: str) -> bool:
+    return bool(_SAMPLER_NAME.search(class_type)) and not _NOT_SAMPLER_NAME.search(class_type)
+
+
+_SAMPLER_HINTS = frozenset({"positive", "guider", "seed", "noise_seed", "steps", "seed_value",
+                            "seed_num"})
+
+
 def is_sampler(node: Node) -> bool:
     """A node that turns noise or a latent/image into a new one with a model and prompts."""
     inputs = node.inputs
     if node.class_type in SAMPLER_CLASSES:
         return True
+    if _SAMPLER_HINTS.isdisjoint(inputs) and not _sampler_name(node.class_type):
+        return False  # the common case, decided without scanning every input
     if is_link(inputs.get("guider")) and is_link(inputs.get("sigmas")):
         return True
     has_conditioning = is_link(inputs.get("positive")) and is_link(inputs.get("negative"))
@@ -166,7 +178,7 @@ def is_sampler(node: Node) -> bool:
     has_setting = any(k in inputs for k in SEED_KEYS + ("steps",))
     if has_conditioning and has_model and has_input and has_setting:
         return True
-    if _SAMPLER_NAME.search(node.class_type) and not _NOT_SAMPLER_NAME.search(node.class_type):
+    if _sampler_name(node.class_type):
         return has_setting or bool(bundle_links(node)) or any(
             is_link(inputs.get(k)) for k in LATENT_KEYS)
     return False

@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from ..values import parse_size, to_float, to_positive_int
@@ -46,6 +47,7 @@ class Sampling:
         self.graph = walker.graph
         self.ev = walker.ev
         self._samplers: set[str] | None = None
+        self._upstream_samplers: dict[str, tuple[str, ...]] = {}
 
     # -- finding the samplers --------------------------------------------------------------
     def samplers(self) -> set[str]:
@@ -72,7 +74,7 @@ class Sampling:
     def output_nodes(self) -> list[Node]:
         found = []
         for node in self.graph:
-            if _OUTPUT_NAME.search(node.class_type) and any(
+            if _is_output_name(node.class_type) and any(
                     is_link(node.inputs.get(k)) for k in nodes.IMAGE_KEYS + nodes.LATENT_KEYS):
                 found.append(node)
         return found
@@ -82,33 +84,65 @@ class Sampling:
         samplers = self.samplers()
         if not samplers:
             return None
-        best: list[str] = []
+        best: tuple[str, ...] = ()
         best_output: Node | None = None
         best_rank = (-1, -1)
         for output in self.output_nodes():
             if self.graph.budget.exhausted:
                 break
             kind = 1 if "preview" not in output.class_type.lower() else 0
-            chain = [n.id for n in self.upstream((output.id, 0)) if n.id in samplers]
-            chain = [n for n in chain if n != output.id]
+            chain = tuple(n for n in self.samplers_upstream(output.id) if n != output.id)
             rank = (kind, len(chain))
             if chain and rank > best_rank:
                 best, best_output, best_rank = chain, output, rank
-        chain = best or sorted(samplers, key=_id_order)
+        chain = best or tuple(sorted(samplers, key=_id_order))
         for node_id in chain:
             if not self._fed_by_sampler(self.graph.nodes[node_id]):
                 return self.graph.nodes[node_id], best_output
         return self.graph.nodes[chain[0]], best_output
 
+    def samplers_upstream(self, node_id: str) -> tuple[str, ...]:
+        """Samplers at or upstream of a node, nearest first (memoised over the whole graph,
+        so asking for every output node costs one pass; iterative, so deep chains are fine)."""
+        memo = self._upstream_samplers
+        if node_id in memo:
+            return memo[node_id]
+        samplers = self.samplers()
+        stack: list[tuple[str, bool]] = [(node_id, False)]
+        open_nodes: set[str] = set()
+        while stack:
+            current, expanded = stack.pop()
+            if current in memo:
+                continue
+            node = self.graph.nodes.get(current)
+            if node is None:
+                memo[current] = ()
+                continue
+            links = [v for v in node.inputs.values() if is_link(v)]
+            if not expanded:
+                if not self.graph.budget.spend():
+                    memo[current] = ()
+                    continue
+                open_nodes.add(current)
+                stack.append((current, True))
+                stack.extend((link[0], False) for link in reversed(links)
+                             if link[0] not in memo and link[0] not in open_nodes)
+                continue
+            open_nodes.discard(current)
+            found = [current] if current in samplers else []
+            for link in links:  # a link back into an open node (a cycle) adds nothing
+                found.extend(s for s in memo.get(link[0], ()) if s not in found)
+            memo[current] = tuple(found)
+        return memo.get(node_id, ())
+
     def _fed_by_sampler(self, node: Node) -> bool:
         """True when another sampler runs before this one: its latent or image comes from
         one (hires, refiner, detailer passes), or its conditioning does (Stable Cascade's
         stage B decodes stage C's output; a second ControlNet pass uses the first's image)."""
-        samplers = self.samplers()
         for key, link in node.inputs.items():
             if key in ("model", "noise", "sampler", "sigmas") or not is_link(link):
                 continue
-            if any(n.id in samplers and n.id != node.id for n in self.upstream(link)):
+            if any(s != node.id for s in self.samplers_upstream(link[0])):
                 return True
         return False
 
@@ -325,6 +359,11 @@ class Sampling:
             return None
         match = _MODEL_FACTOR.search(name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1])
         return int(match.group(1) or match.group(2)) if match else None
+
+
+@lru_cache(maxsize=4096)
+def _is_output_name(class_type: str) -> bool:
+    return bool(_OUTPUT_NAME.search(class_type))
 
 
 def _sampler_object_name(name: str) -> str | None:
