@@ -101,6 +101,7 @@ class Expected:
     value means "the file has none" (nothing may be reported)."""
     values: dict[str, Any] = field(default_factory=dict)
     prompt_parts: list[str] | None = None  # sd-parsers area prompts: each must be contained
+    software: str | None = None  # as the corpus names it (the ComfyUI corpus: our family)
 
 
 def load_expected(path: Path) -> Expected | None:
@@ -113,7 +114,7 @@ def load_expected(path: Path) -> Expected | None:
         exp = doc["expected"]
         if "software" not in exp:
             return None
-        found = Expected()
+        found = Expected(software=exp["software"])
         shared_style = "loras" not in exp  # enslo: a null means "not asserted"
         sampling = exp.get("sampling") or {}
         model = exp.get("model") or {}

@@ -461,8 +461,11 @@ def test_hundred_thousand_node_graph_stops_within_budget_and_says_so() -> None:
         graph[f"p{index}"] = node("PreviewImage", images=L(f"r{index}"))
         graph[f"r{index}"] = node("ImageInvert", image=L("dec"))
     meta = parse_graph(graph)
-    assert meta.generator == "comfyui" and meta.seed == 7  # the sampler is still found
-    assert meta.walk_incomplete == f"budget exhausted after {DEFAULT_BUDGET} node visits"
+    # the sampler, its prompt and model are still found: the search has its own budget
+    assert (meta.generator, meta.seed, meta.prompt, meta.model) == (
+        "comfyui", 7, "a red fox", "base.safetensors")
+    assert meta.walk_incomplete is not None
+    assert meta.walk_incomplete.startswith(f"budget exhausted after {DEFAULT_BUDGET} node visits")
     assert "graph walk incomplete" in (meta.generator_detail or "")
     # the CLI's JSON keys do not change: the note lives on the object and in generator_detail
     assert meta.to_json_dict().keys() == GenerationMetadata().to_json_dict().keys()

@@ -18,7 +18,8 @@ from typing import Any
 
 from .. import a1111
 from ..model import GenerationMetadata
-from ..values import loads_json, loads_json_dict, to_float, to_int, to_steps, to_str
+from ..values import (MAX_JSON_CHARS, loads_json, loads_json_dict, to_float, to_int, to_steps,
+                      to_str)
 from . import services
 from .graph import Budget, Graph, api_graph
 from .sampling import Sampling
@@ -84,7 +85,13 @@ def parse_texts(texts: dict[str, str]) -> GenerationMetadata | None:
         editor_json = loads_json(workflow_text)
     editor = workflow_graph(editor_json, budget) if editor_json is not None else None
     if api is None and editor is None:
-        return None
+        too_large = max(len(prompt_text or ""), len(workflow_text or "")) >= MAX_JSON_CHARS
+        if not too_large:
+            return None
+        meta = GenerationMetadata(generator="comfyui", generator_detail="ComfyUI")
+        budget.note(f"graph text too large to read (over {MAX_JSON_CHARS // 2**20} MiB)")
+        _finish(meta, budget)
+        return meta
     if api is not None:
         api.budget = budget
         if editor is not None:

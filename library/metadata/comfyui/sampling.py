@@ -18,7 +18,7 @@ from typing import Any
 
 from ..values import parse_size, to_float, to_positive_int
 from . import nodes
-from .graph import MAX_DEPTH, Node, is_link
+from .graph import DEFAULT_BUDGET, MAX_DEPTH, Node, is_link
 from .walk import Walker
 
 _OUTPUT_NAME = re.compile(r"save|preview|output|image saver|imagesave", re.IGNORECASE)
@@ -30,6 +30,9 @@ _SCALE_KEYS = ("scale_by", "upscale_by", "scale_factor", "upscale_factor", "scal
 _MODEL_FACTOR = re.compile(r"(?:^|[^a-z0-9])(?:x([1-8])|([1-8])x)(?:[^a-z0-9]|plus|$)",
                            re.IGNORECASE)
 FLUX_GUIDANCE = frozenset({"FluxGuidance"})
+# Node visits for finding which sampler made the saved image, apart from the walk budget, so
+# that a graph with 100,000 output nodes still leaves the prompt and model walks their share.
+SEARCH_BUDGET = DEFAULT_BUDGET
 # Inputs that carry the picture (latent or pixels) a sampler works on.
 _PICTURE_INPUT = re.compile(r"image|pixels|latent|samples", re.IGNORECASE)
 
@@ -48,6 +51,7 @@ class Sampling:
         self.ev = walker.ev
         self._samplers: set[str] | None = None
         self._upstream_samplers: dict[str, tuple[str, ...]] = {}
+        self._search_visits = 0
 
     # -- finding the samplers --------------------------------------------------------------
     def samplers(self) -> set[str]:
@@ -88,7 +92,7 @@ class Sampling:
         best_output: Node | None = None
         best_rank = (-1, -1)
         for output in self.output_nodes():
-            if self.graph.budget.exhausted:
+            if self._search_visits > SEARCH_BUDGET:
                 break
             kind = 1 if "preview" not in output.class_type.lower() else 0
             chain = tuple(n for n in self.samplers_upstream(output.id) if n != output.id)
@@ -120,7 +124,10 @@ class Sampling:
                 continue
             links = [v for v in node.inputs.values() if is_link(v)]
             if not expanded:
-                if not self.graph.budget.spend():
+                self._search_visits += 1
+                if self._search_visits > SEARCH_BUDGET:
+                    self.graph.budget.note(f"budget exhausted after {SEARCH_BUDGET} node visits "
+                                           "looking for the saved image's sampler")
                     memo[current] = ()
                     continue
                 open_nodes.add(current)

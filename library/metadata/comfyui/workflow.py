@@ -19,6 +19,8 @@ from .nodes import TEXT_KEYS
 from .widgets import name_widgets
 
 MUTED, BYPASSED = 2, 4
+# Link resolutions per file (each link is resolved once); a hostile workflow stops here.
+BUILD_STEPS = 1_000_000
 SUBGRAPH_INPUT, SUBGRAPH_OUTPUT = -10, -20
 _IGNORED = frozenset({"Note", "MarkdownNote", "PrimitiveNode", "Reroute", "SetNode", "GetNode",
                       "easy setNode", "easy getNode", "Label (rgthree)", "Fast Groups Muter (rgthree)",
@@ -67,6 +69,10 @@ class _Builder:
         groups = extra.get("groupNodes") if isinstance(extra, dict) else None
         self.groups: dict[str, dict[str, Any]] = groups if isinstance(groups, dict) else {}
         self._definitions: dict[int, _Definition | None] = {}
+        # Each (scope, link) is resolved once: long reroute chains shared by many inputs
+        # cost their length once, not once per input.
+        self._resolved: dict[tuple[str, Any], Any] = {}
+        self.steps = 0
 
     # -- scopes ----------------------------------------------------------------------------
     def make_scope(self, raw_nodes: Any, links: dict[Any, tuple[Any, int]], prefix: str,
@@ -93,8 +99,8 @@ class _Builder:
 
     def build(self, scope: _Scope, depth: int) -> None:
         for node_id, node in scope.nodes.items():
-            if len(self.out) >= MAX_NODES or not self.budget.spend():
-                self.budget.note("editor workflow too large: read in part")
+            if len(self.out) >= MAX_NODES or self.steps > BUILD_STEPS:
+                self.budget.note(f"editor workflow too large: read its first {len(self.out)} nodes")
                 return
             if node.get("mode") in (MUTED, BYPASSED) or node["type"] in _IGNORED:
                 continue
@@ -177,11 +183,18 @@ class _Builder:
         origin = scope.links.get(link_id) if isinstance(link_id, (int, str)) else None
         if origin is None:
             return _MISSING
-        return self.resolve_origin(scope, origin[0], origin[1], depth)
+        key = (scope.prefix, link_id)
+        if key in self._resolved:
+            return self._resolved[key]
+        self._resolved[key] = _MISSING  # a reroute cycle resolves to nothing
+        resolved = self.resolve_origin(scope, origin[0], origin[1], depth)
+        self._resolved[key] = resolved
+        return resolved
 
     def resolve_origin(self, scope: _Scope, origin_id: Any, slot: int, depth: int) -> Any:
-        if depth > MAX_DEPTH or not self.budget.spend():
-            self.budget.note("editor links nested too deep to resolve")
+        self.steps += 1
+        if depth > MAX_DEPTH:
+            self.budget.note(f"editor links nested deeper than {MAX_DEPTH}")
             return _MISSING
         if str(origin_id) == str(SUBGRAPH_INPUT):
             return self.instance_input(scope, slot, depth + 1)
