@@ -122,8 +122,9 @@ def test_unresolved_wildcards_defer_to_a_saver_text() -> None:
     graph = sdxl(dp=node("DPRandomGenerator", text="a {red|blue} fox", seed=1, autorefresh="No"))
     graph["pos"]["inputs"]["text"] = L("dp")
     assert read_png(graph).prompt == "a {red|blue} fox"  # the template: all the file says
-    saver = ("tEXt", "parameters", "a blue fox\nNegative prompt: blurry\n"
-             "Steps: 25, Sampler: euler, CFG scale: 6.5, Seed: 7, Size: 832x1216")
+    saver = ("tEXt", "parameters", ("a blue fox\nNegative prompt: blurry\n"
+                                    "Steps: 25, Sampler: euler, CFG scale: 6.5, Seed: 7, "
+                                    "Size: 832x1216"))
     meta = read_png(graph, extra=(saver,))
     assert (meta.generator, meta.prompt, meta.seed) == ("comfyui", "a blue fox", 7)
 
@@ -145,8 +146,8 @@ def test_conditioning_combine_concat_and_average_collect_every_text() -> None:
 
 def test_zeroed_negative_and_lumina_system_prompt() -> None:
     graph = sdxl(zero=node("ConditioningZeroOut", conditioning=L("pos")))
-    graph["pos"]["inputs"]["text"] = ("You are an assistant designed to generate images. "
-                                      "<Prompt Start> a red fox")
+    system = "You are an assistant designed to generate images. "
+    graph["pos"]["inputs"]["text"] = system + "<Prompt Start> a red fox"
     graph["ks"]["inputs"]["negative"] = L("zero")
     meta = parse_graph(graph)
     assert (meta.prompt, meta.negative_prompt) == ("a red fox", None)

@@ -26,7 +26,7 @@ from .sampling import Sampling
 from .walk import Walker, tag_loras
 from .workflow import merge_editor_details, workflow_graph
 
-__all__ = ["parse_graph", "parse_texts", "api_graph", "workflow_graph"]
+__all__ = ["api_graph", "parse_graph", "parse_texts", "workflow_graph"]
 
 # Where the graphs hide outside PNG chunks: core WebP saver (Model = "prompt:{...}",
 # Make = "workflow:{...}"), save-image-extended JPEG (ImageDescription = "Workflow: {...}",

@@ -293,23 +293,23 @@ class Sampling:
         frontier = [output.id]
         keys = nodes.LATENT_KEYS + nodes.IMAGE_KEYS
         while frontier and first.id not in parents:
-            current = frontier.pop(0)
-            node = self.graph.nodes[current]
+            below = frontier.pop(0)
+            node = self.graph.nodes[below]
             for key, value in node.inputs.items():
                 if not is_link(value) or not (key in keys or nodes._BUNDLE_KEY.search(key)):
                     continue
                 upstream = self.graph.visit(value)
                 if upstream is None or upstream.id in parents:
                     continue
-                parents[upstream.id] = current
+                parents[upstream.id] = below
                 frontier.append(upstream.id)
         if first.id not in parents:
             return []
         path = []
-        current: str | None = first.id
-        while current is not None and current != output.id:
-            path.append(self.graph.nodes[current])
-            current = parents[current]
+        step: str | None = first.id
+        while step is not None and step != output.id:
+            path.append(self.graph.nodes[step])
+            step = parents[step]
         return path
 
     def _resize(self, node: Node, width: int, height: int) -> tuple[int, int] | None:

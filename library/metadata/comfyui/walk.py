@@ -243,5 +243,5 @@ def _dedupe(loras: list[Lora]) -> list[Lora]:
 
 
 def _strip_system_prompt(text: str) -> str:
-    head, sep, tail = text.partition(nodes.PROMPT_START)
+    _, sep, tail = text.partition(nodes.PROMPT_START)
     return tail.lstrip() if sep else text
