@@ -329,6 +329,8 @@ def test_civitai_urns_go_to_model_hash() -> None:
     urn = "urn:air:sdxl:checkpoint:civitai:827184@2514310"
     graph = sdxl()
     graph["ckpt"]["inputs"]["ckpt_name"] = urn
+    meta = read_png(graph)
+    assert (meta.generator, meta.model, meta.model_hash) == ("civitai", None, urn)
     graph["extraMetadata"] = json.dumps({"prompt": "a red fox", "steps": 25,
                                          "resources": [{"modelVersionId": 2514310,
                                                         "modelName": "WAI Illustrious"}]})
@@ -354,8 +356,8 @@ def test_tensorart_ids_and_generation_data() -> None:
     graph = sdxl()
     graph["ckpt"] = node("ECHOCheckpointLoaderSimple", ckpt_name="EMS-123456-EMS.safetensors")
     assert parse_graph(graph).model == "EMS-123456-EMS.safetensors"
-    meta = read_png(graph)
-    assert (meta.model, meta.model_hash) == ("EMS-123456-EMS.safetensors", "EMS-123456")
+    meta = read_png(graph)  # an internal id is no name: kept as the hash only
+    assert (meta.model, meta.model_hash) == (None, "EMS-123456")
     data = json.dumps({"baseModel": {"modelFileName": "Pretty Model v2", "hash": "ABCDEF0123"},
                        "models": [{"type": "LORA", "modelFileName": "ink", "weight": 0.7}]})
     meta = read_png(graph, extra=(("tEXt", "generation_data", data),))

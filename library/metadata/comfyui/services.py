@@ -7,7 +7,7 @@
 - TensorArt: `ECHOCheckpointLoaderSimple` loads `EMS-<id>-EMS.safetensors`; the PNG's
   `generation_data` chunk names the model (`baseModel.modelFileName`) and gives its SHA-256.
 
-The id goes to `model_hash` and the human name, where any field carries one, to `model`.
+The id goes to `model_hash`; `model` holds a human name only, where any field carries one.
 """
 
 from __future__ import annotations
@@ -43,13 +43,11 @@ def _civitai(meta: GenerationMetadata, graph_json: Any) -> None:
     meta.generator, meta.generator_detail = "civitai", "Civitai (ComfyUI graph)"
     if extra_meta is not None:
         _fill_from_request(meta, extra_meta)
-    if meta.model is None:
-        meta.model = next((a for a in airs if ":checkpoint:" in a), None)
-    if meta.model is not None and _CIVITAI_URN.match(meta.model):
-        meta.model_hash = meta.model_hash or meta.model
-        name = _resource_name(extra_meta, _CIVITAI_URN.match(meta.model))
-        if name:
-            meta.model = name
+    urn = meta.model if urn_model else next((a for a in airs if ":checkpoint:" in a), None)
+    if urn is not None and _CIVITAI_URN.match(urn):
+        # The id is no name: model stays empty unless the request names the model.
+        meta.model_hash = meta.model_hash or urn
+        meta.model = _resource_name(extra_meta, _CIVITAI_URN.match(urn))
 
 
 def _fill_from_request(meta: GenerationMetadata, request: dict[str, Any]) -> None:
@@ -86,8 +84,9 @@ def _tensorart(meta: GenerationMetadata, texts: dict[str, str]) -> None:
     if data is None and ems is None:
         return
     meta.generator_detail = "TensorArt (ComfyUI graph)"
-    if ems is not None:
+    if ems is not None:  # an internal id, not a name
         meta.model_hash = meta.model_hash or ems.group(1)
+        meta.model = None
     if data is None:
         return
     base = data.get("baseModel")
