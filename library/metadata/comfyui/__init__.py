@@ -81,31 +81,40 @@ def parse_texts(texts: dict[str, str]) -> GenerationMetadata | None:
                 editor_json = workflow
             elif workflow_text is None and isinstance(workflow, str):
                 workflow_text = workflow
-    if editor_json is None and workflow_text:
-        editor_json = loads_json(workflow_text)
-    editor = workflow_graph(editor_json, budget) if editor_json is not None else None
-    if api is None and editor is None:
-        too_large = max(len(prompt_text or ""), len(workflow_text or "")) >= MAX_JSON_CHARS
-        if not too_large:
-            return None
-        meta = GenerationMetadata(generator="comfyui", generator_detail="ComfyUI")
-        budget.note(f"graph text too large to read (over {MAX_JSON_CHARS // 2**20} MiB)")
-        _finish(meta, budget)
-        return meta
     if api is not None:
+        # The API graph alone usually says everything; the editor workflow (often the larger
+        # text) is only decoded when something is missing.
         api.budget = budget
-        if editor is not None:
-            merge_editor_details(api, editor)
-    reading = _read(api if api is not None else editor)  # type: ignore[arg-type]
+        reading = _read(api)
+        if _lacks_something(reading) and not budget.exhausted:
+            editor = _editor(editor_json, workflow_text, budget)
+            if editor is not None:
+                merge_editor_details(api, editor)  # output names can change what is found
+                reading = _read(api)
+                if _lacks_something(reading):
+                    _fill(reading, _read(editor))
+    else:
+        editor = _editor(editor_json, workflow_text, budget)
+        if editor is None:
+            if max(len(prompt_text or ""), len(workflow_text or "")) < MAX_JSON_CHARS:
+                return None
+            meta = GenerationMetadata(generator="comfyui", generator_detail="ComfyUI")
+            budget.note(f"graph text too large to read (over {MAX_JSON_CHARS // 2**20} MiB)")
+            _finish(meta, budget)
+            return meta
+        reading = _read(editor)
+        reading.meta.generator_detail = "ComfyUI (editor workflow only)"
     meta = reading.meta
-    if api is None:
-        meta.generator_detail = "ComfyUI (editor workflow only)"
-    elif editor is not None and _lacks_something(reading):
-        _fill(reading, _read(editor))
     _fill_from_infotext(reading, texts)
     services.apply(meta, texts, prompt_json)
     _finish(meta, budget)
     return meta
+
+
+def _editor(editor_json: Any, workflow_text: str | None, budget: Budget) -> Graph | None:
+    if editor_json is None and workflow_text:
+        editor_json = loads_json(workflow_text)
+    return workflow_graph(editor_json, budget) if editor_json is not None else None
 
 
 # --- one graph ------------------------------------------------------------------------------
