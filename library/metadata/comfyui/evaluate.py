@@ -131,7 +131,7 @@ class Evaluator:
         # The active branch is opaque (e.g. an LLM prompt writer): the other branch is the
         # un-processed input, the closest thing the file holds.
         others = [k for k in node.inputs if k not in present and (
-            k in ("on_true", "on_false", "true", "false") or nodes._NUMBERED.match(k))]
+            k in ("on_true", "on_false", "true", "false") or nodes.NUMBERED.match(k))]
         for key in others:
             result = self.value(node.inputs[key], depth)
             if isinstance(result[0], str) and result[0].strip():
@@ -199,7 +199,7 @@ class Evaluator:
             keys = tuple(k for k, v in inputs.items()
                          if k != delimiter_key and k not in _FLAG_KEYS
                          and (is_link(v) or isinstance(v, str)))
-        clean = nodes._truthy(inputs.get("clean_whitespace")) is True
+        clean = nodes.truthy(inputs.get("clean_whitespace")) is True
         parts: list[str] = []
         complete = True
         for key in keys:

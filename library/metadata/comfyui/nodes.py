@@ -1,7 +1,8 @@
 """What the walks know about node types: input names, shapes and the custom packs' quirks.
 
 Custom nodes are recognised by the *shape* of their inputs first (a node with positive and
-negative conditioning, a model and a latent samples; a node with a `ckpt_name` loads a model)
+negative conditioning, a model and a latent is a sampler; a node with a `ckpt_name` loads a
+model)
 and by class name only where the shape is ambiguous. The names below come from the node packs
 people use (core, rgthree, Impact, Inspire, Efficiency, WAS, Comfyroll, Easy-Use, KJNodes,
 pysssss, GGUF, NF4, Kolors, PixArt, WanVideo, RvTools, Crystools, Image Saver).
@@ -41,7 +42,7 @@ SETTING_KEYS: dict[str, tuple[str, ...]] = {
 }
 # Links that bundle several values (pipes, contexts, tuples): followed to find a value the
 # node does not hold itself.
-_BUNDLE_KEY = re.compile(r"pipe|context|ctx|tuple|bus|^base$|settings", re.IGNORECASE)
+BUNDLE_KEY = re.compile(r"pipe|context|ctx|tuple|bus|^base$|settings", re.IGNORECASE)
 
 # --- conditioning ---------------------------------------------------------------------------
 
@@ -76,7 +77,8 @@ PROMPT_START = "<Prompt Start>"
 # Inputs naming the model a loader loads (checkpoint, UNET/diffusion model, GGUF, NF4, ...).
 MODEL_NAME_KEYS = ("ckpt_name", "unet_name", "base_ckpt_name", "gguf_name", "model_path",
                    "diffusion_model", "model_name", "model", "checkpoint", "ckpt")
-# Keys naming files that are not the generating model (upscalers, detectors, VAEs, CLIPs).
+# Numbered LoRA rows of stacks: lora_name_1 (Comfyroll, Efficiency), lora_1_name (Easy-Use),
+# lora_01 (rgthree).
 _LORA_NAME = re.compile(r"^lora_?(?:name_?)?(\d{1,3})(?:_name)?$|^lora_(\d{1,3})_name$")
 _LORA_WEIGHT_KEYS = ("strength_model", "lora_strength", "lora_model_strength", "model_strength",
                      "strength", "weight", "lora_weight", "model_weight", "lora_wt")
@@ -144,7 +146,7 @@ def input_named(node: Node, name: str) -> str | None:
 
 
 def bundle_links(node: Node) -> list[Any]:
-    return [v for k, v in node.inputs.items() if is_link(v) and _BUNDLE_KEY.search(k)]
+    return [v for k, v in node.inputs.items() if is_link(v) and BUNDLE_KEY.search(k)]
 
 
 def first_key(node: Node, keys: tuple[str, ...]) -> str | None:
@@ -190,7 +192,7 @@ def makes_latent_from_scratch(node: Node) -> bool:
 
 # --- switches -------------------------------------------------------------------------------
 
-_NUMBERED = re.compile(r"^(?:input|any|any_|ctx_|value|text|model|conditioning|clip|string|"
+NUMBERED = re.compile(r"^(?:input|any|any_|ctx_|value|text|model|conditioning|clip|string|"
                        r"on)?_?(\d{1,3})$", re.IGNORECASE)
 
 
@@ -204,7 +206,7 @@ def switch_choice(node: Node, resolve: Any) -> list[str] | None:
     for key in ("switch", "boolean", "Boolean", "bool", "condition", "cond"):
         if key in inputs and ("on_true" in inputs or "on_false" in inputs
                               or "true" in inputs or "false" in inputs):
-            flag = _truthy(resolve(inputs[key]))
+            flag = truthy(resolve(inputs[key]))
             if flag is None:
                 return ["on_true", "true", "on_false", "false"]
             return ["on_true", "true"] if flag else ["on_false", "false"]
@@ -212,7 +214,7 @@ def switch_choice(node: Node, resolve: Any) -> list[str] | None:
                                      "selected", "Select") if k in inputs), None)
     if selector_key is not None:
         numbered = {int(m.group(1)): k for k in inputs if k != selector_key
-                    and (m := _NUMBERED.match(k))}
+                    and (m := NUMBERED.match(k))}
         if numbered:
             choice = _int(resolve(inputs[selector_key]))
             if choice is not None and choice in numbered:
@@ -228,7 +230,7 @@ def switch_choice(node: Node, resolve: Any) -> list[str] | None:
     return None
 
 
-def _truthy(value: Any) -> bool | None:
+def truthy(value: Any) -> bool | None:
     if isinstance(value, bool):
         return value
     if isinstance(value, (int, float)):
@@ -309,5 +311,5 @@ def lora_file_name(value: Any) -> str | None:
 
 
 def enabled(value: Any) -> bool:
-    flag = _truthy(value)
+    flag = truthy(value)
     return True if flag is None else flag

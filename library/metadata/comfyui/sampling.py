@@ -72,7 +72,7 @@ class Sampling:
             seen.add(node.id)
             yield node
             links = [v for k, v in node.inputs.items() if is_link(v) and (
-                keys is None or keys.search(k) or nodes._BUNDLE_KEY.search(k))]
+                keys is None or keys.search(k) or nodes.BUNDLE_KEY.search(k))]
             stack.extend((v, depth + 1) for v in reversed(links))
 
     def output_nodes(self) -> list[Node]:
@@ -249,7 +249,7 @@ class Sampling:
 
     def node_size(self, node: Node) -> tuple[int, int] | None:
         inputs = node.inputs
-        swap = nodes._truthy(self.ev.literal(inputs.get("swap_dimensions"))) is True
+        swap = nodes.truthy(self.ev.literal(inputs.get("swap_dimensions"))) is True
         for key in _SIZE_STRING_KEYS:
             text = self.ev.literal(inputs.get(key))
             if isinstance(text, str) and text.lower() != "custom":
@@ -296,7 +296,7 @@ class Sampling:
             below = frontier.pop(0)
             node = self.graph.nodes[below]
             for key, value in node.inputs.items():
-                if not is_link(value) or not (key in keys or nodes._BUNDLE_KEY.search(key)):
+                if not is_link(value) or not (key in keys or nodes.BUNDLE_KEY.search(key)):
                     continue
                 upstream = self.graph.visit(value)
                 if upstream is None or upstream.id in parents:
