@@ -477,3 +477,15 @@ def test_hundred_thousand_node_graph_stops_within_budget_and_says_so() -> None:
 def test_ordinary_graph_walk_is_complete() -> None:
     meta = parse_graph(sdxl())
     assert meta.walk_incomplete is None and meta.generator_detail == "ComfyUI"
+
+
+def test_absurd_scale_factors_give_no_final_size() -> None:
+    graph = sdxl(
+        lat=node("SDXL Empty Latent Image (rgthree)", dimensions="1024 x 1024", clip_scale=1e308),
+        up=node("LatentUpscaleBy", upscale_method="bislerp", scale_by=1e300, samples=L("ks")),
+        dec=node("VAEDecode", samples=L("up"), vae=L("ckpt", 2)),
+        big=node("ImageScale", upscale_method="area", width=L("lat", 1), height=64, image=L("dec")),
+        save=node("SaveImage", images=L("big")),
+    )
+    meta = parse_graph(graph)
+    assert (meta.width, meta.height, meta.final_width, meta.final_height) == (1024, 1024, None, None)

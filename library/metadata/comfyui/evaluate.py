@@ -164,7 +164,7 @@ class Evaluator:
         width, height = parse_size(self.value(node.inputs.get("dimensions"), depth)[0])
         scale = to_float(self.value(node.inputs.get("clip_scale"), depth)[0])
         side = width if slot == 1 else height
-        if side is None or scale is None:
+        if side is None or scale is None or not 0 < side * scale <= 1 << 20:
             return UNKNOWN
         return (round(side * scale), True)
 

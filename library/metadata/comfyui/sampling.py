@@ -320,15 +320,14 @@ class Sampling:
         script = self.graph.nodes.get(inputs["script"][0]) if is_link(inputs.get("script")) else None
         if script is not None and "upscale_by" in script.inputs:  # Efficiency HighRes-Fix Script
             factor = to_float(self.ev.literal(script.inputs["upscale_by"]))
-            return (round(width * factor), round(height * factor)) if factor else (-1, -1)
+            return _scaled(width, height, factor) if factor else (-1, -1)
         if nodes.is_sampler(node) and "upscale_by" not in inputs:
             return None
         if "megapixels" in inputs and "upscale" in name or "totalpixels" in name:
             megapixels = to_float(self.ev.literal(inputs.get("megapixels")))
             if not megapixels:
                 return (-1, -1)
-            scale = math.sqrt(megapixels * 1024 * 1024 / (width * height))
-            return round(width * scale), round(height * scale)
+            return _scaled(width, height, math.sqrt(megapixels * 1024 * 1024 / (width * height)))
         if "upscale_model" in inputs and "upscalewithmodel" in name.replace(" ", ""):
             factor = self._model_factor(inputs["upscale_model"])
             return (width * factor, height * factor) if factor else (-1, -1)
@@ -340,8 +339,9 @@ class Sampling:
                 if not factor or factor <= 0:
                     return (-1, -1)
                 if latent:  # latent sizes are multiples of 8
-                    return (round(width / 8 * factor) * 8, round(height / 8 * factor) * 8)
-                return round(width * factor), round(height * factor)
+                    size = _scaled(width // 8, height // 8, factor)
+                    return size if size == (-1, -1) else (size[0] * 8, size[1] * 8)
+                return _scaled(width, height, factor)
         if ("scale" in name or "resize" in name or "upscale" in name) and "width" in inputs \
                 and "height" in inputs:
             raw_width, raw_height = (self.ev.literal(inputs[k]) for k in ("width", "height"))
@@ -352,9 +352,9 @@ class Sampling:
             if new_width and new_height:
                 return new_width, new_height
             if new_width:
-                return new_width, round(height * new_width / width)
+                return new_width, _scaled(width, height, new_width / width)[1]
             if new_height:
-                return round(width * new_height / height), new_height
+                return _scaled(width, height, new_height / height)[0], new_height
         return None
 
     def _model_factor(self, link: Any) -> int | None:
@@ -366,6 +366,15 @@ class Sampling:
             return None
         match = _MODEL_FACTOR.search(name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1])
         return int(match.group(1) or match.group(2)) if match else None
+
+
+def _scaled(width: int, height: int, factor: float) -> tuple[int, int]:
+    """Both sides times `factor`, or (-1, -1) when that is no image size (a hostile factor)."""
+    new_width, new_height = width * factor, height * factor
+    if not (math.isfinite(new_width) and math.isfinite(new_height)
+            and 0 < new_width <= 1 << 20 and 0 < new_height <= 1 << 20):
+        return (-1, -1)
+    return round(new_width), round(new_height)
 
 
 @lru_cache(maxsize=4096)
