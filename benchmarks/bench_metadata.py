@@ -38,10 +38,8 @@ from typing import Any
 
 ROUNDS = 3
 REPO = Path(__file__).resolve().parents[1]
+# The same default as the test suite's: the shared folder next to the checkout.
 SHARED = Path(os.environ.get("GENTRIAGE_SAMPLES") or REPO.parent / "shared" / "samples" / "metadata")
-# The same default as the test suite's: the shared folder next to the main checkout.
-if not SHARED.is_dir():
-    SHARED = Path("/work/shared/samples/metadata")
 FIELDS = ("prompt", "negative", "seed", "steps", "cfg", "sampler", "model", "loras")
 _LORA_TAG = re.compile(r"<lora:[^>]{0,400}>", re.IGNORECASE)
 
@@ -301,7 +299,8 @@ def run(report: Callable[..., None]) -> None:
     if comfy is not None:
         corpora.append(("comfyui", corpus_files(comfy)))
     if not corpora:
-        raise RuntimeError(f"no corpus: {SHARED} is missing and GENTRIAGE_COMFY_CORPUS is unset")
+        raise RuntimeError(f"no corpus: {SHARED} is missing (set GENTRIAGE_SAMPLES) and "
+                           "GENTRIAGE_COMFY_CORPUS is unset")
 
     paths = [p for _, files in corpora for p in files]
     with readable_files(paths) as readable:
