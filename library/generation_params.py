@@ -27,8 +27,8 @@ from pathlib import PurePath
 from typing import Any
 
 from library.metadata.a1111 import parse_infotext
-from library.metadata.comfyui import normalise_graph
-from library.metadata.reader import comfyui_texts
+from library.metadata.comfyui import graph_texts
+from library.metadata.comfyui.graph import api_graph
 from library.metadata.values import loads_json_dict
 
 A1111_FAMILIES = frozenset({"a1111", "forge", "sdnext", "civitai"})
@@ -127,7 +127,7 @@ def infotext(fields: Mapping[str, Any], loras: Sequence[tuple[str, float | None]
 
 def comfyui_workflow(raw: Mapping[str, str]) -> tuple[str, str] | None:
     """(JSON text, "workflow" or "API prompt") of the graph to paste into ComfyUI."""
-    _prompt, workflow = comfyui_texts(dict(raw))
+    _prompt, workflow = graph_texts(dict(raw))
     workflow_data = loads_json_dict(workflow)
     if workflow_data is not None and isinstance(workflow_data.get("nodes"), list):
         return json.dumps(workflow_data, ensure_ascii=False), "workflow"
@@ -139,13 +139,13 @@ def comfyui_workflow(raw: Mapping[str, str]) -> tuple[str, str] | None:
 
 def comfyui_prompt(raw: Mapping[str, str]) -> dict[str, Any] | None:
     """The API prompt graph (node id → class_type and inputs) ComfyUI executed, as saved."""
-    prompt, _workflow = comfyui_texts(dict(raw))
+    prompt, _workflow = graph_texts(dict(raw))
     data = loads_json_dict(prompt)
     if data is None:  # some JPEG savers put {"prompt": {...}} into UserComment
         data = loads_json_dict(raw.get("EXIF:UserComment"))
     if data is not None and isinstance(data.get("prompt"), dict):
         data = data["prompt"]
-    if data is None or normalise_graph(data) is None:
+    if data is None or api_graph(data) is None:
         return None
     return data
 

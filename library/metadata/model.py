@@ -40,6 +40,13 @@ class GenerationMetadata:
     model_hash: str | None = None
     loras: list[Lora] = field(default_factory=list)
     raw: dict[str, str] = field(default_factory=dict)
+    # ComfyUI graphs: the size after hires/upscale passes when the graph says (width/height
+    # stay the first pass's, as A1111's "Size"), and why a graph walk stopped early (a budget
+    # or depth limit on a huge or hostile graph). Not part of `to_json_dict`'s fixed keys;
+    # `generator_detail` mentions both.
+    final_width: int | None = None
+    final_height: int | None = None
+    walk_incomplete: str | None = None
 
     @property
     def has_parameters(self) -> bool:

@@ -26,8 +26,6 @@ log = logging.getLogger(__name__)
 # Where an infotext / JSON parameter block may live, in order of preference.
 _PARAMETER_SOURCES = ("parameters", "EXIF:UserComment", "JPEG:comment", "Comment",
                       "EXIF:ImageDescription")
-_COMFY_PREFIX_SOURCES = ("EXIF:Model", "EXIF:Make", "EXIF:ImageDescription", "EXIF:UserComment",
-                         "JPEG:comment")
 STEALTH_KEY = "stealth"
 
 
@@ -223,46 +221,8 @@ def _parse_fooocus(texts: dict[str, str]) -> GenerationMetadata | None:
     return None
 
 
-def comfyui_texts(texts: dict[str, str]) -> tuple[str | None, str | None]:
-    """(API prompt graph, editor workflow) as the JSON texts ComfyUI embedded, wherever
-    its savers put them; None where absent."""
-    prompt, workflow = texts.get("prompt"), texts.get("workflow")
-    for key in _COMFY_PREFIX_SOURCES:
-        # Core WebP saver: Model = "prompt:{...}", Make = "workflow:{...}"; save-image-extended
-        # JPEG: ImageDescription = "Workflow: {...}", Make = "Prompt: {...}".
-        value = texts.get(key, "")
-        head, sep, body = value.partition(":")
-        if sep and head.strip().lower() == "prompt" and prompt is None:
-            prompt = body
-        elif sep and head.strip().lower() == "workflow" and workflow is None:
-            workflow = body
-    return prompt, workflow
-
-
 def _parse_comfyui(texts: dict[str, str]) -> GenerationMetadata | None:
-    prompt, workflow = comfyui_texts(texts)
-    graph = comfyui.load_api_graph(prompt) if prompt else None
-    if graph is None:
-        user_comment = loads_json_dict(texts.get("EXIF:UserComment"))
-        if user_comment is not None:
-            graph = comfyui.normalise_graph(user_comment.get("prompt", user_comment))
-    if graph is not None:
-        meta = comfyui.parse_graph(graph)
-        if _has_sampling(meta) or workflow is None:
-            return meta
-    if workflow is not None:
-        workflow_graph = comfyui.workflow_to_graph(workflow)
-        if workflow_graph is not None:
-            meta = comfyui.parse_graph(workflow_graph)
-            meta.generator_detail = "ComfyUI (editor workflow only)"
-            return meta
-    if graph is not None:
-        return comfyui.parse_graph(graph)
-    return None
-
-
-def _has_sampling(meta: GenerationMetadata) -> bool:
-    return meta.seed is not None or meta.steps is not None or meta.prompt is not None
+    return comfyui.parse_texts(texts)
 
 
 def _parse_drawthings(texts: dict[str, str]) -> GenerationMetadata | None:

@@ -122,3 +122,16 @@ def to_png(image: Image.Image) -> bytes:
 
 def open_bytes(data: bytes) -> Image.Image:
     return Image.open(io.BytesIO(data))
+
+
+def comfy_png(prompt: dict | None = None, workflow: dict | None = None,
+              extra: Iterable[tuple[str, str, str]] = ()) -> bytes:
+    """A PNG as ComfyUI saves it: the API graph in `prompt`, the editor graph in `workflow`."""
+    import json
+
+    chunks = list(extra)
+    if prompt is not None:
+        chunks.append(("iTXt", "prompt", json.dumps(prompt)))
+    if workflow is not None:
+        chunks.append(("iTXt", "workflow", json.dumps(workflow)))
+    return png_bytes(chunks)

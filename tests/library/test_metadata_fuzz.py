@@ -148,3 +148,98 @@ def test_zip_bomb_text_is_capped() -> None:
         meta = read_metadata(image)
     assert len(meta.raw["parameters"]) <= 16 * 1024 * 1024
     assert PngImagePlugin.MAX_TEXT_CHUNK == 1024 * 1024
+
+
+# --- ComfyUI graph walks ----------------------------------------------------------------------
+
+COMFY_CLASSES = [
+    "KSampler", "KSamplerAdvanced", "SamplerCustomAdvanced", "KSampler (Efficient)", "easy kSampler",
+    "MyPack Mystery Sampler", "FaceDetailer", "CLIPTextEncode", "CLIPTextEncodeSDXL",
+    "ImpactWildcardEncode", "ConditioningCombine", "ConditioningZeroOut", "ControlNetApplyAdvanced",
+    "StringConcatenate", "Text Concatenate", "StringReplace", "Text Format (custom)",
+    "ComfySwitchNode", "ImpactSwitch", "Any Switch (rgthree)", "easy anythingIndexSwitch",
+    "PrimitiveNode", "PrimitiveString", "Reroute", "ReroutePrimitive|pysssss", "Context (rgthree)",
+    "Efficient Loader", "easy a1111Loader", "ToBasicPipe", "FromBasicPipe", "LoRA Stacker",
+    "CR LoRA Stack", "Power Lora Loader (rgthree)", "LoraLoader", "LoraTagLoader",
+    "CheckpointLoaderSimple", "UNETLoader", "UnetLoaderGGUF", "ModelMergeSimple",
+    "EmptyLatentImage", "SDXL Empty Latent Image (rgthree)", "LatentUpscaleBy",
+    "ImageUpscaleWithModel", "ImageScaleBy", "CM_IntBinaryOperation", "SaveImage", "PreviewImage",
+    "RandomNoise", "CFGGuider", "BasicScheduler", "KSamplerSelect", "TextGenerate", "Unknown Node"]
+COMFY_KEYS = [
+    "seed", "noise_seed", "steps", "cfg", "sampler_name", "scheduler", "positive", "negative",
+    "model", "model1", "clip", "latent_image", "samples", "image", "images", "pipe", "base_ctx",
+    "text", "text_g", "populated_text", "string_a", "string_b", "delimiter", "find", "replace",
+    "format", "switch", "on_true", "on_false", "select", "input1", "input2", "any_01", "index",
+    "value0", "value", "conditioning", "conditioning_1", "conditioning_2", "lora_name",
+    "strength_model", "lora_stack", "lora_count", "lora_name_1", "lora_wt_1", "switch_1",
+    "lora_1", "ckpt_name", "unet_name", "width", "height", "dimensions", "scale_by",
+    "upscale_model", "op", "a", "b", "guider", "noise", "sampler", "sigmas", "script"]
+node_ids = st.sampled_from([str(i) for i in range(12)] + ["4:1", "missing"])
+comfy_links = st.tuples(node_ids, st.integers(0, 8)).map(list)
+comfy_values = (comfy_links | st.none() | st.booleans() | st.integers(-3, 2**64)
+                | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=30)
+                | st.sampled_from(["{a|b} __x__", "<lora:x:0.5>", "On", "Off", "Mul", "1024 x 1024"])
+                | st.fixed_dictionaries({"on": st.booleans(), "lora": st.text(max_size=8),
+                                         "strength": st.floats(allow_nan=True)}))
+comfy_graphs = st.dictionaries(
+    node_ids,
+    st.fixed_dictionaries({"class_type": st.sampled_from(COMFY_CLASSES),
+                           "inputs": st.dictionaries(st.sampled_from(COMFY_KEYS), comfy_values,
+                                                     max_size=10)}),
+    max_size=12)
+
+
+@FUZZ
+@given(graph=comfy_graphs)
+def test_comfy_graph_walks_terminate_within_budget(graph) -> None:
+    from library.metadata.comfyui.graph import DEFAULT_BUDGET, api_graph
+
+    parsed = api_graph(graph)
+    meta = parse_graph(parsed if parsed is not None else graph)
+    assert meta.generator == "comfyui"
+    if parsed is not None:
+        assert parsed.budget.used <= DEFAULT_BUDGET + 1
+    json.dumps(meta.to_json_dict(), allow_nan=False)
+    assert all(isinstance(lora.name, str) for lora in meta.loras)
+
+
+editor_ids = st.integers(-20, 12)
+editor_links = st.lists(st.tuples(st.integers(0, 30), editor_ids, st.integers(0, 3), editor_ids,
+                                  st.integers(0, 3)).map(lambda t: [*t, "*"]), max_size=20)
+editor_nodes = st.lists(st.fixed_dictionaries({
+    "id": editor_ids,
+    "type": st.sampled_from(COMFY_CLASSES + ["sub-a", "sub-b", "workflow>grp", "GetNode", "SetNode"]),
+    "mode": st.sampled_from([0, 0, 2, 4]),
+    "inputs": st.lists(st.fixed_dictionaries({"name": st.sampled_from(COMFY_KEYS + [""]),
+                                              "type": st.sampled_from(["*", "MODEL", "STRING"]),
+                                              "link": st.none() | st.integers(0, 30)}), max_size=4),
+    "outputs": st.lists(st.fixed_dictionaries({"name": st.sampled_from(["MODEL", "positive", "STRING"]),
+                                               "type": st.sampled_from(["*", "MODEL", "STRING"])}),
+                        max_size=3),
+    "widgets_values": st.lists(comfy_values, max_size=5) | json_values}), max_size=12)
+
+
+@FUZZ
+@given(nodes=editor_nodes, links=editor_links, sub_nodes=editor_nodes, sub_links=editor_links)
+def test_comfy_editor_workflows_with_subgraphs_never_crash(nodes, links, sub_nodes, sub_links) -> None:
+    from library.metadata.comfyui import parse_texts
+
+    def subgraph(sub_id: str) -> dict:  # subgraphs that may contain each other (and themselves)
+        return {"id": sub_id, "nodes": sub_nodes,
+                "links": [dict(zip(("id", "origin_id", "origin_slot", "target_id", "target_slot"),
+                                   link)) for link in sub_links],
+                "inputs": [{"name": "value"}, {"name": "text"}], "outputs": [{"name": "OUT"}]}
+
+    workflow = {"nodes": nodes, "links": links,
+                "definitions": {"subgraphs": [subgraph("sub-a"), subgraph("sub-b")]},
+                "extra": {"groupNodes": {"grp": {"nodes": sub_nodes, "links": links,
+                                                 "external": [[0, 0, "MODEL"]]}}}}
+    meta = _bounded(lambda: parse_texts({"workflow": json.dumps(workflow)}))
+    if meta is None:  # nothing usable in it: not read as ComfyUI
+        kept = {n["id"]: n for n in nodes}.values()  # a repeated id: the last node wins
+        assert not any(n.get("mode") not in (2, 4)
+                       and n["type"] not in ("Reroute", "GetNode", "SetNode", "PrimitiveNode")
+                       and not n["type"].startswith(("sub-", "workflow>")) for n in kept)
+        return
+    assert meta.generator == "comfyui"
+    json.dumps(meta.to_json_dict(), allow_nan=False)
