@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from inference.catalog import ANALYSER_KEYS
+from inference.catalog import DEFAULT_ENABLED
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class Thresholds:
 
 @dataclass
 class Settings:
-    enabled_analysers: list[str] = field(default_factory=lambda: list(ANALYSER_KEYS))
+    enabled_analysers: list[str] = field(default_factory=lambda: list(DEFAULT_ENABLED))
     device: str = "auto"
     thresholds: Thresholds = field(default_factory=Thresholds)
     blur_mode: str = "blur"  # "blur" or "cover"
