@@ -23,7 +23,7 @@ from typing import Any
 from inference.base import TorchAnalyser
 from inference.style_gram import LAYERS, pack, triangle_size
 from inference.types import AnalyserOutput, Job
-from inference.weights import Found, WeightsError, check_torch_archive
+from inference.weights import MISSING, Found, ModelStatus, WeightsError, check_torch_archive
 
 WEIGHTS = "vgg19-dcbb9e9d.pth"
 LONG_SIDE = 512
@@ -87,6 +87,14 @@ class Style(TorchAnalyser):
                           ) -> Iterator[tuple[Path, str]]:
         yield Path(models_dir) / cls.key, "models directory"
         yield torch_hub_checkpoints(), "torch hub cache"
+
+    @classmethod
+    def discover(cls, models_dir: Path, hf_cache: Path | None = None) -> ModelStatus:
+        status = super().discover(models_dir, hf_cache)
+        if status.status == MISSING:  # the base message names the Hugging Face cache
+            status.message = (f"no {WEIGHTS} in {Path(models_dir) / cls.key} or "
+                              f"{torch_hub_checkpoints()}")
+        return status
 
     @classmethod
     def inspect(cls, folder: Path) -> Found | None:

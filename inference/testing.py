@@ -466,7 +466,7 @@ _VGG19_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 
 
-def vgg19_features_reference(seed: int = 0, up_to: int = 28, full_size: bool = False) -> Any:
+def vgg19_features_reference(seed: int = 0, up_to: int = 29, full_size: bool = False) -> Any:
     """VGG19's `features` (Conv3x3+ReLU blocks, max pools) up to index `up_to`, built here
     independently of torchvision and initialised as torchvision does (Kaiming normal,
     fan_out, zero bias) so activations keep their scale through the layers."""
@@ -521,8 +521,10 @@ def write_style(models_dir: Path | None = None, *, seed: int = 0, folder: Path |
 
 
 def write_all(models_dir: Path, *, seed: int = 0, full_size: bool = False) -> Path:
-    """Every analyser's folder (safety checker and aesthetic share one CLIP vision tower,
-    as the real ones do). Tiny: ~3 s on 2 cores; full size: ~5 GB of files."""
+    """Every default analyser's folder (safety checker and aesthetic share one CLIP vision
+    tower, as the real ones do). Tiny: ~3 s on 2 cores; full size: ~5 GB of files. The
+    opt-in style analyser's VGG19 (68 MB even for tests: its widths are fixed) is written
+    by `write_style` where a test needs it."""
     write_coherence(models_dir, seed=seed)
     write_nsfw_vit(models_dir, seed=seed, full_size=full_size)
     write_safety_checker(models_dir, seed=seed, vision_seed=seed, full_size=full_size)
