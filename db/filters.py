@@ -30,8 +30,8 @@ SORT_FIELDS_BUILTIN: tuple[str, ...] = ("time", "name")
 
 _IS_DECISION = {"unreviewed": {"none"}, "accepted": {"accepted"}, "rejected": {"rejected"},
                 "reviewed": {"accepted", "rejected"}}
-_BUILTIN_KEYS = ("is", "tag", "prompt", "generator", "model", "sampler", "folder", "folder-id",
-                 "status", "sort", "rating")
+_BUILTIN_KEYS = ("is", "tag", "prompt", "generator", "model", "sampler", "lora", "folder",
+                 "folder-id", "status", "sort", "rating")
 
 
 class FilterSyntaxError(ValueError):
@@ -106,6 +106,7 @@ class ImageFilter:
     generators: frozenset[str] = frozenset()  # exact values or globs with * (any of them)
     models: frozenset[str] = frozenset()
     samplers: frozenset[str] = frozenset()
+    loras: frozenset[str] = frozenset()  # LoRA names (any of them), exact or globs with *
     statuses: frozenset[str] = DEFAULT_STATUSES
     sort: SortKey = SortKey()
     unreviewed_first: bool = False
@@ -132,7 +133,8 @@ class ImageFilter:
         set_attr(self, "labels", {analyser: frozenset(labels)
                                   for analyser, labels in self.labels.items() if labels})
         set_attr(self, "scores", dict(self.scores))
-        for name in ("folders", "folder_ids", "tags_none", "generators", "models", "samplers"):
+        for name in ("folders", "folder_ids", "tags_none", "generators", "models", "samplers",
+                     "loras"):
             set_attr(self, name, frozenset(getattr(self, name)))
         set_attr(self, "prompt", tuple(self.prompt))
         set_attr(self, "prompt_none", tuple(self.prompt_none))
@@ -278,7 +280,8 @@ def parse_filter(text: str, analysers: Iterable[str] = KNOWN_ANALYSERS) -> Image
     scores: dict[str, ScoreRange] = {}
     rating = ScoreRange()
     sets: dict[str, set] = {name: set() for name in (
-        "folders", "folder_ids", "tags_all", "tags_none", "generators", "models", "samplers")}
+        "folders", "folder_ids", "tags_all", "tags_none", "generators", "models", "samplers",
+        "loras")}
     tags_any: list[frozenset[str]] = []
     prompt: list[str] = []
     prompt_none: list[str] = []
@@ -328,7 +331,7 @@ def parse_filter(text: str, analysers: Iterable[str] = KNOWN_ANALYSERS) -> Image
                 sets["tags_all"].add(term.values[0])
         elif key == "prompt":
             (prompt_none if term.negated else prompt).append(_single(term))
-        elif key in ("generator", "model", "sampler"):
+        elif key in ("generator", "model", "sampler", "lora"):
             sets[key + "s"].update(term.values)
         elif key == "folder":
             sets["folders"].update(term.values)
@@ -372,6 +375,7 @@ def parse_filter(text: str, analysers: Iterable[str] = KNOWN_ANALYSERS) -> Image
         tags_none=frozenset(sets["tags_none"]), prompt=tuple(prompt),
         prompt_none=tuple(prompt_none), generators=frozenset(sets["generators"]),
         models=frozenset(sets["models"]), samplers=frozenset(sets["samplers"]),
+        loras=frozenset(sets["loras"]),
         statuses=frozenset(statuses) if statuses else DEFAULT_STATUSES, **fields)
 
 
@@ -461,7 +465,7 @@ def format_filter(f: ImageFilter) -> str:
     if f.folder_ids:
         terms.append("folder-id:" + "|".join(str(i) for i in sorted(f.folder_ids)))
     for key, values in (("generator", f.generators), ("model", f.models),
-                        ("sampler", f.samplers)):
+                        ("sampler", f.samplers), ("lora", f.loras)):
         if values:
             terms.append(f"{key}:{_alternatives(values)}")
     for analyser in sorted(f.labels):
