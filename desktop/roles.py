@@ -26,3 +26,6 @@ class Role(IntEnum):
     NeedsBlur = _BASE + 12  # bool: the image is painted blurred or covered right now
     Row = _BASE + 13  # the whole GridRow (db.queries), or None while not loaded
     ThumbnailError = _BASE + 14  # str | None: why the thumbnail could not be made
+    # The Models view's report table (desktop/models_view.py):
+    SortValue = _BASE + 15  # the cell's raw value (None: unknown), what sorting compares
+    Group = _BASE + 16  # str | None: the row's group (None: the unknown group)

@@ -108,13 +108,14 @@ def build_report_library(root: Path, thumbnails: Path | None = None) -> ReportLi
             s.flush()
             s.add(Image(path=str(path), name=path.name, folder_id=folder_ids[p.folder],
                         content_id=content.id, size=path.stat().st_size,
-                        mtime_ns=1_000_000 * number, status=p.status))
+                        # The file's own: a rescan (the app's start) finds it unchanged.
+                        mtime_ns=path.stat().st_mtime_ns, status=p.status))
             if p.key == DUPLICATE_OF:
                 copy = folders["other"] / path.name
                 copy.write_bytes(path.read_bytes())
                 s.add(Image(path=str(copy), name=copy.name, folder_id=folder_ids["other"],
                             content_id=content.id, size=copy.stat().st_size,
-                            mtime_ns=1_000_000 * number + 1))
+                            mtime_ns=copy.stat().st_mtime_ns))
             if p.model is not None:
                 s.add(Generation(content_id=content.id, generator="a1111", model=p.model,
                                  sampler=p.sampler, prompt=p.prompt, raw={}))
