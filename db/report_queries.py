@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select
 from sqlalchemy.orm import Session
@@ -41,13 +41,11 @@ _generation = Generation.__table__
 _loras = LoraUse.__table__
 _folders = Folder.__table__
 _results = AnalysisResult.__table__
-# Positions (after the key columns) of the integer fields of Totals.
-_INTS = {0, 1, 4, 5, 7, 8, 9, 10}
 
 
-@dataclass(frozen=True)
-class Totals:
-    """Counts and sums over one group's pictures (None group: the value is unknown)."""
+class Totals(NamedTuple):
+    """Counts and sums over one group's pictures (None group: the value is unknown). A
+    NamedTuple: a prompt grouping can have a group per picture, 100k of them."""
 
     group: str | None
     images: int
@@ -63,14 +61,15 @@ class Totals:
     rejected: int
 
 
-@dataclass(frozen=True)
-class PromptTotals(Totals):
-    prompt: str = ""
+class PromptTotals(NamedTuple):
+    """Totals of one (group, prompt)."""
+
+    totals: Totals
+    prompt: str
 
 
-@dataclass(frozen=True)
-class PictureScore:
-    """One picture of a group, for charts and the style loss."""
+class PictureScore(NamedTuple):
+    """One picture of a group, for charts and the style loss (a NamedTuple: 100k of them)."""
 
     group: str | None
     content_id: int
@@ -98,26 +97,40 @@ def _check(by: str) -> None:
 
 
 def _pairs(session: Session, by: str, f: ImageFilter, with_prompt: bool = False) -> Any:
-    """Subquery of distinct (grp, cid[, prompt]): each picture the filter shows, once per
-    group it belongs to."""
+    """Subquery of (grp, cid[, prompt]): each picture the filter shows, once per group it
+    belongs to. The pictures are found first, as a set of content ids (integers), and only
+    then given their group: de-duplicating files of one picture never sorts group texts
+    (long prompts, paths), which at 100k pictures would cost more than everything else."""
     _check(by)
-    source: Any = _FROM
-    if by == "folder":
-        source = source.outerjoin(_folders, _folders.c.id == _i.c.folder_id)
-        key = _folders.c.path
-    elif by == "lora":
-        source = source.outerjoin(_loras, _loras.c.content_id == _i.c.content_id)
-        key = _loras.c.name
-    if by not in ("folder", "lora") or with_prompt:
-        source = source.outerjoin(_generation, _generation.c.content_id == _i.c.content_id)
-    if by not in ("folder", "lora"):
-        key = _generation.c[by]
-    columns = [key.label("grp"), _i.c.content_id.label("cid")]
+    if by == "folder":  # a picture's files may lie in several folders: one row per folder
+        files = (select(_i.c.folder_id.label("fid"), _i.c.content_id.label("cid"))
+                 .select_from(_FROM)
+                 .where(*filter_clauses(session, f), _i.c.content_id.is_not(None))
+                 .distinct().subquery("files"))
+        source: Any = files.outerjoin(_folders, _folders.c.id == files.c.fid)
+        key, cid = _folders.c.path, files.c.cid
+    else:
+        shown = (select(_i.c.content_id).select_from(_FROM)
+                 .where(*filter_clauses(session, f), _i.c.content_id.is_not(None)))
+        pictures = Content.__table__.alias("pic")
+        cid = pictures.c.id
+        if by == "lora":
+            source = pictures.outerjoin(_loras, _loras.c.content_id == cid)
+            key = _loras.c.name
+        else:
+            source = pictures.outerjoin(_generation, _generation.c.content_id == cid)
+            key = _generation.c[by]
+    if with_prompt and by in ("folder", "lora"):
+        source = source.outerjoin(_generation, _generation.c.content_id == cid)
+    columns = [key.label("grp"), cid.label("cid")]
     if with_prompt:
         columns.append(_generation.c.prompt.label("prompt"))
-    return (select(*columns).select_from(source)
-            .where(*filter_clauses(session, f), _i.c.content_id.is_not(None))
-            .distinct().subquery("pairs"))
+    stmt = select(*columns).select_from(source)
+    if by != "folder":
+        stmt = stmt.where(cid.in_(shown))
+    if by == "lora":
+        stmt = stmt.distinct()  # a LoRA listed twice in one picture's metadata counts once
+    return stmt.subquery("pairs")
 
 
 def _result(analyser: str, name: str, cid: Any) -> Any:
@@ -149,14 +162,15 @@ def _totals_select(pairs: Any, good_threshold: float, extra_keys: tuple[Any, ...
     not_incoherent = or_(coh.c.label.is_(None), coh.c.label.not_in(INCOHERENT_LABELS))
     good = and_(aes.c.score >= good_threshold, content.c.decision != "rejected", not_incoherent)
     keys = (pairs.c.grp, *extra_keys)
-    return (select(*keys, func.count(),
+    # Columns in Totals' order, extra keys last.
+    return (select(pairs.c.grp, func.count(),
                    func.count(aes.c.score), func.coalesce(func.sum(aes.c.score), 0.0),
                    func.coalesce(func.sum(aes.c.score * aes.c.score), 0.0),
                    _count(good),
                    func.count(adherence), func.coalesce(func.sum(adherence), 0.0),
                    func.count(coh.c.label), _count(coh.c.label == COHERENT_LABEL),
                    _count(content.c.decision == "accepted"),
-                   _count(content.c.decision == "rejected"))
+                   _count(content.c.decision == "rejected"), *extra_keys)
             .select_from(pairs.join(content, content.c.id == pairs.c.cid)
                          .outerjoin(aes, aes_on).outerjoin(coh, coh_on))
             .group_by(*keys))
@@ -164,11 +178,10 @@ def _totals_select(pairs: Any, good_threshold: float, extra_keys: tuple[Any, ...
 
 def group_totals(session: Session, by: str, f: ImageFilter, good_threshold: float
                  ) -> list[Totals]:
-    """One Totals per group (any order)."""
+    """One Totals per group (any order). SQLite returns the counts as integers and the sums
+    as floats already: rows become Totals as they are."""
     stmt = _totals_select(_pairs(session, by, f), good_threshold)
-    return [Totals(row[0], *(int(v) if i in _INTS else float(v)
-                             for i, v in enumerate(row[1:])))
-            for row in session.execute(stmt)]
+    return [Totals._make(row) for row in session.execute(stmt).all()]
 
 
 def prompt_totals(session: Session, by: str, f: ImageFilter, good_threshold: float,
@@ -179,9 +192,7 @@ def prompt_totals(session: Session, by: str, f: ImageFilter, good_threshold: flo
     stmt = (_totals_select(pairs, good_threshold, (pairs.c.prompt,))
             .where(pairs.c.prompt.is_not(None))
             .having(func.count() >= min_images))
-    return [PromptTotals(row[0], *(int(v) if i in _INTS else float(v)
-                                   for i, v in enumerate(row[2:])), prompt=row[1])
-            for row in session.execute(stmt)]
+    return [PromptTotals(Totals._make(row[:-1]), row[-1]) for row in session.execute(stmt).all()]
 
 
 def picture_scores(session: Session, by: str, f: ImageFilter) -> Iterator[PictureScore]:
@@ -191,9 +202,8 @@ def picture_scores(session: Session, by: str, f: ImageFilter) -> Iterator[Pictur
     adherence = func.json_extract(aes.c.scores, f"$.{PROMPT_ADHERENCE_KEY}")
     stmt = select(pairs.c.grp, pairs.c.cid, aes.c.score, adherence).select_from(
         pairs.outerjoin(aes, aes_on))
-    for group, cid, score, adh in session.execute(stmt):
-        yield PictureScore(group, cid, None if score is None else float(score),
-                           None if adh is None else float(adh))
+    for row in session.execute(stmt).all():
+        yield PictureScore._make(row)
 
 
 def showcase(session: Session, by: str, f: ImageFilter, per_group: int = 4,

@@ -354,6 +354,7 @@ class ModelsView(QWidget):
         splitter.addWidget(self.charts)
         splitter.setStretchFactor(0, 2)
         splitter.setStretchFactor(1, 3)
+        splitter.setSizes([280, 460])  # the charts get the larger part from the start
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
         layout.addWidget(self.status_label)

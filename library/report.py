@@ -63,7 +63,7 @@ class StyleReference:
     images: int
 
 
-@dataclass
+@dataclass(slots=True)
 class GroupFigures:
     group: str | None  # None: the pictures whose model (LoRA, …) is not known
     images: int
@@ -174,16 +174,16 @@ def build_report(sessions: sessionmaker[Session], by: str, f: ImageFilter,
             _add_style_losses(session, report, style, should_stop)
         if details:
             charted = {g.group for g in report.charted()}
-            report.prompts = [_prompt_figures(t) for t in prompt_totals(
-                session, by, f, good_threshold) if t.group in charted]
+            report.prompts = [_prompt_figures(p.totals, p.prompt) for p in prompt_totals(
+                session, by, f, good_threshold) if p.totals.group in charted]
             report.prompts.sort(key=lambda p: (-p.images, p.prompt))
             report.showcase = showcase(session, by, f, SHOWCASE_PER_GROUP, groups=charted)
     return report
 
 
-def _prompt_figures(t: Any) -> PromptFigures:
+def _prompt_figures(t: Totals, prompt: str) -> PromptFigures:
     g = figures_from(t)
-    return PromptFigures(t.group, t.prompt, t.images, g.aesthetic_mean, g.aesthetic_std,
+    return PromptFigures(t.group, prompt, t.images, g.aesthetic_mean, g.aesthetic_std,
                          g.good_rate, g.prompt_adherence_mean)
 
 
