@@ -26,6 +26,7 @@ from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, se
 from sqlalchemy.orm import Session
 
 from db.filters import ImageFilter
+
 # The aliases filter_clauses' terms refer to (images `i`, outer-joined contents `c`).
 from db.queries import _FROM, _i, filter_clauses
 from db.schema import AnalysisResult, Content, Folder, Generation, Image, LoraUse

@@ -38,10 +38,10 @@ def grams_of(session: Session, content_ids: Sequence[int], version: str
     ids = sorted(set(content_ids))
     for start in range(0, len(ids), _READ_CHUNK):
         chunk = ids[start:start + _READ_CHUNK]
-        for cid, data in session.execute(
-                select(StyleGram.content_id, StyleGram.data)
-                .where(StyleGram.content_id.in_(chunk), StyleGram.version == version)):
-            yield cid, data
+        rows = session.execute(
+            select(StyleGram.content_id, StyleGram.data)
+            .where(StyleGram.content_id.in_(chunk), StyleGram.version == version)).all()
+        yield from ((cid, data) for cid, data in rows)
 
 
 def gram_count(session: Session, version: str | None = None) -> int:

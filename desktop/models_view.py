@@ -254,7 +254,7 @@ def _render_charts(report: Report, pixel_ratio: float, stop: Any
         figure = draw(report)
         if figure is None:
             continue
-        image = QImage.fromData(to_png(figure, dpi=100 * pixel_ratio), "PNG")
+        image = QImage.fromData(to_png(figure, dpi=100 * pixel_ratio), b"PNG")
         image.setDevicePixelRatio(pixel_ratio)
         charts.append((key, title, image))
     return charts
@@ -439,7 +439,8 @@ class ModelsView(QWidget):
         while self.charts.count():
             page = self.charts.widget(0)
             self.charts.removeTab(0)
-            page.deleteLater()
+            if page is not None:
+                page.deleteLater()
         for key, title, image in result.charts:
             label = QLabel()
             label.setObjectName(f"chart_{key}")
@@ -463,7 +464,9 @@ class ModelsView(QWidget):
             pictures = sum(g.images for g in report.groups)
             parts.append(f"{len(report.groups)} group(s) · {pictures} picture(s) · filter: "
                          f"{format_filter(self._filter) or '(none)'} · ranked by aesthetic "
-                         "mean; click a group to show it in the grid")
+                         "mean; click a group to show it in the grid.")
+            if len(report.groups) > len(report.charted()):
+                parts.append(f"Charts show the best {len(report.charted())} groups.")
         if report.style is not None:
             parts.append(f"Style reference: {report.style.images} picture(s) in "
                          f"{report.style.folder}.")

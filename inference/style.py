@@ -23,7 +23,13 @@ from typing import Any
 from inference.base import TorchAnalyser
 from inference.style_gram import LAYERS, pack, triangle_size
 from inference.types import AnalyserOutput, Job
-from inference.weights import MISSING, Found, ModelStatus, WeightsError, check_torch_archive
+from inference.weights import (
+    MISSING,
+    Found,
+    ModelStatus,
+    WeightsError,
+    check_torch_archive,
+)
 
 WEIGHTS = "vgg19-dcbb9e9d.pth"
 LONG_SIDE = 512
@@ -131,8 +137,13 @@ class Style(TorchAnalyser):
     def preprocess(self, image: Any) -> Any:
         from PIL import Image
 
-        from inference.preprocess import IMAGENET_MEAN, IMAGENET_STD, as_tensor, normalise, \
-            to_chw_float
+        from inference.preprocess import (
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            as_tensor,
+            normalise,
+            to_chw_float,
+        )
 
         rgb = image.rgb()
         scale = self.long_side / max(rgb.width, rgb.height)

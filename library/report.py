@@ -217,13 +217,17 @@ def group_filter_text(by: str, group: str | None, base: ImageFilter) -> ImageFil
 
     if group is None:
         return None
-    if by in ("model", "sampler", "generator"):
-        if "*" in group:  # the filter would read it as a pattern
-            return None
-        field_name = {"model": "models", "sampler": "samplers", "generator": "generators"}[by]
-        return replace(base, **{field_name: frozenset({group})})
+    only = frozenset({group})
+    if by in ("model", "sampler", "generator", "lora") and "*" in group:
+        return None  # the filter would read it as a pattern
+    if by == "model":
+        return replace(base, models=only)
+    if by == "sampler":
+        return replace(base, samplers=only)
+    if by == "generator":
+        return replace(base, generators=only)
     if by == "lora":
-        return replace(base, loras=frozenset({group})) if "*" not in group else None
+        return replace(base, loras=only)
     if by == "folder":
-        return replace(base, folders=frozenset({group}), folder_ids=frozenset())
+        return replace(base, folders=only, folder_ids=frozenset())
     return replace(base, prompt=(group,))

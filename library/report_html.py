@@ -95,15 +95,17 @@ def render_html(report: Report, thumbnail: Callable[[str], Image.Image | None] |
     parts = [
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
         # No fetch of any kind: images only from data: URLs, no scripts at all.
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-        "img-src data:; style-src 'unsafe-inline'\">",
+        ("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+         "img-src data:; style-src 'unsafe-inline'\">"),
         f"<title>GenTriage report by {_e(report.by)}</title><style>{_CSS}</style></head><body>",
         f"<h1>GenTriage report by {_e(report.by)}</h1>",
-        f"<p class=meta>{sum(g.images for g in report.groups)} picture(s) in "
-        f"{len(report.groups)} group(s) · filter: <code>{_e(report.filter_text or '(none)')}"
-        f"</code> · good threshold {report.good_threshold:g} · generated "
-        f"{_e(generated.strftime('%Y-%m-%d %H:%M'))}</p>",
+        (f"<p class=meta>{sum(g.images for g in report.groups)} picture(s) in "
+         f"{len(report.groups)} group(s) · filter: <code>{_e(report.filter_text or '(none)')}"
+         f"</code> · good threshold {report.good_threshold:g} · generated "
+         f"{_e(generated.strftime('%Y-%m-%d %H:%M'))}</p>"),
     ]
+    if len(report.groups) > len(report.charted()):
+        parts.append(f"<p class=note>Charts show the best {len(report.charted())} groups.</p>")
     parts += _ranked_table(report, with_style)
     for chart in draw_charts(report):
         svg = to_svg(chart.figure)
@@ -143,9 +145,9 @@ def _ranked_table(report: Report, with_style: bool) -> list[str]:
 
 
 def _prompt_table(report: Report) -> list[str]:
-    rows = ["<table><thead><tr><th>group</th><th>prompt</th><th>images</th>"
-            "<th>aesthetic mean</th><th>± std</th><th>good</th><th>prompt adherence</th>"
-            "</tr></thead><tbody>"]
+    rows = [("<table><thead><tr><th>group</th><th>prompt</th><th>images</th>"
+             "<th>aesthetic mean</th><th>± std</th><th>good</th><th>prompt adherence</th>"
+             "</tr></thead><tbody>")]
     for p in report.prompts[:PROMPT_ROWS]:
         rows.append(f"<tr><td class=group>{_e(_group(p.group))}</td><td class=text>"
                     f"{_e(p.prompt)}</td><td>{p.images}</td><td>{_num(p.aesthetic_mean)}</td>"
@@ -170,8 +172,8 @@ def _style_note(report: Report) -> str:
 
 def _showcase(report: Report, thumbnail: Callable[[str], Image.Image | None],
               blur_mode: str, blur_radius: int) -> list[str]:
-    parts = ["<h2>Best pictures per group</h2><p class=note>Flagged pictures nobody has "
-             "reviewed are blurred, as in the app.</p>"]
+    parts = [("<h2>Best pictures per group</h2><p class=note>Flagged pictures nobody has "
+              "reviewed are blurred, as in the app.</p>")]
     by_group: dict[str | None, list[str]] = {}
     for shot in report.showcase:
         image = thumbnail(shot.sha256)

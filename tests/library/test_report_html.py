@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 from PIL import Image
-from report_library import MODEL_C, build_report_library
+from report_library import build_report_library
 
 from db.engine import open_library, session_factory
 from db.filters import ImageFilter
