@@ -254,7 +254,7 @@ def _render_charts(report: Report, pixel_ratio: float, stop: Any
         figure = draw(report)
         if figure is None:
             continue
-        image = QImage.fromData(to_png(figure, dpi=100 * pixel_ratio), b"PNG")
+        image = QImage.fromData(to_png(figure, dpi=100 * pixel_ratio))  # PNG, detected
         image.setDevicePixelRatio(pixel_ratio)
         charts.append((key, title, image))
     return charts
