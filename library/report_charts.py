@@ -110,7 +110,9 @@ def adherence_scatter(report: Report) -> Any | None:
     y = np.array([p[2] for p in points], dtype=float)
     colours = [_colour(i) for i in index]
     # Rasterised inside the SVG: thousands of dots as vector paths would bloat the file.
-    ax.scatter(x, y, s=7, c=colours, alpha=0.35, linewidths=0, rasterized=True)
+    dense = len(points) > 1000  # fainter, smaller dots once they start to overlap
+    ax.scatter(x, y, s=7 if dense else 16, c=colours, alpha=0.35 if dense else 0.7,
+               linewidths=0, rasterized=True)
     for i, g in enumerate(groups):
         if g.prompt_adherence_mean is None or g.aesthetic_mean is None:
             continue
