@@ -58,7 +58,7 @@ from library.report import (
     Report,
     StyleReference,
     build_report,
-    group_filter_text,
+    group_filter,
 )
 
 log = logging.getLogger(__name__)
@@ -481,7 +481,7 @@ class ModelsView(QWidget):
 
     def _on_table_clicked(self, index: QModelIndex) -> None:
         group = index.data(Role.Group)
-        narrowed = group_filter_text(self.by, group, self._filter)
+        narrowed = group_filter(self.by, group, self._filter)
         if narrowed is None:
             self.status_label.setText(
                 f"“{UNKNOWN if group is None else group}” cannot be written as a filter "

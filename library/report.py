@@ -50,7 +50,7 @@ CHART_GROUPS = 15
 SHOWCASE_PER_GROUP = 4
 
 __all__ = ["DEFAULT_GOOD_THRESHOLD", "GROUPINGS", "GroupFigures", "PromptFigures", "Report",
-           "StyleReference", "build_report", "figures_from", "group_filter_text"]
+           "StyleReference", "build_report", "figures_from", "group_filter"]
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ def _add_style_losses(session: Session, report: Report, style: StyleReference,
     report.style_without_grams = len(set(every) - set(losses))
 
 
-def group_filter_text(by: str, group: str | None, base: ImageFilter) -> ImageFilter | None:
+def group_filter(by: str, group: str | None, base: ImageFilter) -> ImageFilter | None:
     """`base` narrowed to one group (what clicking a group in the Models view shows), or
     None when the filter syntax cannot name it (an unknown model, pictures without a LoRA).
     The prompt grouping narrows by substring (the filter's prompt search): longer prompts
