@@ -27,7 +27,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from inference.catalog import CATALOG, TAG_ANALYSERS, TAG_STORE_FLOOR
+from inference.catalog import CATALOG, STYLE_ANALYSERS, TAG_ANALYSERS, TAG_STORE_FLOOR
 
 GENERATORS = (("comfyui", 40), ("a1111", 30), ("invokeai", 10), ("fooocus", 8),
               ("drawthings", 6), ("novelai", 4), (None, 2))
@@ -245,9 +245,16 @@ def _load_rows(connection: sqlite3.Connection, rng: random.Random, n_images: int
 def _results_for(rng: random.Random, cid: int, nsfw: bool, incoherent: bool,
                  out: list[tuple]) -> None:
     for analyser, labels in ANALYSER_LABELS.items():
+        if analyser in STYLE_ANALYSERS:
+            continue  # opt-in, off in a fresh library (and its Grams are ~600 KiB each)
         if analyser == "aesthetic":
             score = round(min(10.0, max(0.0, rng.gauss(5.6, 1.1))), 4)
-            out.append((cid, analyser, "synthetic", None, score, "{}", None, TIMESTAMP))
+            # CLIPScore 15..35, derived without drawing from rng (the rest of the library
+            # stays what it was before this field existed).
+            adherence = round(15.0 + (cid * 7919 % 2000) / 100.0, 2)
+            out.append((cid, analyser, "synthetic", None, score,
+                        json.dumps({"aesthetic": score, "prompt_adherence": adherence}), None,
+                        TIMESTAMP))
             continue
         if analyser == TAG_ANALYSERS[0]:
             out.append((cid, analyser, "synthetic", None, None, "{}", None, TIMESTAMP))

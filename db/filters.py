@@ -44,8 +44,8 @@ MAX_FOLDER_ID = 2**63 - 1
 
 _IS_DECISION = {"unreviewed": {"none"}, "accepted": {"accepted"}, "rejected": {"rejected"},
                 "reviewed": {"accepted", "rejected"}}
-_BUILTIN_KEYS = ("is", "tag", "prompt", "generator", "model", "sampler", "folder", "folder-id",
-                 "status", "sort", "rating")
+_BUILTIN_KEYS = ("is", "tag", "prompt", "generator", "model", "sampler", "lora", "folder",
+                 "folder-id", "status", "sort", "rating")
 
 
 class FilterSyntaxError(ValueError):
@@ -118,6 +118,7 @@ class ImageFilter:
     generators: frozenset[str] = frozenset()  # exact values or globs with * (any of them)
     models: frozenset[str] = frozenset()
     samplers: frozenset[str] = frozenset()
+    loras: frozenset[str] = frozenset()  # LoRA names (any of them), exact or globs with *
     statuses: frozenset[str] = DEFAULT_STATUSES
     sort: SortKey = SortKey()
     unreviewed_first: bool = False
@@ -144,7 +145,8 @@ class ImageFilter:
         set_attr(self, "labels", {analyser: frozenset(labels)
                                   for analyser, labels in self.labels.items() if labels})
         set_attr(self, "scores", dict(self.scores))
-        for name in ("folders", "folder_ids", "tags_none", "generators", "models", "samplers"):
+        for name in ("folders", "folder_ids", "tags_none", "generators", "models", "samplers",
+                     "loras"):
             set_attr(self, name, frozenset(getattr(self, name)))
         set_attr(self, "prompt", tuple(self.prompt))
         set_attr(self, "prompt_none", tuple(self.prompt_none))
@@ -290,7 +292,8 @@ def parse_filter(text: str, analysers: Iterable[str] = KNOWN_ANALYSERS) -> Image
     scores: dict[str, ScoreRange] = {}
     rating = ScoreRange()
     sets: dict[str, set] = {name: set() for name in (
-        "folders", "folder_ids", "tags_all", "tags_none", "generators", "models", "samplers")}
+        "folders", "folder_ids", "tags_all", "tags_none", "generators", "models", "samplers",
+        "loras")}
     tags_any: list[frozenset[str]] = []
     prompt: list[str] = []
     prompt_none: list[str] = []
@@ -345,7 +348,7 @@ def parse_filter(text: str, analysers: Iterable[str] = KNOWN_ANALYSERS) -> Image
                 sets["tags_all"].add(term.values[0])
         elif key == "prompt":
             (prompt_none if term.negated else prompt).append(_single(term))
-        elif key in ("generator", "model", "sampler"):
+        elif key in ("generator", "model", "sampler", "lora"):
             sets[key + "s"].update(term.values)
         elif key == "folder":
             sets["folders"].update(term.values)
@@ -395,6 +398,7 @@ def parse_filter(text: str, analysers: Iterable[str] = KNOWN_ANALYSERS) -> Image
         tags_none=frozenset(sets["tags_none"]), prompt=tuple(prompt),
         prompt_none=tuple(prompt_none), generators=frozenset(sets["generators"]),
         models=frozenset(sets["models"]), samplers=frozenset(sets["samplers"]),
+        loras=frozenset(sets["loras"]),
         statuses=frozenset(statuses) if statuses else DEFAULT_STATUSES, **fields)
 
 
@@ -484,7 +488,7 @@ def format_filter(f: ImageFilter) -> str:
     if f.folder_ids:
         terms.append("folder-id:" + "|".join(str(i) for i in sorted(f.folder_ids)))
     for key, values in (("generator", f.generators), ("model", f.models),
-                        ("sampler", f.samplers)):
+                        ("sampler", f.samplers), ("lora", f.loras)):
         if values:
             terms.append(f"{key}:{_alternatives(values)}")
     for analyser in sorted(f.labels):

@@ -58,7 +58,16 @@ from db.filters import (
     format_filter,
     parse_filter,
 )
-from db.schema import AnalysisResult, Content, Folder, Generation, Image, SavedFilter, Tag
+from db.schema import (
+    AnalysisResult,
+    Content,
+    Folder,
+    Generation,
+    Image,
+    LoraUse,
+    SavedFilter,
+    Tag,
+)
 
 # Aliases keep the generated SQL readable in EXPLAIN QUERY PLAN output.
 _i = Image.__table__.alias("i")
@@ -66,6 +75,7 @@ _c = Content.__table__.alias("c")
 _results = AnalysisResult.__table__
 _tags = Tag.__table__
 _generation = Generation.__table__
+_loras = LoraUse.__table__
 _prompt_fts = table("prompt_fts", column("rowid"))  # FTS5 trigram index over generation
 _FROM = _i.outerjoin(_c, _c.c.id == _i.c.content_id)  # broken files may have no content
 
@@ -379,6 +389,9 @@ def _filter_clauses(session: Session, f: ImageFilter, members: _Membership
         if values:
             clauses.append(members.has(
                 select(_generation.c.content_id).where(_value_matches(field, values))))
+    if f.loras:
+        clauses.append(members.has(
+            select(_loras.c.content_id).where(_value_matches(_loras.c.name, f.loras))))
     return clauses
 
 

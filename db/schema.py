@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
 )
@@ -188,6 +189,19 @@ class AnalysisResult(Base):
         Index("ix_results_analyser_label", "analyser", "label", "content_id"),
         Index("ix_results_analyser_score", "analyser", "score", "content_id"),
     )
+
+
+class StyleGram(Base):
+    """The `style` analyser's Gram matrices of one content, packed (inference/style_gram.py:
+    fp16 upper triangles of conv1_1..conv5_1, 597.5 KiB). Versioned like the analysis result
+    written beside it: the report compares only Grams made with the current weights."""
+
+    __tablename__ = "style_grams"
+
+    content_id: Mapped[int] = mapped_column(
+        ForeignKey("contents.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[str] = mapped_column(String(80))  # the style analyser's weights checksum
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Tag(Base):

@@ -4,7 +4,7 @@ Privacy standard: a flagged image that no one has reviewed is never painted unbl
 in the grid, the preview, the full view, a tooltip or a drag image. Every view gets its pixels
 through `BlurPolicy.safe_image(row, image)`; no view paints a source image directly.
 
-The rule (`cover_kind`), first match wins:
+The rule (`cover_kind`, which asks library/privacy.py's `cover_kind`), first match wins:
 
 1. Space held on this image (`peek(image_id)`): clear. Peeking is explicit, momentary and
    limited to one image, so it also reveals a rejected image (otherwise a rejection could
@@ -26,7 +26,6 @@ tinted, so shapes and skin are not recognisable whatever the size it is shown at
 
 from __future__ import annotations
 
-import enum
 from collections import OrderedDict
 from collections.abc import Collection, Hashable
 from dataclasses import dataclass
@@ -35,27 +34,26 @@ from typing import Protocol
 from PySide6.QtCore import QObject, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter
 
-BLUR_MODES = ("blur", "cover")
-DEFAULT_RADIUS = 48
-# The reduced picture has round(BLUR_DETAIL / radius) pixels along its long side (3..16):
-# radius 48 (the default) keeps 10, radius 160+ keeps 3.
-BLUR_DETAIL = 480
-MIN_CELLS, MAX_CELLS = 3, 16
-# Blurred output is produced at this long side at most: it holds no detail, and the painter
-# enlarges it smoothly, so a bigger image would only cost memory.
-BLURRED_MAX_SIDE = 128
-COVER_COLOUR = QColor(43, 43, 46)
-COVER_TEXT_COLOUR = QColor(200, 200, 205)
-BLUR_TINT = QColor(60, 60, 70, 96)
+from library.privacy import (
+    BLUR_MODES,
+    BLUR_TINT_RGBA,
+    BLURRED_MAX_SIDE,
+    COVER_RGB,
+    COVER_TEXT_RGB,
+    DEFAULT_RADIUS,
+    CoverKind,
+    blur_cells,
+)
+from library.privacy import cover_kind as rule_cover_kind
+
+# The rule, the blur strength and the sizes are shared with the Qt-free report renderer
+# (library/privacy.py), so the app and `gentriage report` can never disagree.
+COVER_COLOUR = QColor(*COVER_RGB)
+COVER_TEXT_COLOUR = QColor(*COVER_TEXT_RGB)
+BLUR_TINT = QColor(*BLUR_TINT_RGBA)
 CACHE_BYTES = 48 * 1024 * 1024
 # Covers bigger than this (full view at screen size) are cheap to redraw and not worth caching.
 MAX_CACHED_IMAGE_BYTES = 4 * 1024 * 1024
-
-
-class CoverKind(enum.Enum):
-    CLEAR = "clear"
-    BLUR = "blur"
-    SOLID = "solid"
 
 
 @dataclass(frozen=True)
@@ -202,20 +200,14 @@ class BlurPolicy(QObject):
                    sensitive_folder_ids: Collection[int] | None = None) -> CoverKind:
         if row is None:
             return CoverKind.SOLID
-        if self._peeking is not None and row.image_id == self._peeking:
-            return CoverKind.CLEAR
-        decision = row.decision
-        if decision == "rejected":
-            return CoverKind.SOLID
-        if decision == "accepted":
-            return CoverKind.CLEAR
         sensitive = self._sensitive if sensitive_folder_ids is None else sensitive_folder_ids
         flagged = bool(row.flagged or getattr(row, "flag_nsfw", False)
                        or getattr(row, "flag_incoherent", False))
-        unanalysed_sensitive = not row.analysed and row.folder_id in sensitive
-        if (flagged or unanalysed_sensitive) and not self._session_unblurred:
-            return CoverKind.BLUR if self._mode == "blur" else CoverKind.SOLID
-        return CoverKind.CLEAR
+        return rule_cover_kind(
+            decision=row.decision, flagged=flagged, analysed=bool(row.analysed),
+            in_sensitive_folder=row.folder_id in sensitive, mode=self._mode,
+            session_unblurred=self._session_unblurred,
+            peeking=self._peeking is not None and row.image_id == self._peeking)
 
     def decision(self, row: BlurRow | None) -> CoverDecision:
         """The rule's decision for `row` now, as a value a worker thread can render."""
@@ -306,11 +298,6 @@ class BlurPolicy(QObject):
             self._cache.clear()
             self._cache_bytes = 0
         self.changed.emit()
-
-
-def blur_cells(radius: int) -> int:
-    """How many pixels the reduced picture keeps along its long side for a strength."""
-    return max(MIN_CELLS, min(MAX_CELLS, round(BLUR_DETAIL / max(1, radius))))
 
 
 def _fit(size: QSize, long_side: int) -> QSize:

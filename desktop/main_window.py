@@ -140,6 +140,7 @@ class MainWindow(QMainWindow):
         # Tags count from the person's threshold (db.queries), in the grid's `tag:` filters
         # as in the details pane and the tag suggestions.
         self.model.set_tag_threshold(settings.thresholds.tagger)
+        self.models_view: Any = None  # desktop.models_view.ModelsView, made when first opened
 
         # --- widgets ---------------------------------------------------------------------
         self.sidebar = FolderSidebar()
@@ -256,6 +257,7 @@ class MainWindow(QMainWindow):
         r.bind("view.toggle_blur", self._on_toggle_blur_toggled)
         r.bind("view.zoom_in", self.view.zoom_in)
         r.bind("view.zoom_out", self.view.zoom_out)
+        r.bind("view.models", self.show_models_view)
         r.bind("help.shortcuts", lambda: self.help_overlay.toggle())
         r.bind("file.add_folder", self.add_folder_dialog)
         r.bind("file.rescan", lambda: self._on_sidebar_rescan_requested(ALL_FOLDERS))
@@ -283,8 +285,26 @@ class MainWindow(QMainWindow):
             *(f"review.rate_{n}" for n in range(6)), None, "review.auto_advance"])
         self.registry.fill_menu(bar.addMenu("&View"), [
             "nav.previous", "nav.next", "nav.next_unreviewed", None, "view.full", "view.back",
-            None, "view.peek", "view.toggle_blur", None, "view.zoom_in", "view.zoom_out"])
+            None, "view.peek", "view.toggle_blur", None, "view.zoom_in", "view.zoom_out",
+            None, "view.models"])
         self.registry.fill_menu(bar.addMenu("&Help"), ["help.shortcuts"])
+
+    def show_models_view(self) -> None:
+        """View → Models…: the report's table and charts for the grid's filter; clicking a
+        group narrows the grid to it (desktop/models_view.py)."""
+        if self.models_view is None:
+            from desktop.models_view import ModelsView
+
+            self.models_view = ModelsView(
+                self.sessions, self.settings.models_dir or self._default_models_dir,
+                self.settings.device, parent=self)
+            self.filter_bar.filter_changed.connect(self.models_view.set_filter)
+            self.models_view.group_filter_requested.connect(self.filter_bar.set_filter)
+        self.models_view.set_filter(self.filter_bar.current_filter())
+        self.models_view.refresh()
+        self.models_view.show()
+        self.models_view.raise_()
+        self.models_view.activateWindow()
 
     def start(self, initial_filter: ImageFilter = DEFAULT_FILTER) -> None:
         """Fill the window: folders, choices, and the first page of the grid."""
@@ -764,6 +784,8 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         QApplication.instance().removeEventFilter(self._hold_filter)
+        if self.models_view is not None:
+            self.models_view.shutdown()
         self._remember_layout()
         super().closeEvent(event)
 

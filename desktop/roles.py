@@ -27,3 +27,6 @@ class Role(IntEnum):
     Row = _BASE + 13  # the whole GridRow (db.queries), or None while not loaded
     ThumbnailError = _BASE + 14  # str | None: why the thumbnail could not be made
     PendingDecision = _BASE + 15  # str | None: a decision queued, not yet written
+    # The Models view's report table (desktop/models_view.py):
+    SortValue = _BASE + 16  # the cell's raw value (None: unknown), what sorting compares
+    Group = _BASE + 17  # str | None: the row's group (None: the unknown group)

@@ -36,7 +36,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("models", "list the analysers and where their weights were found"),
     "export": ("export", "write one row per image as CSV or JSON lines"),
     "review": ("review", "accept, reject or clear images from a script"),
-    "stats": ("stats", "good-image rates grouped by model, sampler, LoRA, generator or folder"),
+    "stats": ("stats", "alias of 'report'"),
+    "report": ("report", "per model, LoRA, sampler, prompt, generator or folder: aesthetic, "
+               "good-image rate, prompt adherence, style loss; --html for charts"),
     "export-files": ("export_files", "copy or move pictures, optionally without their metadata"),
     "sidecars": ("sidecars", "write XMP sidecars for photo managers, or read their ratings back"),
 }

@@ -22,6 +22,7 @@ class Role(str, Enum):
     COHERENCE = "coherence"  # failed-generation verdict: feeds the flag rule
     SCORE = "score"          # a score to filter and sort by (aesthetic)
     TAGS = "tags"            # tags with probabilities (tag: filter terms)
+    STYLE = "style"          # Gram matrices for the report's style loss (not filterable)
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class AnalyserInfo:
     labels: tuple[str, ...] = ()   # labels it gives (empty: score-only)
     score_range: tuple[float, float] | None = None  # natural range of its score, if sortable
     bundled: bool = False          # works on a fresh install (no download)
+    # On in a fresh settings file. Off for `style`: its Gram matrices take ~600 KiB per
+    # picture and only the report's style loss reads them, so people opt in.
+    enabled_by_default: bool = True
 
 
 CATALOG: tuple[AnalyserInfo, ...] = (
@@ -47,6 +51,9 @@ CATALOG: tuple[AnalyserInfo, ...] = (
                  Role.NSFW, ("nsfw", "sfw")),
     AnalyserInfo("aesthetic", "Aesthetic (LAION MLP on CLIP ViT-L/14)", "aesthetic score and prompt adherence (CLIP)",
                  Role.SCORE, (), (0.0, 10.0)),
+    AnalyserInfo("style", "Style (VGG19 Gram matrices)",
+                 "style loss against reference pictures in `gentriage report` (VGG19)",
+                 Role.STYLE, enabled_by_default=False),
     AnalyserInfo("tagger-jtp", "Tagger (RedRocket JTP PILOT/PILOT2)", "descriptive tags (JTP)", Role.TAGS),
 )
 
@@ -56,6 +63,8 @@ NSFW_ANALYSERS: tuple[str, ...] = tuple(a.key for a in CATALOG if a.role is Role
 COHERENCE_ANALYSERS: tuple[str, ...] = tuple(a.key for a in CATALOG
                                              if a.role is Role.COHERENCE)
 TAG_ANALYSERS: tuple[str, ...] = tuple(a.key for a in CATALOG if a.role is Role.TAGS)
+STYLE_ANALYSERS: tuple[str, ...] = tuple(a.key for a in CATALOG if a.role is Role.STYLE)
+DEFAULT_ENABLED: tuple[str, ...] = tuple(a.key for a in CATALOG if a.enabled_by_default)
 # Tag analysers store every tag whose probability is at least this. The person's tag
 # threshold (Settings -> thresholds.tagger, 0.2 by default) is applied when reading — in
 # `tag:` filters, the details pane and the export (db.queries) — so changing it needs no

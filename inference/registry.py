@@ -12,10 +12,11 @@ from inference.coherence import Coherence
 from inference.nsfw_default import NsfwDefault
 from inference.nsfw_vit import NsfwVit
 from inference.safety_checker import SafetyChecker
+from inference.style import Style
 from inference.tagger_jtp import TaggerJtp
 
 _CLASSES: tuple[type[Analyser], ...] = (
-    NsfwDefault, Coherence, NsfwVit, SafetyChecker, Aesthetic, TaggerJtp)
+    NsfwDefault, Coherence, NsfwVit, SafetyChecker, Aesthetic, Style, TaggerJtp)
 
 # In catalog (cost) order. A catalog key without a class fails here, at import;
 # tests/inference/test_catalog.py checks the converse and the titles.

@@ -458,12 +458,73 @@ def write_jtp(models_dir: Path, *, variant: str = "PILOT2", n_tags: int | None =
     return model
 
 
+# ---------------------------------------------------------------- style (VGG19)
+
+# torchvision's VGG19 ("E") feature layout: conv widths, "M" = max pool.
+_VGG19_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+                 512, 512, 512, 512, "M")
+VGG19_FILE = "vgg19-dcbb9e9d.pth"
+
+
+def vgg19_features_reference(seed: int = 0, up_to: int = 29, full_size: bool = False) -> Any:
+    """VGG19's `features` (Conv3x3+ReLU blocks, max pools) up to index `up_to`, built here
+    independently of torchvision and initialised as torchvision does (Kaiming normal,
+    fan_out, zero bias) so activations keep their scale through the layers."""
+    import torch
+    from torch import nn
+
+    def build() -> Any:
+        layers: list[Any] = []
+        channels = 3
+        for item in _VGG19_LAYOUT:
+            if item == "M":
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            else:
+                layers += [nn.Conv2d(channels, int(item), kernel_size=3, padding=1),
+                           nn.ReLU(inplace=True)]
+                channels = int(item)
+        return nn.Sequential(*layers[:up_to + 1])
+
+    if full_size:
+        return _fresh_model(build, seed, True)
+    torch.manual_seed(seed)
+    model = build()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+    return model.eval()
+
+
+def write_style(models_dir: Path | None = None, *, seed: int = 0, folder: Path | None = None,
+                full_size: bool = False) -> Path:
+    """`style/vgg19-dcbb9e9d.pth` (or `folder/vgg19-dcbb9e9d.pth`, e.g. a torch hub cache):
+    a plain state_dict saved with torch.save, with torchvision's key names and shapes. The
+    file holds `features.0`..`features.28` (up to conv5_1, all the analyser reads) and the
+    last classifier layer; the two big classifier matrices (~400 MB) are left out. Returns
+    the file."""
+    import torch
+
+    features = vgg19_features_reference(seed, full_size=full_size)
+    state = {f"features.{k}": v.detach().clone() for k, v in features.state_dict().items()}
+    g = torch.Generator().manual_seed(seed)
+    state["classifier.6.weight"] = torch.randn(1000, 4096, generator=g) * 0.01
+    state["classifier.6.bias"] = torch.zeros(1000)
+    target = Path(folder) if folder is not None else _folder(Path(models_dir or "."), "style")
+    target.mkdir(parents=True, exist_ok=True)
+    torch.save(state, target / VGG19_FILE)
+    return target / VGG19_FILE
+
+
 # ---------------------------------------------------------------- everything + images
 
 
 def write_all(models_dir: Path, *, seed: int = 0, full_size: bool = False) -> Path:
-    """Every analyser's folder (safety checker and aesthetic share one CLIP vision tower,
-    as the real ones do). Tiny: ~3 s on 2 cores; full size: ~5 GB of files."""
+    """Every default analyser's folder (safety checker and aesthetic share one CLIP vision
+    tower, as the real ones do). Tiny: ~3 s on 2 cores; full size: ~5 GB of files. The
+    opt-in style analyser's VGG19 (68 MB even for tests: its widths are fixed) is written
+    by `write_style` where a test needs it."""
     write_coherence(models_dir, seed=seed)
     write_nsfw_vit(models_dir, seed=seed, full_size=full_size)
     write_safety_checker(models_dir, seed=seed, vision_seed=seed, full_size=full_size)

@@ -35,6 +35,9 @@ class AnalyserOutput:
     scores: dict[str, float] = field(default_factory=dict)
     tags: list[tuple[str, float]] = field(default_factory=list)
     error: str | None = None  # this image failed in this analyser; the others continue
+    # Bulk data beside the result, stored by its own db function (style: packed Gram
+    # matrices, db/style_grams.py); None for every other analyser.
+    payload: bytes | None = None
 
     @classmethod
     def failed(cls, analyser: str, version: str, message: str) -> AnalyserOutput:

@@ -61,7 +61,9 @@ from db.schema import (
     Tag,
     utcnow,
 )
+from db.style_grams import save_grams
 from db.transaction import write_transaction
+from inference.catalog import STYLE_ANALYSERS
 from library.metadata import raised_png_text_limit
 from library.settings import Settings
 
@@ -653,6 +655,11 @@ class _BatchWriter:
                      error=output.error, analysed_at=now)
                 for (cid, analyser), output in results.items()]
         _upsert_results(session, rows)
+        # Bulk payloads (style: Gram matrices) live in their own table, versioned the same.
+        grams = [(cid, output.version or versions[analyser], output.payload)
+                 for (cid, analyser), output in results.items() if analyser in STYLE_ANALYSERS]
+        if grams:
+            save_grams(session, grams)
         # Tags are replaced per (content, analyser): a re-analysis never leaves stale tags.
         session.execute(delete(Tag).where(
             tuple_(Tag.content_id, Tag.analyser).in_(list(results))))

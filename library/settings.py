@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from db.private_files import write_private_text
-from inference.catalog import ANALYSER_KEYS
+from inference.catalog import ANALYSER_KEYS, DEFAULT_ENABLED
 from library.user_files import NotARegularFileError, open_regular_file
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class Thresholds:
 
 @dataclass
 class Settings:
-    enabled_analysers: list[str] = field(default_factory=lambda: list(ANALYSER_KEYS))
+    enabled_analysers: list[str] = field(default_factory=lambda: list(DEFAULT_ENABLED))
     device: str = "auto"
     thresholds: Thresholds = field(default_factory=Thresholds)
     blur_mode: str = "blur"  # "blur" or "cover"

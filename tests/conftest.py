@@ -21,6 +21,8 @@ def isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("GENTRIAGE_HOME", str(home))
     monkeypatch.delenv("GENTRIAGE_DB", raising=False)
     monkeypatch.delenv("GENTRIAGE_MODELS_DIR", raising=False)
+    # The style analyser also looks in torch hub's cache, which may hold the user's VGG19.
+    monkeypatch.setenv("TORCH_HOME", str(home / "torch-home"))
     return home
 
 

@@ -19,7 +19,7 @@ INSTALL_HINT = ("downloading needs huggingface_hub: pip install 'gentriage[downl
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from inference.registry import ANALYSER_KEYS
+    from inference.registry import ANALYSER_KEYS, analyser_class
 
     add_storage_options(parser)
     parser.add_argument("--json", action="store_true",
@@ -27,7 +27,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
     download = sub.add_parser("download", help="fetch an analyser's upstream files from "
                               "Hugging Face into the models directory")
-    download.add_argument("key", choices=[k for k in ANALYSER_KEYS if k != "nsfw-default"])
+    # Only analysers with Hugging Face sources (not the bundled one, nor style's torchvision file).
+    download.add_argument("key", choices=[k for k in ANALYSER_KEYS
+                                          if analyser_class(k).download_plan()])
     # SUPPRESS: otherwise the subparser's default would overwrite a --models-dir given
     # before the word "download".
     download.add_argument("--models-dir", metavar="DIR", default=argparse.SUPPRESS,

@@ -15,9 +15,10 @@ import pytest
 from cli_support import REPO, cli_env, run_cli
 
 from gentriage.cli import main
-from inference.testing import write_all, write_coherence, write_nsfw_vit
+from inference.testing import write_all, write_coherence, write_nsfw_vit, write_style
 
-KEYS = ["nsfw-default", "coherence", "nsfw-vit", "safety-checker", "aesthetic", "tagger-jtp"]
+KEYS = ["nsfw-default", "coherence", "nsfw-vit", "safety-checker", "aesthetic", "style",
+        "tagger-jtp"]
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +28,9 @@ def _empty_hf_cache(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def model_set(tmp_path_factory) -> Path:
-    return write_all(tmp_path_factory.mktemp("models"))
+    models = write_all(tmp_path_factory.mktemp("models"))
+    write_style(models)
+    return models
 
 
 def call(*args: str) -> tuple[int, str, str]:

@@ -32,7 +32,7 @@ def _probe(args: list[str], home) -> dict:
     return json.loads(line[len("PROBE"):])
 
 
-@pytest.mark.parametrize("command", ["scan", "export", "review", "stats"])
+@pytest.mark.parametrize("command", ["scan", "export", "review", "stats", "report"])
 def test_command_runs_without_importing_qt(command, seeded, home, tmp_path):
     db = ["--db", str(seeded.db)]
     args = {
@@ -41,6 +41,8 @@ def test_command_runs_without_importing_qt(command, seeded, home, tmp_path):
         "export": ["export", "--format", "jsonl", *db],
         "review": ["review", str(seeded.paths[0]), "--reject", *db],
         "stats": ["stats", "--by", "lora", *db],
+        # matplotlib draws on Agg: the HTML report must not pull in a Qt backend either.
+        "report": ["report", "--by", "model", "--html", str(tmp_path / "r.html"), *db],
     }[command]
     result = _probe(args, home)
     assert result["status"] == 0  # the command really ran its work

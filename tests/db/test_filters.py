@@ -161,6 +161,7 @@ _filters = st.builds(
     generators=st.frozensets(_word, max_size=2),
     models=st.frozensets(_text, max_size=2),
     samplers=st.frozensets(_word, max_size=2),
+    loras=st.frozensets(_text, max_size=2),
     statuses=st.frozensets(st.sampled_from(("ok", "broken", "missing")), min_size=1),
     sort=_sort,
     unreviewed_first=st.booleans(),

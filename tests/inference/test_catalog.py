@@ -8,7 +8,14 @@ from pathlib import Path
 
 from db.filters import KNOWN_ANALYSERS
 from db.flags import verdict
-from inference.catalog import ANALYSER_KEYS, BY_KEY, CATALOG, FILTERABLE_ANALYSERS, Role
+from inference.catalog import (
+    ANALYSER_KEYS,
+    BY_KEY,
+    CATALOG,
+    DEFAULT_ENABLED,
+    FILTERABLE_ANALYSERS,
+    Role,
+)
 from inference.registry import ANALYSERS
 from library.settings import Settings, Thresholds
 
@@ -30,7 +37,10 @@ def test_keys_are_unique_and_every_entry_describes_itself() -> None:
 
 def test_layers_read_the_catalogue() -> None:
     assert KNOWN_ANALYSERS == FILTERABLE_ANALYSERS
-    assert Settings().enabled_analysers == list(ANALYSER_KEYS)
+    assert Settings().enabled_analysers == list(DEFAULT_ENABLED)
+    # Only style is opt-in (its Gram matrices are large and only the report reads them).
+    assert set(ANALYSER_KEYS) - set(DEFAULT_ENABLED) == {"style"}
+    assert "style" not in FILTERABLE_ANALYSERS
 
 
 def test_flag_rule_follows_the_roles() -> None:

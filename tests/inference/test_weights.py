@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from inference.catalog import DEFAULT_ENABLED
 from inference.testing import (
     write_aesthetic,
     write_coherence,
@@ -44,7 +45,7 @@ def status_of(models_dir: Path, key: str, **kw):
 def test_empty_dir_everything_missing_but_bundled_default(tmp_path):
     statuses = {s.key: s for s in discover(tmp_path)}
     assert list(statuses) == ["nsfw-default", "coherence", "nsfw-vit", "safety-checker",
-                              "aesthetic", "tagger-jtp"]
+                              "aesthetic", "style", "tagger-jtp"]
     assert statuses["nsfw-default"].status == "ready"
     assert statuses["nsfw-default"].version
     for key in list(statuses)[1:]:
@@ -63,7 +64,9 @@ def test_discovery_does_not_import_torch(tmp_path):
 
 def test_all_fixture_models_ready(all_models):
     statuses = {s.key: s for s in discover(all_models)}
-    assert {k: s.status for k, s in statuses.items()} == dict.fromkeys(statuses, "ready")
+    # write_all writes the default analysers; style's VGG19 (opt-in) is tests/inference/test_style.py's.
+    assert {k: statuses[k].status for k in DEFAULT_ENABLED} == dict.fromkeys(DEFAULT_ENABLED,
+                                                                             "ready")
     assert statuses["tagger-jtp"].details["variant"] == "PILOT2"
     assert statuses["aesthetic"].details["has_text"] is True
 
