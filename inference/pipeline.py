@@ -303,10 +303,14 @@ class _Run:
         try:
             image = decode(job.path)
         except DecodeError as exc:
+            if job.sha256 is not None and exc.sha256 is not None and exc.sha256 != job.sha256:
+                return ContentChanged(job, exc.sha256)  # replaced, by something unreadable
             return DecodeFailure(job, str(exc))
         except Exception as exc:  # noqa: BLE001 — anything else about the file
             return DecodeFailure(job, f"cannot decode {job.path}: {exc}")
         if job.sha256 is not None and image.sha256 != job.sha256:
+            # The file was replaced since it was indexed: these pixels are another picture,
+            # and a verdict on them must not be recorded for the content the job names.
             return ContentChanged(job, str(image.sha256))
         prepared = _Prepared(job, analysers)
         needed_inputs = {a.input_key for a in analysers}

@@ -35,7 +35,11 @@ PIL_RESAMPLE = {0: Image.Resampling.NEAREST, 1: Image.Resampling.LANCZOS,
 
 
 class DecodeError(Exception):
-    pass
+    """The file cannot be read or decoded. `sha256`: of the bytes read, when they were."""
+
+    def __init__(self, message: str, sha256: str | None = None) -> None:
+        super().__init__(message)
+        self.sha256 = sha256
 
 
 # Both sides of the picture the analysers receive stay at least this large: twice the largest
@@ -82,8 +86,8 @@ def decode(path: str | Path) -> DecodedImage:
     digest = hashlib.sha256(data).hexdigest()
     try:
         image = decode_bytes(data)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, EOFError) as exc:
-        raise DecodeError(f"cannot decode {path}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - whatever Pillow raises on these bytes
+        raise DecodeError(f"cannot decode {path}: {exc}", digest) from exc
     return DecodedImage(image, sha256=digest)
 
 
