@@ -82,7 +82,7 @@ def _timed(command: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
-def _scan(folder: Path, home: Path) -> list[str]:
+def _scan(folder: Path) -> list[str]:
     return [sys.executable, "-m", "gentriage", "scan", str(folder), "--analysers",
             "nsfw-default"]
 
@@ -116,10 +116,10 @@ def run(report, quick: bool = False, n_images: int | None = None) -> None:
             env = _env(home)
             naive = _timed([sys.executable, "-c", NAIVE_LOOP, str(folder),
                             str(root / f"naive-{round_}")], env)
-            first = _timed(_scan(folder, home), env)
+            first = _timed(_scan(folder), env)
             if _analysed(home) != count:
                 raise RuntimeError("the first scan did not analyse every image")
-            rescan = _timed(_scan(folder, home), env)
+            rescan = _timed(_scan(folder), env)
             best = {"naive": min(best["naive"], naive), "first": min(best["first"], first),
                     "rescan": min(best["rescan"], rescan)}
 

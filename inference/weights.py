@@ -19,7 +19,6 @@ import json
 import os
 import struct
 import threading
-import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +125,8 @@ def check_torch_archive(path: Path) -> None:
     Current torch writes a zip whose central directory sits at the end, so a truncated
     download fails to open. The legacy (pre-1.6) format is a bare pickle: only its magic is
     checked; the loader (torch.load(weights_only=True)) finds the rest."""
+    import zipfile  # only when a torch checkpoint is there
+
     path = Path(path)
     try:
         size = path.stat().st_size

@@ -48,7 +48,6 @@ from db import queue
 from db.flags import update_flags
 from db.schema import ImageStatus, utcnow
 from db.transaction import write_transaction
-from library.metadata import raised_png_text_limit
 from library.settings import Settings
 
 if TYPE_CHECKING:
@@ -456,6 +455,9 @@ class AnalysisRunner:
     def _process(self, batch: list[_Work], stop: threading.Event) -> bool:
         """Run one batch through the pipeline, writing results as they arrive. False when
         no analyser could be loaded (the batch is released untouched)."""
+        # Imported here: the metadata parsers are not needed by a run with nothing to do.
+        from library.metadata import raised_png_text_limit
+
         pipeline = self.pipeline  # loads the models on the first batch
         if not self.ready:
             self._release(batch, set(), clean_stop=True)
