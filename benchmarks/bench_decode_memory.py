@@ -70,7 +70,7 @@ def _child(code: str, *args: str, home: Path) -> str:
                GENTRIAGE_HOME=str(home))
     env.pop("GENTRIAGE_DB", None)
     proc = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=1200)
+                          capture_output=True, text=True, timeout=1200, check=False)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
     return proc.stdout.strip().splitlines()[-1]

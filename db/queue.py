@@ -93,7 +93,7 @@ def enqueue_outdated(session: Session, versions: Mapping[str, str]) -> int:
     statement = sqlite_insert(QueuedAnalysis).from_select(
         ["content_id", "priority", "enqueued_at", "attempts"], candidates
     ).on_conflict_do_nothing()
-    return session.execute(statement).rowcount or 0
+    return _rowcount(session.execute(statement))
 
 
 def queued_count(session: Session) -> int:
@@ -124,8 +124,9 @@ def lease_next(session: Session, lease_id: str, take: int, until: datetime) -> l
         .returning(QueuedAnalysis.content_id, QueuedAnalysis.attempts,
                    QueuedAnalysis.priority, QueuedAnalysis.enqueued_at)).all()
     # RETURNING comes in no defined order: restore the queue's.
-    taken.sort(key=lambda r: (r.priority, r.enqueued_at, r.content_id), reverse=True)
-    return [Leased(r.content_id, r.attempts) for r in taken]
+    ordered = sorted(taken, key=lambda r: (r.priority, r.enqueued_at, r.content_id),
+                     reverse=True)
+    return [Leased(r.content_id, r.attempts) for r in ordered]
 
 
 def _mine(lease_id: str, content_ids: Collection[int]) -> Any:
@@ -163,9 +164,9 @@ def release_leases_of(session: Session, holders: Collection[str]) -> int:
     """Release every row leased by these holders (runners known to be gone)."""
     if not holders:
         return 0
-    return session.execute(
+    return _rowcount(session.execute(
         update(QueuedAnalysis).where(QueuedAnalysis.leased_by.in_(holders))
-        .values(leased_by=None, leased_until=None)).rowcount or 0
+        .values(leased_by=None, leased_until=None)))
 
 
 def remove(session: Session, content_ids: Collection[int]) -> None:
@@ -201,7 +202,7 @@ def work_for(session: Session, content_ids: Collection[int]) -> dict[int, Queued
             .join(Content, Content.id == Image.content_id)
             .where(Image.content_id.in_(content_ids), Image.status == ImageStatus.OK.value)
             .order_by(Image.id)):
-        if cid not in chosen:
+        if cid is not None and cid not in chosen:
             chosen[cid] = QueuedWork(cid, image_id, path, sha256, prompts.get(cid))
     return chosen
 
@@ -222,6 +223,11 @@ def contents_of_images(session: Session, image_ids: Collection[int]) -> list[int
 
 
 # ------------------------------------------------------------------------------- results
+
+
+def _rowcount(result: Any) -> int:
+    """Rows an INSERT/UPDATE touched (a CursorResult's rowcount; 0 when unknown)."""
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _upsert(session: Session, rows: list[dict[str, Any]]) -> None:
@@ -248,7 +254,7 @@ def write_results(session: Session, results: Mapping[tuple[int, str], OutputLike
              error=output.error, analysed_at=now)
         for (cid, analyser), output in results.items()])
     session.execute(delete(Tag).where(tuple_(Tag.content_id, Tag.analyser).in_(list(results))))
-    tag_rows = []
+    tag_rows: list[dict[str, Any]] = []
     for (cid, analyser), output in results.items():
         best: dict[str, float] = {}
         for tag, score in output.tags or ():
@@ -263,14 +269,15 @@ def give_up(session: Session, content_ids: Collection[int], versions: Mapping[st
             present: Mapping[int, frozenset[str]], message: str) -> list[str]:
     """Record `message` as the error result of every analyser these contents still lack and
     drop them from the queue. Returns the analyser of each error recorded."""
-    rows = [dict(content_id=cid, analyser=a, version=v, label=None, score=None, scores={},
-                 error=message, analysed_at=utcnow())
-            for cid in content_ids for a, v in versions.items()
-            if a not in present.get(cid, ())]
+    now = utcnow()
+    rows: list[dict[str, Any]] = [
+        {"content_id": cid, "analyser": a, "version": v, "label": None, "score": None,
+         "scores": {}, "error": message, "analysed_at": now}
+        for cid in content_ids for a, v in versions.items() if a not in present.get(cid, ())]
     if rows:
         _upsert(session, rows)
     remove(session, content_ids)
-    return [row["analyser"] for row in rows]
+    return [str(row["analyser"]) for row in rows]
 
 
 def mark_unreadable(session: Session, image_id: int, status: ImageStatus, message: str) -> None:

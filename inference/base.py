@@ -16,8 +16,15 @@ from typing import Any, ClassVar
 
 from inference.onnx_runtime import parse_device
 from inference.types import AnalyserOutput, Job
-from inference.weights import (BROKEN, MISSING, READY, Found, ModelStatus, WeightsError,
-                               hf_snapshots)
+from inference.weights import (
+    BROKEN,
+    MISSING,
+    READY,
+    Found,
+    ModelStatus,
+    WeightsError,
+    hf_snapshots,
+)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import errno
 import os
 import stat
 import threading
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -136,7 +137,9 @@ def read_regular_file(path: str | os.PathLike[str]) -> tuple[bytes, os.stat_resu
 def orientation(im: Image.Image) -> int:
     """The EXIF orientation (1–8) of an opened image; 1 when absent or malformed."""
     try:
-        value = int(im.getexif().get(_EXIF_ORIENTATION_TAG, 1))
+        with warnings.catch_warnings():  # Pillow warns about the corrupt EXIF it tolerates
+            warnings.simplefilter("ignore")
+            value = int(im.getexif().get(_EXIF_ORIENTATION_TAG, 1))
     except Exception:  # noqa: BLE001 - malformed EXIF must not make a good image broken
         return 1
     return value if 1 <= value <= 8 else 1

@@ -20,8 +20,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from inference.decoding import (PIXEL_BUDGET, orientation, read_regular_file, reduce_factor,
-                                reducible, upright)
+from inference.decoding import (
+    PIXEL_BUDGET,
+    orientation,
+    read_regular_file,
+    reduce_factor,
+    reducible,
+    upright,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -182,10 +188,10 @@ class ClipRecipe:
     std: tuple[float, ...] = CLIP_STD
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> "ClipRecipe":
-        size = cfg.get("size", 224)
-        shortest = size.get("shortest_edge", 224) if isinstance(size, dict) else int(size)
-        crop = cfg.get("crop_size", shortest)
+    def from_config(cls, cfg: dict[str, Any]) -> ClipRecipe:
+        size: Any = cfg.get("size", 224)
+        shortest = int(size.get("shortest_edge", 224) if isinstance(size, dict) else size)
+        crop: Any = cfg.get("crop_size", shortest)
         if isinstance(crop, dict):
             crop_hw = (int(crop.get("height", shortest)), int(crop.get("width", shortest)))
         else:
@@ -215,7 +221,7 @@ class VitRecipe:
     std: tuple[float, ...] = (0.5, 0.5, 0.5)
 
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> "VitRecipe":
+    def from_config(cls, cfg: dict[str, Any]) -> VitRecipe:
         size = cfg.get("size", 224)
         if isinstance(size, dict):
             hw = (int(size.get("height", 224)), int(size.get("width", 224)))
@@ -243,7 +249,8 @@ def fastai_crop_box(width: int, height: int, size: int = 224) -> tuple[int, int,
 
     The result is then resized to size x size; the crop never leaves the picture here, so
     FastAI's padding branch does not apply."""
-    m = width / size if width / size < height / size else height / size
+    # FastAI's own expression (not min()), kept as written upstream so it can be compared.
+    m = width / size if width / size < height / size else height / size  # noqa: FURB136
     side_w = side_h = int(m * size)
     left, top = int(0.5 * (width - side_w)), int(0.5 * (height - side_h))
     return left, top, min(left + side_w, width), min(top + side_h, height)

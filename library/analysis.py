@@ -79,9 +79,12 @@ GAVE_UP_MESSAGE = "analysis did not finish after {n} attempts (the program stopp
 class PipelineLike(Protocol):
     """What the runner needs from inference.pipeline.Pipeline (a fake in unit tests)."""
 
-    ready_analysers: Sequence[str]
     versions: dict[str, str]
-    device: str
+
+    @property
+    def ready_analysers(self) -> Sequence[str]: ...
+    @property
+    def device(self) -> str: ...
 
     def load(self) -> Any: ...
     def run(self, jobs: Iterable[Any]) -> Iterator[tuple[Any, Any]]: ...
@@ -276,10 +279,10 @@ class AnalysisRunner:
         return self._pipeline
 
     def _build_pipeline(self, keys: list[str]) -> PipelineLike:
-        kwargs: dict[str, Any] = dict(
-            models_dir=self._models_dir, analysers=keys, device=self._device,
-            tag_threshold=self._settings.thresholds.tagger, batch_size=self._batch_size,
-            on_status=self._on_status)
+        kwargs: dict[str, Any] = {
+            "models_dir": self._models_dir, "analysers": keys, "device": self._device,
+            "tag_threshold": self._settings.thresholds.tagger, "batch_size": self._batch_size,
+            "on_status": self._on_status}
         if self._real_pipeline and self._plan is not None:
             kwargs["statuses"] = [self._plan.statuses[k] for k in keys]  # no second discovery
         pipeline = self._pipeline_factory(**kwargs)
@@ -662,4 +665,4 @@ class _BatchWriter:
         return drop
 
 
-__all__ = ["AnalysisRunner", "RunProgress", "RunStats", "MAX_ATTEMPTS", "PipelineLike"]
+__all__ = ["MAX_ATTEMPTS", "AnalysisRunner", "PipelineLike", "RunProgress", "RunStats"]

@@ -34,7 +34,13 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, UnidentifiedImageError
 
-from inference.decoding import PIXEL_BUDGET, orientation, reduce_factor, swaps_sides, upright
+from inference.decoding import (
+    PIXEL_BUDGET,
+    orientation,
+    reduce_factor,
+    swaps_sides,
+    upright,
+)
 
 if TYPE_CHECKING:
     from library.metadata import GenerationMetadata
@@ -122,7 +128,9 @@ def _shrunk_rgb(im: Image.Image, reduce_to: int | None,
 
 
 def _read_metadata(im: Image.Image) -> GenerationMetadata | None:
-    from library.metadata import read_metadata  # the parser package; imported on first use
+    from library.metadata import (
+        read_metadata,  # the parser package; imported on first use
+    )
 
     try:
         return read_metadata(im)

@@ -37,7 +37,8 @@ def _scan(folder: Path, db: Path, home: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=str(REPO), GENTRIAGE_HOME=str(home), HF_HUB_OFFLINE="1")
     env.pop("GENTRIAGE_DB", None)
     proc = subprocess.run([sys.executable, "-c", SCAN_AND_REPORT, str(folder), str(db)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
