@@ -69,6 +69,9 @@ def _env(home: Path) -> dict[str, str]:
     env.pop("GENTRIAGE_MODELS_DIR", None)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env["ORT_DISABLE_TELEMETRY"] = "1"  # the naive loop must not phone home either
+    # As installed, Python caches compiled modules; a sandbox that forbids it would add the
+    # compilation of every module to each start.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 

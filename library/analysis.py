@@ -391,7 +391,8 @@ class AnalysisRunner:
                 stop.wait(0.5)
             elif wake.wait(0.5):
                 wake.clear()
-        self._emit_progress()
+        if self._pipeline is not None:  # nothing was ever due: nothing to report either
+            self._emit_progress()
         return self.stats
 
     def _should_stop(self, stop: threading.Event) -> bool:
