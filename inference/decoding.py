@@ -48,6 +48,24 @@ _ORIENTATION_TRANSPOSE = {
     8: Image.Transpose.ROTATE_90,
 }
 _EXIF_ORIENTATION_TAG = 0x0112
+
+# Pillow allocates pictures in blocks (16 MB by default). glibc hands out allocations that
+# size from per-thread arenas once its dynamic mmap threshold has grown (it grows up to 32 MB),
+# and memory freed there mostly stays with the process: each decoding thread kept hundreds of
+# MB after a full-size decode of a giant, and a scan of 13000×13000 PNGs peaked at 1.5 GB
+# though only one decoded at a time. Blocks above 32 MB are always mmapped and unmapped when
+# freed. Pictures smaller than a block still get one block of their own size. (Pillow's own
+# PILLOW_BLOCK_SIZE environment variable, when set, is left to rule.)
+LARGE_PICTURE_BLOCK = 64 * 1024 * 1024
+if "PILLOW_BLOCK_SIZE" not in os.environ and hasattr(Image.core, "set_block_size"):
+    Image.core.set_block_size(LARGE_PICTURE_BLOCK)
+
+# Between MAX_IMAGE_PIXELS and twice it Pillow only warns (beyond, it refuses: that error is
+# reported as "too large to decode safely"), and it warns about corrupt EXIF it tolerates;
+# neither is news to a user. Filtered once for the process: warnings.catch_warnings() is not
+# thread-safe, and decodes run on several threads.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+warnings.filterwarnings("ignore", message="Corrupt EXIF data", category=UserWarning)
 # Modes Image.reduce accepts; others are converted first.
 _REDUCIBLE = frozenset({"L", "LA", "PA", "RGB", "RGBA", "RGBa", "La", "I", "F", "CMYK",
                         "YCbCr"})
@@ -137,9 +155,7 @@ def read_regular_file(path: str | os.PathLike[str]) -> tuple[bytes, os.stat_resu
 def orientation(im: Image.Image) -> int:
     """The EXIF orientation (1–8) of an opened image; 1 when absent or malformed."""
     try:
-        with warnings.catch_warnings():  # Pillow warns about the corrupt EXIF it tolerates
-            warnings.simplefilter("ignore")
-            value = int(im.getexif().get(_EXIF_ORIENTATION_TAG, 1))
+        value = int(im.getexif().get(_EXIF_ORIENTATION_TAG, 1))
     except Exception:  # noqa: BLE001 - malformed EXIF must not make a good image broken
         return 1
     return value if 1 <= value <= 8 else 1

@@ -11,7 +11,6 @@ analyser's `preprocess`.
 from __future__ import annotations
 
 import hashlib
-import warnings
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -101,25 +100,22 @@ def decode_bytes(data: bytes, min_side: int = ANALYSIS_MIN_SIDE) -> Image.Image:
     """An upright RGB/RGBA picture from encoded bytes, reduced by an integer factor when both
     sides stay >= `min_side`. The full-size decode runs inside the process-wide pixel budget
     (inference.decoding.PIXEL_BUDGET)."""
-    with warnings.catch_warnings():
-        # Between MAX_IMAGE_PIXELS and twice it Pillow only warns; that is fine.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        img = Image.open(BytesIO(data))
-        if img.format in ("JPEG", "MPO"):
-            img.draft(None, (min_side, min_side))  # DCT scaling; keeps both sides >= min_side
-        with PIXEL_BUDGET.reserve(img.width * img.height):
-            img.load()
-            # Read after load(): Pillow's TIFF plugin applies the orientation itself while
-            # loading and then drops the tag.
-            turn = orientation(img)
-            picture = img if reducible(img.mode) else _normalise_mode(img)
-            factor = reduce_factor(picture.size, min_side)
-            if factor > 1:
-                picture = picture.reduce(factor)
-            picture = _normalise_mode(picture) if picture.mode not in ("RGB", "RGBA") else picture
-            if picture is img:
-                picture = img.copy()  # detached from the file object
-            img.close()  # the full-size pixels go before the budget is given back
+    img = Image.open(BytesIO(data))  # bomb warnings are filtered by inference.decoding
+    if img.format in ("JPEG", "MPO"):
+        img.draft(None, (min_side, min_side))  # DCT scaling; keeps both sides >= min_side
+    with PIXEL_BUDGET.reserve(img.width * img.height):
+        img.load()
+        # Read after load(): Pillow's TIFF plugin applies the orientation itself while
+        # loading and then drops the tag.
+        turn = orientation(img)
+        picture = img if reducible(img.mode) else _normalise_mode(img)
+        factor = reduce_factor(picture.size, min_side)
+        if factor > 1:
+            picture = picture.reduce(factor)
+        picture = _normalise_mode(picture) if picture.mode not in ("RGB", "RGBA") else picture
+        if picture is img:
+            picture = img.copy()  # detached from the file object
+        img.close()  # the full-size pixels go before the budget is given back
     picture = upright(picture, turn)
     picture.info = {}  # orientation applied: nothing downstream may apply it again
     return picture

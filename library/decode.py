@@ -28,7 +28,6 @@ indexed as if it were whole).
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -207,10 +206,9 @@ def _failure(exc: Exception, fmt: str, width: int, height: int) -> Exception:
 def _decode(data: bytes, reduce_to: int | None, with_metadata: bool,
             background: tuple[int, int, int]) -> DecodedImage:
     try:
-        with warnings.catch_warnings():
-            # Between MAX_IMAGE_PIXELS and twice it Pillow only warns; that is fine.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data), formats=INDEXED_FORMATS)
+        # Between MAX_IMAGE_PIXELS and twice it Pillow only warns; that warning is filtered
+        # for the whole process by inference.decoding (catch_warnings is not thread-safe).
+        im = Image.open(io.BytesIO(data), formats=INDEXED_FORMATS)
     except UnidentifiedImageError as exc:
         claimed = _signature_format(data)
         if claimed:
@@ -240,9 +238,7 @@ def _decode(data: bytes, reduce_to: int | None, with_metadata: bool,
         # span runs inside the process-wide pixel budget (shared with the analysis decoder).
         with PIXEL_BUDGET.reserve(im.width * im.height):
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                    im.load()
+                im.load()
             except Exception as exc:  # noqa: BLE001 - every decoder failure becomes one message
                 raise _failure(exc, fmt, width, height) from exc
             # Read after load(): Pillow's TIFF plugin applies the orientation itself while
