@@ -79,10 +79,11 @@ class NsfwDefault(Analyser):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if self.device == "cpu":
-            # The pipeline's prefetch threads decode and resize on the other cores; a forward
-            # pass using every core as well only makes them take turns (measured on 2 cores:
-            # one intra-op thread ran open_nsfw at 9 ms/image, two at 17 ms/image while the
-            # decoders were busy). 0 = onnxruntime's default (one thread per core).
+            # The pipeline's prefetch threads decode and resize on the other cores, and they
+            # are the slower side (a 1024² PNG: ~25 ms to decode and resize; open_nsfw's
+            # forward on one thread: ~9 ms at batch 1 or 8, measured on 2 cores), so a forward
+            # spread over every core only competes with them for a core. cpu_threads is what
+            # the prefetch threads leave; 0 = onnxruntime's default (one thread per core).
             options.intra_op_num_threads = self.cpu_threads or 0
             options.inter_op_num_threads = 1
         # onnxruntime's idle threads spin by default, stealing the CPU from the decoders and
