@@ -489,3 +489,19 @@ def test_results_of_an_older_analyser_revision_are_recomputed(lib):
     again.run(threading.Event())
     result = lib.results()[(cid, "nsfw-default")]
     assert result.version == current and 0.0 <= result.score <= 1.0
+
+
+def test_the_runner_leaves_every_sql_statement_to_db_queue():
+    """Layering: library/ calls db/ functions; the queue's SQL lives in db/queue.py. The
+    runner may name the session types, nothing that builds a statement."""
+    import ast
+
+    import library.analysis
+
+    tree = ast.parse(Path(library.analysis.__file__).read_text(encoding="utf-8"))
+    imported = {(node.module, alias.name) for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.module
+                and node.module.startswith("sqlalchemy") for alias in node.names}
+    assert imported == {("sqlalchemy.orm", "Session"), ("sqlalchemy.orm", "sessionmaker")}
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.Import)
+                and any(a.name.startswith("sqlalchemy") for a in n.names)]
