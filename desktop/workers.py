@@ -346,7 +346,8 @@ class AnalysisWorker(QObject):
                 self._runner = runner
                 if self._paused:
                     runner.pause()
-            device = getattr(runner.pipeline, "device", config.device)
+            # The pipeline (and torch) loads with the first batch of work: none on an idle library.
+            device = getattr(runner, "device", config.device)
             self.status_changed.emit(f"Analysing on {device}: {', '.join(runner.ready)}")
             runner.run(self._stop_runner, self._wake, until_empty=False,
                        between_batches=self._apply_requests)

@@ -8,3 +8,10 @@ Entry points:
 - `inference.pipeline.Pipeline`: load, then iterate `run(jobs)` for results as they come.
 - `inference.testing`: tiny models in the upstream file layouts, for tests and benchmarks.
 """
+
+from inference.onnx_runtime import disable_telemetry_before_import
+
+# onnxruntime reads its telemetry switch once, when its native library loads: set it before
+# anything in this package (or anything importing it) can import onnxruntime. See
+# inference/onnx_runtime.py.
+disable_telemetry_before_import()

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from inference.base import HFSource, TorchAnalyser, require
+from inference.base import HFSource, TorchAnalyser, require, unexpected
 from inference.hf_common import check_loading_info, header_or_none, weights_file
 from inference.types import AnalyserOutput, Job
 from inference.weights import (
@@ -87,10 +87,13 @@ def inspect_clip(folder: Path) -> Found | None:
             raise WeightsError(f"{folder}: incomplete CLIP folder (need config.json and "
                                "model.safetensors)")
         return None
-    config = read_json(config_path, "config.json")
-    require(config.get("model_type") == "clip", f"{config_path}: model_type "
-            f"{config.get('model_type')!r}, expected 'clip' (openai/clip-vit-large-patch14)")
-    dim = int(config.get("projection_dim", 512))
+    from inference.hf_common import read_preprocessor
+    from inference.schemas import ClipConfig, read_json_as
+
+    config = read_json_as(config_path, "config.json", ClipConfig)
+    require(config.model_type == "clip", f"{config_path}: model_type "
+            f"{config.model_type!r}, expected 'clip' (openai/clip-vit-large-patch14)")
+    dim = config.projection_dim
     require(dim == 768, f"{config_path}: projection_dim {dim}; the aesthetic MLP needs CLIP "
             "ViT-L/14 embeddings (768)")
     tensors = header_or_none(weights)
@@ -104,12 +107,15 @@ def inspect_clip(folder: Path) -> Found | None:
     files = {"clip_weights": weights, "clip_config": config_path}
     if (folder / "preprocessor_config.json").is_file():
         files["clip_preprocessor"] = folder / "preprocessor_config.json"
+        read_preprocessor(files["clip_preprocessor"])
     return Found(folder, files, {"clip_folder": str(folder),
                                  "has_text": bool(text_weights and tokenizer)})
 
 
 class Aesthetic(TorchAnalyser):
     key = "aesthetic"
+    # 2: upright picture (EXIF); large pictures decoded at reduced size
+    revision = 2
     cpu_ms_per_image = 1100.0
     hf_sources = (MLP_SOURCE, CLIP_SOURCE)
     expected_files = (MLP_FILE, f"{CLIP_SUBDIR}/config.json", f"{CLIP_SUBDIR}/model.safetensors",
@@ -144,6 +150,8 @@ class Aesthetic(TorchAnalyser):
                 mlp = inspect_mlp(folder)
             except WeightsError as exc:
                 problems.append((folder, str(exc)))
+            except Exception as exc:  # noqa: BLE001 - a file no check foresaw: still "broken"
+                problems.append((folder, unexpected(folder, exc)))
             if mlp:
                 break
         clip: Found | None = None
@@ -154,6 +162,8 @@ class Aesthetic(TorchAnalyser):
                 clip = inspect_clip(folder)
             except WeightsError as exc:
                 problems.append((folder, str(exc)))
+            except Exception as exc:  # noqa: BLE001 - a file no check foresaw: still "broken"
+                problems.append((folder, unexpected(folder, exc)))
             if clip:
                 break
         if mlp and clip:
@@ -173,11 +183,11 @@ class Aesthetic(TorchAnalyser):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        from inference.hf_common import read_preprocessor
         from inference.preprocess import ClipRecipe
 
-        pre = self.status.files.get("clip_preprocessor")
-        self.clip_recipe = ClipRecipe.from_config(read_json(Path(pre), "preprocessor_config.json")
-                                                  if pre else {})
+        self.clip_recipe = ClipRecipe.from_config(
+            read_preprocessor(self.status.files.get("clip_preprocessor")))
         self.clip_encoder: Any = None
         self.tokenizer: Any = None
         self.text_model: Any = None

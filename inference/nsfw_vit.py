@@ -14,7 +14,7 @@ from inference.hf_common import (
     header_or_none,
 )
 from inference.types import AnalyserOutput, Job
-from inference.weights import Found, WeightsError, expect_shape, read_json
+from inference.weights import Found, WeightsError, expect_shape
 
 PATCH_KEY = "vit.embeddings.patch_embeddings.projection.weight"
 # transformers 4.x names (upstream file) and 5.x names (re-saved copies) of layer 0.
@@ -24,6 +24,9 @@ LAYER0_KEYS = ("vit.encoder.layer.0.attention.attention.query.weight",
 
 class NsfwVit(TorchAnalyser):
     key = "nsfw-vit"
+    # 2: upright picture (EXIF, as the Falconsai pipeline()); large pictures decoded at
+    #    reduced size
+    revision = 2
     cpu_ms_per_image = 280.0
     hf_sources = (HFSource("Falconsai/nsfw_image_detection", allow_patterns=(
         "config.json", "preprocessor_config.json", "model.safetensors")),)
@@ -34,17 +37,20 @@ class NsfwVit(TorchAnalyser):
 
     @classmethod
     def inspect(cls, folder: Path) -> Found | None:
-        present = config_and_weights(folder, "model.safetensors")
+        from inference.schemas import VitConfig
+
+        present = config_and_weights(folder, "model.safetensors", VitConfig)
         if present is None:
             return None
         config_path, config, weights = present
-        require(config.get("model_type") == "vit", f"{config_path}: model_type "
-                f"{config.get('model_type')!r}, expected 'vit'")
-        labels = {int(i): str(name) for i, name in config.get("id2label", {}).items()}
+        require(config.model_type == "vit", f"{config_path}: model_type "
+                f"{config.model_type!r}, expected 'vit'")
+        labels = config.labels()
         nsfw = [i for i, name in labels.items() if name.lower() == "nsfw"]
         require(len(nsfw) == 1, f"{config_path}: id2label {labels} has no 'nsfw' class")
-        hidden = int(config.get("hidden_size", 768))
-        patch = int(config.get("patch_size", 16))
+        require(sorted(labels) == list(range(len(labels))), f"{config_path}: id2label indices "
+                f"{sorted(labels)} are not 0..{len(labels) - 1}")
+        hidden, patch = config.hidden_size, config.patch_size
         tensors = header_or_none(weights)
         if tensors is not None:
             expect_shape(tensors, PATCH_KEY, (hidden, 3, patch, patch), weights)
@@ -56,11 +62,10 @@ class NsfwVit(TorchAnalyser):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        from inference.hf_common import read_preprocessor
         from inference.preprocess import VitRecipe
 
-        pre = self.status.files.get("preprocessor")
-        cfg = read_json(Path(pre), "preprocessor_config.json") if pre else {}
-        self.recipe = VitRecipe.from_config(cfg)
+        self.recipe = VitRecipe.from_config(read_preprocessor(self.status.files.get("preprocessor")))
         self.labels: list[str] = list(self.status.details["labels"])
         self.nsfw_index: int = int(self.status.details["nsfw_index"])
 

@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from inference.base import Analyser
+from inference.onnx_runtime import parse_device
 from inference.registry import ANALYSER_KEYS, analyser_class
-from inference.types import AnalyserOutput, DecodeFailure, Job, Progress
+from inference.types import AnalyserOutput, ContentChanged, DecodeFailure, Job, Progress
 from inference.weights import BROKEN, READY, ModelStatus, discover
 
-__all__ = ["AnalyserOutput", "DecodeFailure", "Job", "Pipeline", "Progress"]
+__all__ = ["AnalyserOutput", "ContentChanged", "DecodeFailure", "Job", "Pipeline", "Progress"]
 
-Result = tuple[Job, "AnalyserOutput | DecodeFailure"]
+Result = tuple[Job, "AnalyserOutput | DecodeFailure | ContentChanged"]
 
 
 @dataclass
@@ -53,28 +54,39 @@ class _Prepared:
 
 
 class Pipeline:
+    """Constructing one only finds the weights (headers and cached checksums; no torch, no
+    onnxruntime); `load` (or the first `run`) loads the models, each on the device its own
+    runtime chooses for `device` (torch for torch models, onnxruntime's providers for ONNX)."""
+
     def __init__(self, models_dir: Path, analysers: Sequence[str] | None = None,
                  device: str = "auto", tag_threshold: float = 0.2,
                  batch_size: int | None = None, prefetch_workers: int | None = None,
                  on_progress: Callable[[Progress], None] | None = None,
                  on_status: Callable[[str], None] | None = None, *,
-                 hf_cache: Path | None = None, lookahead: int | None = None):
-        from inference.device import resolve_device
-
+                 hf_cache: Path | None = None, lookahead: int | None = None,
+                 statuses: Sequence[ModelStatus] | None = None):
         keys = list(ANALYSER_KEYS) if analysers is None else list(dict.fromkeys(analysers))
         for key in keys:
             analyser_class(key)  # KeyError with the known names
         keys.sort(key=ANALYSER_KEYS.index)  # cost order, whatever order was asked for
+        parse_device(device)  # ValueError for a device that does not exist anywhere
         self.models_dir = Path(models_dir)
-        self.device = resolve_device(device)
+        self.requested_device = device
         self.tag_threshold = tag_threshold
         self.batch_size = batch_size
         self.prefetch_workers = max(1, prefetch_workers or default_prefetch_workers())
+        # The cores the prefetch threads leave to the models (ONNX sessions size their thread
+        # pools with it; oversubscribing 2 cores made decode and forward take turns).
+        self.model_threads = max(1, (os.cpu_count() or 2) - self.prefetch_workers)
         self.on_progress = on_progress
         self.on_status = on_status
         self._lookahead = lookahead
-        self.statuses: dict[str, ModelStatus] = {
-            s.key: s for s in discover(self.models_dir, keys, hf_cache=hf_cache)}
+        found = {s.key: s for s in statuses} if statuses is not None else {}
+        missing = [k for k in keys if k not in found]
+        if missing:  # statuses the caller already discovered are not looked up twice
+            found.update((s.key, s) for s in discover(self.models_dir, missing,
+                                                      hf_cache=hf_cache))
+        self.statuses: dict[str, ModelStatus] = {k: found[k] for k in keys}
         self.ready_analysers: list[str] = [k for k in keys if self.statuses[k].status == READY]
         self.versions: dict[str, str] = {k: str(self.statuses[k].version)
                                          for k in self.ready_analysers}
@@ -85,6 +97,13 @@ class Pipeline:
         self._running = threading.Event()
         self._running.set()
         self._cancel = threading.Event()
+
+    @property
+    def device(self) -> str:
+        """Where the loaded analysers run ("cpu", "cuda", or e.g. "cuda, cpu" when they
+        differ); the requested device until something is loaded."""
+        devices = list(dict.fromkeys(a.device for a in self._analysers.values()))
+        return ", ".join(devices) if devices else self.requested_device
 
     # ------------------------------------------------------------ control (any thread)
 
@@ -138,19 +157,25 @@ class Pipeline:
     def _load_one(self, key: str, status: ModelStatus) -> Analyser:
         from inference.device import is_out_of_memory, release_memory
 
+        cls = analyser_class(key)
+        device, note = cls.choose_device(self.requested_device)
+        if note:
+            self._say(f"{key}: {note}")
+
         def build(device: str) -> Analyser:
-            analyser = analyser_class(key)(status, device, version=self.versions[key],
-                                           tag_threshold=self.tag_threshold)
+            analyser = cls(status, device, version=self.versions[key],
+                           tag_threshold=self.tag_threshold)
+            analyser.cpu_threads = self.model_threads
             analyser.load()
             return analyser
 
         try:
-            return build(self.device)
+            return build(device)
         except Exception as exc:
-            if self.device == "cpu" or not is_out_of_memory(exc):
+            if device == "cpu" or not is_out_of_memory(exc):
                 raise
-            release_memory(self.device)
-            self._say(f"{key}: does not fit on {self.device}; loading it on the CPU")
+            release_memory(device)
+            self._say(f"{key}: does not fit on {device}; loading it on the CPU")
             return build("cpu")
 
     def analyser(self, key: str) -> Analyser:
@@ -256,7 +281,7 @@ class _Run:
             self.builders.setdefault(a.input_key, a)
         self.pool = ThreadPoolExecutor(pipeline.prefetch_workers,
                                        thread_name_prefix="gentriage-prefetch")
-        self.in_flight: dict[Future[_Prepared | DecodeFailure], int] = {}
+        self.in_flight: dict[Future[_Prepared | DecodeFailure | ContentChanged], int] = {}
         self.open: dict[int, _Open] = {}  # by sequence number (job ids may repeat)
         self.queues: dict[str, deque[tuple[int, Any]]] = {a.key: deque() for a in analysers}
         self.seq = 0
@@ -271,15 +296,22 @@ class _Run:
             return self.analysers
         return [a for a in self.analysers if a.key in job.analysers]
 
-    def _prepare(self, job: Job, analysers: list[Analyser]) -> _Prepared | DecodeFailure:
+    def _prepare(self, job: Job, analysers: list[Analyser]
+                 ) -> _Prepared | DecodeFailure | ContentChanged:
         from inference.preprocess import DecodeError, decode
 
         try:
             image = decode(job.path)
         except DecodeError as exc:
+            if job.sha256 is not None and exc.sha256 is not None and exc.sha256 != job.sha256:
+                return ContentChanged(job, exc.sha256)  # replaced, by something unreadable
             return DecodeFailure(job, str(exc))
         except Exception as exc:  # noqa: BLE001 — anything else about the file
             return DecodeFailure(job, f"cannot decode {job.path}: {exc}")
+        if job.sha256 is not None and image.sha256 != job.sha256:
+            # The file was replaced since it was indexed: these pixels are another picture,
+            # and a verdict on them must not be recorded for the content the job names.
+            return ContentChanged(job, str(image.sha256))
         prepared = _Prepared(job, analysers)
         needed_inputs = {a.input_key for a in analysers}
         for key, builder in self.builders.items():
@@ -320,11 +352,12 @@ class _Run:
             self.done += 1
             self.finished_at.append(time.monotonic())
 
-    def _harvest(self, futures: Iterable[Future[_Prepared | DecodeFailure]]) -> Iterator[Result]:
+    def _harvest(self, futures: Iterable[Future[_Prepared | DecodeFailure | ContentChanged]]
+                 ) -> Iterator[Result]:
         for future in list(futures):
             seq = self.in_flight.pop(future)
             prepared = future.result()
-            if isinstance(prepared, DecodeFailure):
+            if isinstance(prepared, (DecodeFailure, ContentChanged)):
                 yield prepared.job, prepared
                 self._finish(seq, self.open[seq].remaining)
                 continue

@@ -1,16 +1,16 @@
 """Image decoding and image -> tensor steps shared by the analysers.
 
 Every step mirrors the upstream reference preprocessing of the model it serves (PIL
-resampling, transformers' resize/crop arithmetic, torchvision's pad-on-crop), because the
-models were trained on exactly those pixels. The pipeline decodes each file once into a
-DecodedImage and hands it to every analyser's `preprocess`.
+resampling, transformers' resize/crop arithmetic, FastAI's crop arithmetic, torchvision's
+pad-on-crop), because the models were trained on exactly those pixels. The pipeline reads
+each file once, hashes and decodes those bytes into a DecodedImage (upright, as people see
+it — the Falconsai reference pipeline applies EXIF orientation too) and hands it to every
+analyser's `preprocess`.
 """
 
 from __future__ import annotations
 
-import errno
-import os
-import stat
+import hashlib
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -18,6 +18,15 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from inference.decoding import (
+    PIXEL_BUDGET,
+    orientation,
+    read_regular_file,
+    reduce_factor,
+    reducible,
+    upright,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -31,14 +40,29 @@ PIL_RESAMPLE = {0: Image.Resampling.NEAREST, 1: Image.Resampling.LANCZOS,
 
 
 class DecodeError(Exception):
-    pass
+    """The file cannot be read or decoded. `sha256`: of the bytes read, when they were."""
+
+    def __init__(self, message: str, sha256: str | None = None) -> None:
+        super().__init__(message)
+        self.sha256 = sha256
+
+
+# Both sides of the picture the analysers receive stay at least this large: twice the largest
+# model input (JTP's 384, CLIP/ViT/FastAI's 224, open_nsfw's 256), so every model still resizes
+# *down* with its own filter from at least two source pixels per output pixel. Pictures up to
+# 1791 px on the short side (every native SD/SDXL size) are decoded exactly at full size; only
+# larger ones are decoded at reduced size (JPEG's DCT scaling, else Image.reduce), which bounds
+# memory and decode time for 8k upscales. Analyser revisions were bumped when this came in.
+ANALYSIS_MIN_SIDE = 896
 
 
 @dataclass
 class DecodedImage:
-    """A fully decoded image; RGB/RGBA views are converted once and cached."""
+    """A decoded picture, upright (EXIF orientation applied), RGB or RGBA; RGB/RGBA views
+    are converted once and cached. `sha256`: of the file bytes it was decoded from."""
 
     image: Image.Image
+    sha256: str | None = None
     _rgb: Image.Image | None = field(default=None, repr=False)
     _rgba: Image.Image | None = field(default=None, repr=False)
 
@@ -55,28 +79,46 @@ class DecodedImage:
 
 
 def decode(path: str | Path) -> DecodedImage:
-    """Open and fully decode (the first frame of) an image. No EXIF rotation: the upstream
-    reference pipelines do not apply it, and generators do not write it."""
+    """Read a file once, hash those bytes, and decode (the first frame of) the picture they
+    hold, upright, as the analysers see it. The hash lets the caller check that the picture
+    is the one it asked about (the file may have been replaced since it was indexed)."""
     try:
-        with _open_regular_file(path) as file, Image.open(file) as img:
-            img.load()
-            image = img if img.mode in ("RGB", "RGBA") else _normalise_mode(img)
-            if image is img:
-                image = img.copy()  # detach from the file before it closes
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise DecodeError(f"cannot decode {path}: {exc}") from exc
-    return DecodedImage(image)
+        data, _ = read_regular_file(path)
+    except IsADirectoryError as exc:
+        raise DecodeError(f"cannot decode {path}: not a regular file") from exc
+    except OSError as exc:
+        raise DecodeError(f"cannot decode {path}: {exc.strerror or exc}") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        image = decode_bytes(data)
+    except Exception as exc:  # noqa: BLE001 - whatever Pillow raises on these bytes
+        raise DecodeError(f"cannot decode {path}: {exc}", digest) from exc
+    return DecodedImage(image, sha256=digest)
 
 
-def _open_regular_file(path: str | Path) -> Any:
-    """open(path, "rb") that cannot hang: a file swapped for a FIFO since it was indexed would
-    block a plain open() forever (O_NONBLOCK changes nothing for regular files)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    file = open(fd, "rb")  # noqa: SIM115 - returned to the caller's with-block
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        file.close()
-        raise OSError(errno.EINVAL, "not a regular file", str(path))
-    return file
+def decode_bytes(data: bytes, min_side: int = ANALYSIS_MIN_SIDE) -> Image.Image:
+    """An upright RGB/RGBA picture from encoded bytes, reduced by an integer factor when both
+    sides stay >= `min_side`. The full-size decode runs inside the process-wide pixel budget
+    (inference.decoding.PIXEL_BUDGET)."""
+    img = Image.open(BytesIO(data))  # bomb warnings are filtered by inference.decoding
+    if img.format in ("JPEG", "MPO"):
+        img.draft(None, (min_side, min_side))  # DCT scaling; keeps both sides >= min_side
+    with PIXEL_BUDGET.reserve(img.width * img.height):
+        img.load()
+        # Read after load(): Pillow's TIFF plugin applies the orientation itself while
+        # loading and then drops the tag.
+        turn = orientation(img)
+        picture = img if reducible(img.mode) else _normalise_mode(img)
+        factor = reduce_factor(picture.size, min_side)
+        if factor > 1:
+            picture = picture.reduce(factor)
+        picture = _normalise_mode(picture) if picture.mode not in ("RGB", "RGBA") else picture
+        if picture is img:
+            picture = img.copy()  # detached from the file object
+        img.close()  # the full-size pixels go before the budget is given back
+    picture = upright(picture, turn)
+    picture.info = {}  # orientation applied: nothing downstream may apply it again
+    return picture
 
 
 def _normalise_mode(img: Image.Image) -> Image.Image:
@@ -144,7 +186,7 @@ class ClipRecipe:
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> ClipRecipe:
         size: Any = cfg.get("size", 224)
-        shortest = size.get("shortest_edge", 224) if isinstance(size, dict) else int(size)
+        shortest = int(size.get("shortest_edge", 224) if isinstance(size, dict) else size)
         crop: Any = cfg.get("crop_size", shortest)
         if isinstance(crop, dict):
             crop_hw = (int(crop.get("height") or shortest), int(crop.get("width") or shortest))
@@ -190,16 +232,32 @@ class VitRecipe:
         return normalise(to_chw_float(img), self.mean, self.std)
 
 
+def fastai_crop_box(width: int, height: int, size: int = 224) -> tuple[int, int, int, int]:
+    """The box FastAI's `Resize(size)` (method "crop", validation split) cuts out of a
+    width x height picture, with FastAI's own float arithmetic (fastai/vision/augment.py,
+    `Resize.encodes` and `crop_pad`):
+
+        m = w/size if w/size < h/size else h/size   # the shorter side's ratio
+        crop side = int(m*size)                    # NOT the short side itself: (s/224)*224
+                                                   # is s - 1e-13 for 289 sides in 1..8192
+                                                   # (460, 488, 920, …), and int() drops to s-1
+        top-left = (int(0.5*(w-side)), int(0.5*(h-side)))   # centred at inference
+
+    The result is then resized to size x size; the crop never leaves the picture here, so
+    FastAI's padding branch does not apply."""
+    # FastAI's own expression (not min()), kept as written upstream so it can be compared.
+    m = width / size if width / size < height / size else height / size  # noqa: FURB136
+    side_w = side_h = int(m * size)
+    left, top = int(0.5 * (width - side_w)), int(0.5 * (height - side_h))
+    return left, top, min(left + side_w, width), min(top + side_h, height)
+
+
 def fastai_center_resize(img: Image.Image, size: int = 224) -> np.ndarray:
-    """FastAI `Resize(size)` at inference (method "crop", validation split): crop the
-    largest centred region with the target's aspect (square) — a real crop, as FastAI's
-    `crop_pad` does, so pixels outside it never bleed in — then resize it bilinearly to
-    size x size; then ImageNet normalisation (FastAI's `Normalize.from_stats(*imagenet_stats)`)."""
-    w, h = img.size
-    side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    img = img.crop((left, top, left + side, top + side)).resize((size, size),
-                                                               Image.Resampling.BILINEAR)
+    """FastAI `Resize(size)` at inference: crop `fastai_crop_box` (a real crop, as FastAI's
+    `crop_pad` does, so pixels outside it never bleed in), resize it bilinearly to
+    size x size, then ImageNet normalisation (FastAI's `Normalize.from_stats(*imagenet_stats)`)."""
+    box = fastai_crop_box(img.width, img.height, size)
+    img = img.crop(box).resize((size, size), Image.Resampling.BILINEAR)
     return normalise(to_chw_float(img), IMAGENET_MEAN, IMAGENET_STD)
 
 

@@ -3,7 +3,8 @@
 Same attribute names as diffusers' StableDiffusionSafetyChecker so the upstream state_dict
 (`vision_model.vision_model.…`, `visual_projection.weight`, the four concept tensors) loads
 unchanged — transformers 5 maps the 4.x nested CLIPVisionModel prefix itself. diffusers is
-not needed. The decision rule is diffusers' (vectorised form, no rounding).
+not needed. The decision rule is diffusers' `forward` (margins rounded to 3 decimals before
+the `> 0` test; see `decide`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from inference.hf_common import (
     header_or_none,
 )
 from inference.types import AnalyserOutput, Job
-from inference.weights import Found, WeightsError, expect_shape, read_json
+from inference.weights import Found, WeightsError, expect_shape
 
 N_CONCEPTS, N_SPECIAL = 17, 3
 PATCH_KEYS = ("vision_model.vision_model.embeddings.patch_embedding.weight",  # 4.x (upstream)
@@ -63,20 +64,41 @@ def safety_checker_model_class() -> Any:  # a transformers PreTrainedModel subcl
 
 def decide(image_embeds: Any, concept_embeds: Any, concept_weights: Any,
            special_embeds: Any, special_weights: Any) -> tuple[Any, Any, Any]:
-    """diffusers' rule: cosine similarity to each concept minus its threshold; when any
-    "special care" concept fires, every concept threshold drops by 0.01. NSFW when any
-    concept margin is > 0. Returns (nsfw (N,) bool, concept margins (N,17), special (N,3))."""
+    """diffusers' rule, exactly as `StableDiffusionSafetyChecker.forward` computes it:
+
+    - cosine similarities in float32;
+    - special-care margins, concept by concept: round(cos - threshold + adjustment, 3), where
+      the adjustment starts at 0.0 and becomes 0.01 for the concepts after one that fired
+      (> 0) — so a later special margin carries it too, as upstream reports it;
+    - concept margins: round(cos - threshold + adjustment, 3) with the final adjustment;
+    - NSFW when any *rounded* concept margin is > 0 (a margin in (0, 0.0005) rounds to 0.0
+      and does not count).
+
+    The arithmetic stays in float32 like upstream's per-element numpy scalars (NumPy 2 keeps
+    float32 when a Python float is added), vectorised over the batch.
+    Returns (nsfw (N,) bool, concept margins (N,17), special margins (N,3)) as numpy arrays."""
+    import numpy as np
     import torch.nn.functional as F
 
     e = F.normalize(image_embeds.float(), dim=-1)
-    special = e @ F.normalize(special_embeds.float(), dim=-1).T - special_weights.float()
-    adjustment = (special > 0).any(dim=1, keepdim=True).float() * 0.01
-    concept = e @ F.normalize(concept_embeds.float(), dim=-1).T - concept_weights.float() + adjustment
-    return (concept > 0).any(dim=1), concept, special
+    special_cos = (e @ F.normalize(special_embeds.float(), dim=-1).T).cpu().numpy()
+    concept_cos = (e @ F.normalize(concept_embeds.float(), dim=-1).T).cpu().numpy()
+    special_thresholds = special_weights.detach().float().cpu().numpy()
+    concept_thresholds = concept_weights.detach().float().cpu().numpy()
+    adjustment = np.zeros(len(special_cos), dtype=np.float32)
+    special = np.empty_like(special_cos)
+    for k in range(special_cos.shape[1]):
+        special[:, k] = np.round(special_cos[:, k] - special_thresholds[k] + adjustment, 3)
+        adjustment = np.where(special[:, k] > 0, np.float32(0.01), adjustment)
+    concept = np.round(concept_cos - concept_thresholds + adjustment[:, None], 3)
+    return (concept > 0).any(axis=1), concept, special
 
 
 class SafetyChecker(TorchAnalyser):
     key = "safety-checker"
+    # 2: margins rounded to 3 decimals before the > 0 test (diffusers); upright picture
+    #    (EXIF); large pictures decoded at reduced size
+    revision = 2
     cpu_ms_per_image = 1080.0
     hf_sources = (
         HFSource("CompVis/stable-diffusion-safety-checker", allow_patterns=(
@@ -94,14 +116,16 @@ class SafetyChecker(TorchAnalyser):
 
     @classmethod
     def inspect(cls, folder: Path) -> Found | None:
-        present = config_and_weights(folder, "pytorch_model.bin")
+        from inference.schemas import ClipConfig
+
+        present = config_and_weights(folder, "pytorch_model.bin", ClipConfig)
         if present is None:
             return None
         config_path, config, weights = present
-        require(config.get("model_type") == "clip" and "vision_config" in config,
+        require(config.model_type == "clip" and config.vision_config is not None,
                 f"{config_path}: expected a CLIPConfig (model_type 'clip' with vision_config), "
-                f"found model_type {config.get('model_type')!r}")
-        dim = int(config.get("projection_dim", 768))
+                f"found model_type {config.model_type!r}")
+        dim = config.projection_dim if "projection_dim" in config.model_fields_set else 768
         tensors = header_or_none(weights)
         if tensors is not None:
             expect_shape(tensors, "concept_embeds", (N_CONCEPTS, dim), weights)
@@ -118,11 +142,11 @@ class SafetyChecker(TorchAnalyser):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        from inference.hf_common import read_preprocessor
         from inference.preprocess import ClipRecipe
 
-        pre = self.status.files.get("preprocessor")
-        self.clip_recipe = ClipRecipe.from_config(read_json(Path(pre), "preprocessor_config.json")
-                                                  if pre else {})
+        self.clip_recipe = ClipRecipe.from_config(
+            read_preprocessor(self.status.files.get("preprocessor")))
         self.clip_encoder: Any = None
 
     @property
@@ -185,9 +209,10 @@ class SafetyChecker(TorchAnalyser):
             nsfw, concept, special = decide(embeds, m.concept_embeds, m.concept_embeds_weights,
                                             m.special_care_embeds, m.special_care_embeds_weights)
         results = []
-        for flag, c_row, s_row in zip(nsfw.tolist(), concept.cpu().tolist(),
-                                      special.cpu().tolist()):
+        for flag, c_row, s_row in zip(nsfw.tolist(), concept.tolist(), special.tolist()):
+            # Stored as upstream reports them: multiples of 0.001 (float32 noise rounded off).
+            c_row = [round(v, 3) for v in c_row]
             scores = {f"concept_{i:02d}": v for i, v in enumerate(c_row)}
-            scores.update({f"special_{i}": v for i, v in enumerate(s_row)})
+            scores.update({f"special_{i}": round(v, 3) for i, v in enumerate(s_row)})
             results.append(self.output("nsfw" if flag else "sfw", max(c_row), scores))
         return results

@@ -69,7 +69,7 @@ def read_tags(path: Path) -> list[str]:
             f"{path}: expected a JSON object {{tag: index}}")
     names: list[str | None] = [None] * len(data)
     for tag, index in data.items():
-        require(isinstance(index, int) and 0 <= index < len(data) and names[index] is None,
+        require(type(index) is int and 0 <= index < len(data) and names[index] is None,
                 f"{path}: tag {tag!r} has index {index!r}; expected each of 0..{len(data) - 1} once")
         names[index] = tag
     return [str(n) for n in names]
@@ -131,6 +131,8 @@ def _build_loaded(variant: str, n_tags: int, overrides: dict[str, Any], weights:
 
 class TaggerJtp(TorchAnalyser):
     key = "tagger-jtp"
+    # 2: upright picture (EXIF); large pictures decoded at reduced size
+    revision = 2
     cpu_ms_per_image = 6000.0
     hf_sources = (HFSource("RedRocket/JointTaggerProject", allow_patterns=(
         f"{LAYOUTS[0][0]}/{LAYOUTS[0][1]}", f"{LAYOUTS[0][0]}/tags.json")),)

@@ -11,12 +11,16 @@ class Job:
 
     `analysers` limits the job to those keys (None: every loaded analyser), so an image whose
     results are current for most analysers is run only through the ones that are not.
+    `sha256`: the content the caller will record the results for; when the bytes read from
+    `path` hash to something else (the file was replaced since it was indexed), the job gets
+    one ContentChanged instead of results.
     """
 
     job_id: int
     path: str
     prompt: str | None = None
     analysers: frozenset[str] | None = None
+    sha256: str | None = None
 
 
 @dataclass
@@ -50,6 +54,15 @@ class DecodeFailure:
 
     job: Job
     message: str
+
+
+@dataclass
+class ContentChanged:
+    """The file no longer holds the picture the job was for: reported once per job, and no
+    analyser ran (its verdict would have been recorded under the wrong picture)."""
+
+    job: Job
+    found_sha256: str
 
 
 @dataclass

@@ -19,7 +19,6 @@ import json
 import os
 import struct
 import threading
-import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,26 +96,23 @@ def read_safetensors_header(path: Path) -> dict[str, TensorInfo]:
         raise WeightsError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise WeightsError(f"{path}: unreadable safetensors header ({exc})") from exc
+    from inference.schemas import safetensors_entries  # pydantic: only when there are weights
+
     tensors: dict[str, TensorInfo] = {}
     data_end = 0
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            dtype, shape, (begin, end) = info["dtype"], tuple(info["shape"]), info["data_offsets"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise WeightsError(f"{path}: malformed safetensors entry {name!r}") from exc
-        item = _DTYPE_SIZES.get(dtype)
+    for name, entry in safetensors_entries(header, path).items():
+        begin, end = entry.data_offsets
+        item = _DTYPE_SIZES.get(entry.dtype)
         count = 1
-        for dim in shape:
+        for dim in entry.shape:
             count *= dim
         if item is not None and end - begin != count * item:
             raise WeightsError(f"{path}: tensor {name!r} has {end - begin} bytes, its shape "
-                               f"{list(shape)} needs {count * item}")
+                               f"{list(entry.shape)} needs {count * item}")
         data_end = max(data_end, end)
-        tensors[name] = TensorInfo(dtype, shape)
+        tensors[name] = TensorInfo(entry.dtype, tuple(entry.shape))
     if 8 + n + data_end > size:
         raise WeightsError(f"{path}: truncated: expected at least {8 + n + data_end} bytes, "
                            f"found {size} (re-download the file)")
@@ -129,6 +125,8 @@ def check_torch_archive(path: Path) -> None:
     Current torch writes a zip whose central directory sits at the end, so a truncated
     download fails to open. The legacy (pre-1.6) format is a bare pickle: only its magic is
     checked; the loader (torch.load(weights_only=True)) finds the rest."""
+    import zipfile  # only when a torch checkpoint is there
+
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -159,8 +157,8 @@ def read_json(path: Path, what: str) -> Any:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise WeightsError(f"{path}: cannot read {what} ({exc.strerror or exc})") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"{path}: {what} is not valid JSON ({exc})") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise WeightsError(f"{path}: {what} is not valid JSON ({str(exc)[:200]})") from exc
 
 
 def expect_shape(tensors: dict[str, TensorInfo], name: str, shape: Sequence[int | None],
@@ -200,8 +198,8 @@ class ChecksumCache:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             for name, (size, mtime, digest) in data.items():
-                self._memory.setdefault(name, (int(size), int(mtime), str(digest)))
-        except (OSError, ValueError, TypeError):
+                self._memory.setdefault(str(name), (int(size), int(mtime), str(digest)))
+        except Exception:  # noqa: BLE001 - a damaged cache is only a cache: hash again
             pass
 
     def _save(self) -> None:
@@ -270,11 +268,11 @@ def hf_snapshots(repo_id: str, cache: Path | None = None) -> Iterator[Path]:
     seen: set[Path] = set()
     try:
         ref = (root / "refs" / "main").read_text(encoding="utf-8").strip()
-        main = snapshots / ref
-        if main.is_dir():
+        main = snapshots / ref if ref and "/" not in ref else None
+        if main is not None and main.is_dir():
             seen.add(main)
             yield main
-    except OSError:
+    except (OSError, ValueError):  # unreadable, or not text: look at every snapshot instead
         pass
     try:
         others = sorted((p for p in snapshots.iterdir() if p.is_dir() and p not in seen),
@@ -304,7 +302,10 @@ def discover(models_dir: Path, keys: Iterable[str] | None = None, *,
     statuses = []
     for key in wanted:
         cls = analyser_class(key)
-        status = cls.discover(models_dir, hf_cache)
+        try:
+            status = cls.discover(models_dir, hf_cache)
+        except Exception as exc:  # noqa: BLE001 - one analyser's files never stop the others
+            status = cls.unexpected_failure(models_dir, exc)
         if status.status == READY and cache is not None:
             try:
                 status.version = version_of({r: Path(p) for r, p in status.files.items()},

@@ -1,23 +1,30 @@
 """The analysis runner: persisted queue → inference pipeline → results, tags, flags.
 
-Shared by the app's inference QThread and `gentriage scan` (no Qt here). The work list lives
-in the database (`analysis_queue`), so work pending when the program exits — cleanly or not —
-resumes at the next start, and nothing is done twice:
+Shared by the app's inference QThread and `gentriage scan` (no Qt here, no SQL either: every
+statement lives in db.queue). The work list lives in the database (`analysis_queue`), so work
+pending when the program exits — cleanly or not — resumes at the next start, and nothing is
+done twice:
 
+* planning is cheap: which enabled analysers have usable weights, and at which version (their
+  weights checksum), comes from file headers and cached checksums — no model is loaded and
+  torch is not imported. Models load when the first batch of work is taken, so an unchanged
+  rescan never builds the pipeline at all;
 * on start, every content with an ok image that lacks a result for a ready analyser *at that
-  analyser's current version* (its weights checksum) is enqueued with one set-based
-  `INSERT OR IGNORE … SELECT`: new weights re-analyse, unchanged weights never repeat work;
+  analyser's current version* is enqueued with one set-based `INSERT OR IGNORE … SELECT`: new
+  weights re-analyse, unchanged weights never repeat work;
 * batches are taken from the queue (highest priority first, then newest), each content is
   analysed by the analysers whose current result it lacks, results are written in short
   transactions as they arrive, flags are recomputed, and a queue row is removed once every
   needed analyser has a current result (or an error recorded for it);
+* the pipeline hashes the bytes it decodes: a file replaced since it was indexed (its bytes
+  are no longer the content being analysed) gets no result — it is re-indexed, and its new
+  picture is queued for analysis in its own right;
 * an image that cannot be decoded is marked broken; a queue row whose batch never finished
   (the process was killed) is retried, at most MAX_ATTEMPTS times, then given up with an error
   result so one poisonous file cannot stall the queue forever;
 * the app and a headless scan may drain the same queue at once: a runner *leases* the rows it
-  takes (one atomic UPDATE … RETURNING), renews the lease while the batch runs and releases
-  it when the batch ends; other runners skip leased rows, and the lease of a killed process
-  expires after LEASE_S.
+  takes, renews the lease while the batch runs and releases it when the batch ends; other
+  runners skip leased rows, and the lease of a killed process expires after LEASE_S.
 """
 
 from __future__ import annotations
@@ -33,39 +40,19 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import (
-    CursorResult,
-    and_,
-    delete,
-    exists,
-    func,
-    literal,
-    or_,
-    select,
-    tuple_,
-    update,
-)
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from db import queue
 from db.flags import update_flags
-from db.schema import (
-    AnalysisResult,
-    Content,
-    Generation,
-    Image,
-    ImageStatus,
-    QueuedAnalysis,
-    Tag,
-    utcnow,
-)
-from db.style_grams import save_grams
+from db.schema import ImageStatus, utcnow
 from db.transaction import write_transaction
-from inference.catalog import STYLE_ANALYSERS
-from library.metadata import raised_png_text_limit
 from library.settings import Settings
+
+if TYPE_CHECKING:
+    from inference.weights import ModelStatus
+    from library.thumbnails import ThumbnailCache
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +79,12 @@ GAVE_UP_MESSAGE = "analysis did not finish after {n} attempts (the program stopp
 class PipelineLike(Protocol):
     """What the runner needs from inference.pipeline.Pipeline (a fake in unit tests)."""
 
-    ready_analysers: list[str]
     versions: dict[str, str]
-    device: str
-    statuses: dict[str, Any]  # key -> inference.weights status (message, how_to_get)
+
+    @property
+    def ready_analysers(self) -> Sequence[str]: ...
+    @property
+    def device(self) -> str: ...
 
     def load(self) -> Any: ...
     def run(self, jobs: Iterable[Any]) -> Iterator[tuple[Any, Any]]: ...
@@ -125,6 +114,16 @@ class RunStats:
     broken: int = 0  # images that could not be decoded
     completed: int = 0  # contents whose queue row was removed with all results present
     gave_up: int = 0  # contents given up after MAX_ATTEMPTS
+    reindexed: int = 0  # files found replaced since indexing, indexed again
+
+
+@dataclass
+class _Plan:
+    """What this runner can produce: analyser -> version of every ready analyser, and the
+    status of each enabled one (for messages)."""
+
+    versions: dict[str, str]
+    statuses: dict[str, ModelStatus]
 
 
 @dataclass(frozen=True)
@@ -136,6 +135,7 @@ class _Work:
     path: str
     prompt: str | None
     needed: frozenset[str]
+    sha256: str | None = None
 
 
 def _default_pipeline_factory(**kwargs: Any) -> PipelineLike:
@@ -144,10 +144,10 @@ def _default_pipeline_factory(**kwargs: Any) -> PipelineLike:
     return Pipeline(**kwargs)
 
 
-def _make_job(job_id: int, path: str, prompt: str | None, analysers: frozenset[str]) -> Any:
+def _make_job(work: _Work, job_id: int) -> Any:
     from inference.types import Job
 
-    return Job(job_id, path, prompt, analysers=analysers)
+    return Job(job_id, work.path, work.prompt, analysers=work.needed, sha256=work.sha256)
 
 
 class AnalysisRunner:
@@ -156,6 +156,10 @@ class AnalysisRunner:
     Thread use: `run` blocks (call it from a worker thread or the CLI's main thread);
     `pause`, `resume`, `cancel` and `prioritise` may be called from any thread. Callbacks run
     on the thread calling `run`.
+
+    `pipeline_factory` replaces the real Pipeline (tests); such a pipeline is built at once
+    and is its own plan. `thumbnails`: where a re-indexed file's thumbnail goes (None: the
+    app makes it when it is first shown).
     """
 
     def __init__(self, session_factory: sessionmaker[Session], models_dir: Path | str,
@@ -164,7 +168,8 @@ class AnalysisRunner:
                  on_progress: Callable[[RunProgress], None] | None = None,
                  on_status: Callable[[Any], None] | None = None, *,
                  take: int = DEFAULT_TAKE,
-                 pipeline_factory: Callable[..., PipelineLike] | None = None) -> None:
+                 pipeline_factory: Callable[..., PipelineLike] | None = None,
+                 thumbnails: ThumbnailCache | None = None) -> None:
         self._sessions = session_factory
         self._models_dir = Path(models_dir)
         self._settings = settings
@@ -175,6 +180,8 @@ class AnalysisRunner:
         self._on_status = on_status
         self._take = max(1, take)
         self._pipeline_factory = pipeline_factory or _default_pipeline_factory
+        self._thumbnails = thumbnails
+        self._plan: _Plan | None = None
         self._pipeline: PipelineLike | None = None
         self._resumed = threading.Event()
         self._resumed.set()
@@ -190,31 +197,19 @@ class AnalysisRunner:
         self._lease_id = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stats = RunStats()
 
-    # ------------------------------------------------------------------ setup
+    # ------------------------------------------------------------------ planning
 
     @property
     def enabled(self) -> list[str]:
         return list(self._settings.enabled_analysers)
 
     @property
-    def pipeline(self) -> PipelineLike:
-        if self._pipeline is None:
-            self.load()
-        assert self._pipeline is not None
-        return self._pipeline
-
-    @property
-    def ready(self) -> list[str]:
-        """Enabled analysers whose weights loaded (what this runner can produce)."""
-        return [k for k in self.pipeline.ready_analysers if k in self._settings.enabled_analysers]
-
-    @property
-    def versions(self) -> dict[str, str]:
-        return {k: self.pipeline.versions[k] for k in self.ready}
+    def _real_pipeline(self) -> bool:
+        return self._pipeline_factory is _default_pipeline_factory
 
     def _known(self, keys: list[str]) -> list[str]:
         """Drop keys this version does not know (a settings file from a newer version)."""
-        if self._pipeline_factory is not _default_pipeline_factory:
+        if not self._real_pipeline:
             return keys
         from inference.registry import ANALYSER_KEYS
 
@@ -223,16 +218,94 @@ class AnalysisRunner:
             log.warning("ignoring unknown analyser(s) in the settings: %s", ", ".join(unknown))
         return [k for k in keys if k in ANALYSER_KEYS]
 
-    def load(self) -> PipelineLike:
-        """Build and load the pipeline for the enabled analysers (idempotent)."""
+    def load(self) -> None:
+        """Plan the run (idempotent): which enabled analysers are ready, at which version.
+
+        Cheap — weights are found from file headers and cached checksums, no model loads and
+        torch is not imported — so a run with nothing to do costs next to nothing. Raises
+        ValueError for a device that does not exist or an explicit GPU that is not there."""
+        if self._plan is not None:
+            return
+        keys = self._known(self.enabled)
+        if not self._real_pipeline:
+            pipeline = self._build_pipeline(keys)
+            self._plan = _Plan(dict(pipeline.versions),
+                               dict(getattr(pipeline, "statuses", {}) or {}))
+            return
+        from inference.onnx_runtime import parse_device
+        from inference.registry import analyser_class
+        from inference.weights import READY, discover
+
+        parse_device(self._device)
+        statuses = {s.key: s for s in discover(self._models_dir, keys)}
+        for key, status in statuses.items():
+            if status.status == READY:
+                analyser_class(key).check_device(self._device)
+        self._plan = _Plan({k: str(s.version) for k, s in statuses.items() if s.status == READY},
+                           statuses)
+
+    @property
+    def statuses(self) -> dict[str, ModelStatus]:
+        """Status of each enabled analyser (ready, missing, broken — with the reason)."""
+        self.load()
+        assert self._plan is not None
+        return dict(self._plan.statuses)
+
+    @property
+    def ready(self) -> list[str]:
+        """Enabled analysers with usable weights (what this runner can produce)."""
+        self.load()
+        assert self._plan is not None
+        return [k for k in self._plan.versions if k in self._settings.enabled_analysers]
+
+    @property
+    def versions(self) -> dict[str, str]:
+        self.load()
+        assert self._plan is not None
+        return {k: self._plan.versions[k] for k in self.ready}
+
+    @property
+    def device(self) -> str:
+        """Where the models run once loaded; the requested device before that."""
+        return str(self._pipeline.device) if self._pipeline is not None else self._device
+
+    @property
+    def pipeline(self) -> PipelineLike:
+        """The loaded pipeline, built on first use (the first batch of work)."""
         if self._pipeline is None:
-            pipeline = self._pipeline_factory(
-                models_dir=self._models_dir, analysers=self._known(self.enabled),
-                device=self._device, tag_threshold=self._settings.thresholds.tagger,
-                batch_size=self._batch_size, on_status=self._on_status)
-            pipeline.load()
-            self._pipeline = pipeline
+            self.load()
+            self._pipeline = self._build_pipeline(self.ready)
+            self._drop_unloadable(self._pipeline)
         return self._pipeline
+
+    def _build_pipeline(self, keys: list[str]) -> PipelineLike:
+        kwargs: dict[str, Any] = {
+            "models_dir": self._models_dir, "analysers": keys, "device": self._device,
+            "tag_threshold": self._settings.thresholds.tagger, "batch_size": self._batch_size,
+            "on_status": self._on_status}
+        if self._real_pipeline and self._plan is not None:
+            kwargs["statuses"] = [self._plan.statuses[k] for k in keys]  # no second discovery
+        pipeline = self._pipeline_factory(**kwargs)
+        pipeline.load()
+        self._pipeline = pipeline
+        if self._paused_requested:
+            pipeline.pause()
+        return pipeline
+
+    @property
+    def _paused_requested(self) -> bool:
+        return not self._resumed.is_set()
+
+    def _drop_unloadable(self, pipeline: PipelineLike) -> None:
+        """Weights that looked fine but failed to load are broken: plan without them."""
+        assert self._plan is not None
+        for key in [k for k in self._plan.versions if k not in pipeline.ready_analysers]:
+            del self._plan.versions[key]
+            status = getattr(pipeline, "statuses", {}).get(key)
+            reason = status.message if status is not None else "failed to load"
+            if status is not None:
+                self._plan.statuses[key] = status
+            log.warning("%s is not used: %s", key, reason)
 
     # ------------------------------------------------------------------ queue
 
@@ -242,38 +315,22 @@ class AnalysisRunner:
         wanted = self.versions
         if not wanted:
             return 0
-        outdated = [
-            ~exists().where(AnalysisResult.content_id == Content.id,
-                            AnalysisResult.analyser == analyser,
-                            AnalysisResult.version == version)
-            for analyser, version in wanted.items()
-        ]
-        has_ok_image = exists().where(Image.content_id == Content.id,
-                                      Image.status == ImageStatus.OK.value)
-        candidates = select(Content.id, literal(0), literal(utcnow()), literal(0)).where(
-            has_ok_image, or_(*outdated))
-        statement = sqlite_insert(QueuedAnalysis).from_select(
-            ["content_id", "priority", "enqueued_at", "attempts"], candidates
-        ).on_conflict_do_nothing()
         with write_transaction(self._sessions) as session:
-            added = cast("CursorResult[Any]", session.execute(statement)).rowcount or 0
+            added = queue.enqueue_outdated(session, wanted)
         log.info("queued %d content(s) for analysis by %s", added, ", ".join(wanted))
         return added
 
     def queued_count(self) -> int:
         with self._sessions() as session:
-            return session.scalar(select(func.count()).select_from(QueuedAnalysis)) or 0
+            return queue.queued_count(session)
 
     def prioritise(self, content_ids: Iterable[int]) -> None:
         """Move these queued contents ahead of everything queued so far (visible or new images
         first). Contents not in the queue are ignored: they need no work."""
         ids = list(set(content_ids))
-        if not ids:
-            return
-        with write_transaction(self._sessions) as session:
-            top = session.scalar(select(func.max(QueuedAnalysis.priority))) or 0
-            session.execute(update(QueuedAnalysis).where(QueuedAnalysis.content_id.in_(ids))
-                            .values(priority=top + 1))
+        if ids:
+            with write_transaction(self._sessions) as session:
+                queue.prioritise(session, ids)
 
     # ------------------------------------------------------------------ control
 
@@ -322,14 +379,16 @@ class AnalysisRunner:
         self._run_started = time.monotonic()
         self._rate_window.clear()
         while not self._should_stop(stop):
-            if between_batches is not None:
-                between_batches()
             if not self._resumed.is_set():
                 self._resumed.wait(0.2)
                 continue
+            if between_batches is not None:
+                between_batches()
             batch = self._take_batch()
             if batch:
-                self._process(batch, stop)
+                if not self._process(batch, stop):
+                    log.warning("no enabled analyser could be loaded; nothing to analyse")
+                    break
                 continue
             if until_empty:
                 break
@@ -337,7 +396,8 @@ class AnalysisRunner:
                 stop.wait(0.5)
             elif wake.wait(0.5):
                 wake.clear()
-        self._emit_progress()
+        if self._pipeline is not None:  # nothing was ever due: nothing to report either
+            self._emit_progress()
         return self.stats
 
     def _should_stop(self, stop: threading.Event) -> bool:
@@ -345,39 +405,33 @@ class AnalysisRunner:
 
     def _take_batch(self) -> list[_Work]:
         """Take the next contents from the queue, count the attempt, and resolve for each an
-        ok image path, the prompt and the analysers it still needs."""
+        ok image path, its SHA-256, the prompt and the analysers it still needs."""
         wanted = self.versions
         with write_transaction(self._sessions) as session:
             # The lease is the transaction's first statement: the write lock is held from the
             # choice of rows to the end, so two runners can never take the same row.
-            rows = self._lease_next(session)
-            self._remaining = session.scalar(
-                select(func.count()).select_from(QueuedAnalysis)) or 0
-            if not rows:
+            leased = queue.lease_next(session, self._lease_id, self._take, self._lease_expiry())
+            self._remaining = queue.queued_count(session)
+            if not leased:
                 return []
-            ids = [cid for cid, _ in rows]
-            present = self._current_results(session, ids, wanted)
+            present = queue.current_results(session, [r.content_id for r in leased], wanted)
             # `attempts` already counts this take.
-            exhausted = [cid for cid, attempts in rows if attempts > MAX_ATTEMPTS]
+            exhausted = [r.content_id for r in leased if r.attempts > MAX_ATTEMPTS]
             if exhausted:
                 self._give_up(session, exhausted, present, wanted)
-            live = [cid for cid, attempts in rows if attempts <= MAX_ATTEMPTS]
-            paths = self._ok_paths(session, live)
-            prompts = dict(session.execute(
-                select(Generation.content_id, Generation.prompt)
-                .where(Generation.content_id.in_(live))).all())
+            live = [r.content_id for r in leased if r.attempts <= MAX_ATTEMPTS]
+            found = queue.work_for(session, live)
             batch: list[_Work] = []
             finished: list[int] = []
             for cid in live:
                 needed = frozenset(wanted) - present.get(cid, frozenset())
-                if not needed or cid not in paths:
+                work = found.get(cid)
+                if not needed or work is None:
                     finished.append(cid)  # done meanwhile, or no readable file left
                     continue
-                image_id, path = paths[cid]
-                batch.append(_Work(cid, image_id, path, prompts.get(cid), needed))
-            if finished:
-                session.execute(delete(QueuedAnalysis)
-                                .where(QueuedAnalysis.content_id.in_(finished)))
+                batch.append(_Work(cid, work.image_id, work.path, work.prompt, needed,
+                                   work.sha256))
+            queue.remove(session, finished)
         if exhausted and self._on_results:
             self._on_results(exhausted)
         return batch
@@ -389,103 +443,43 @@ class AnalysisRunner:
         many rows were released."""
         host = socket.gethostname()[:40]
         with write_transaction(self._sessions) as session:
-            holders = session.scalars(
-                select(QueuedAnalysis.leased_by).where(QueuedAnalysis.leased_by.is_not(None))
-                .distinct()).all()
-            dead = [holder for holder in holders
-                    if holder is not None and _is_dead_local_runner(holder, host)]
-            if not dead:
-                return 0
-            released = cast("CursorResult[Any]", session.execute(
-                update(QueuedAnalysis).where(QueuedAnalysis.leased_by.in_(dead))
-                .values(leased_by=None, leased_until=None))).rowcount or 0
-        log.info("released %d queued content(s) leased by stopped runner(s)", released)
+            dead = [h for h in queue.leaseholders(session) if _is_dead_local_runner(h, host)]
+            released = queue.release_leases_of(session, dead)
+        if released:
+            log.info("released %d queued content(s) leased by stopped runner(s)", released)
         return released
 
     def _lease_expiry(self) -> datetime:
         return utcnow() + timedelta(seconds=LEASE_S)
 
-    def _lease_next(self, session: Session) -> list[tuple[int, int]]:
-        """Lease the next `take` unleased (or expired) rows, counting the attempt, in one
-        UPDATE … RETURNING. Returns (content id, attempts) in queue order."""
-        now = utcnow()
-        order = (QueuedAnalysis.priority.desc(), QueuedAnalysis.enqueued_at.desc(),
-                 QueuedAnalysis.content_id.desc())
-        takeable = (select(QueuedAnalysis.content_id)
-                    .where(or_(QueuedAnalysis.leased_until.is_(None),
-                               QueuedAnalysis.leased_until < now))
-                    .order_by(*order).limit(self._take))
-        taken = list(session.execute(
-            update(QueuedAnalysis).where(QueuedAnalysis.content_id.in_(takeable))
-            .values(leased_by=self._lease_id, leased_until=self._lease_expiry(),
-                    attempts=QueuedAnalysis.attempts + 1)
-            .returning(QueuedAnalysis.content_id, QueuedAnalysis.attempts,
-                       QueuedAnalysis.priority, QueuedAnalysis.enqueued_at)))
-        # RETURNING comes in no defined order: restore the queue's.
-        taken.sort(key=lambda r: (r.priority, r.enqueued_at, r.content_id), reverse=True)
-        return [(r.content_id, r.attempts) for r in taken]
-
-    def _mine(self, content_ids: Sequence[int]) -> Any:
-        """Queue rows among `content_ids` still leased by this runner (another runner may
-        have taken a row whose lease lapsed)."""
-        return and_(QueuedAnalysis.content_id.in_(content_ids),
-                    QueuedAnalysis.leased_by == self._lease_id)
-
-    def _renew_lease(self, session: Session, content_ids: Sequence[int]) -> None:
-        if content_ids:
-            session.execute(update(QueuedAnalysis).where(self._mine(content_ids))
-                            .values(leased_until=self._lease_expiry()))
-
-    @staticmethod
-    def _current_results(session: Session, ids: Sequence[int],
-                         wanted: dict[str, str]) -> dict[int, frozenset[str]]:
-        """content id -> analysers with a result at their current version."""
-        found: dict[int, set[str]] = {}
-        for cid, analyser, version in session.execute(
-                select(AnalysisResult.content_id, AnalysisResult.analyser,
-                       AnalysisResult.version).where(AnalysisResult.content_id.in_(ids))):
-            if wanted.get(analyser) == version:
-                found.setdefault(cid, set()).add(analyser)
-        return {cid: frozenset(a) for cid, a in found.items()}
-
-    @staticmethod
-    def _ok_paths(session: Session, ids: Sequence[int]) -> dict[int, tuple[int, str]]:
-        """content id -> (image id, path) of one ok image, the oldest row first."""
-        chosen: dict[int, tuple[int, str]] = {}
-        for image_id, cid, path in session.execute(
-                select(Image.id, Image.content_id, Image.path)
-                .where(Image.content_id.in_(ids), Image.status == ImageStatus.OK.value)
-                .order_by(Image.id)):
-            if cid is not None:  # always: the query selects by content id
-                chosen.setdefault(cid, (image_id, path))
-        return chosen
-
     def _give_up(self, session: Session, ids: Sequence[int],
                  present: dict[int, frozenset[str]], wanted: dict[str, str]) -> None:
         message = GAVE_UP_MESSAGE.format(n=MAX_ATTEMPTS)
-        rows: list[dict[str, Any]] = [dict(content_id=cid, analyser=a, version=v, label=None, score=None, scores={},
-                     error=message, analysed_at=utcnow())
-                for cid in ids for a, v in wanted.items() if a not in present.get(cid, ())]
-        if rows:
-            _upsert_results(session, rows)
-        session.execute(delete(QueuedAnalysis).where(QueuedAnalysis.content_id.in_(ids)))
+        failed = queue.give_up(session, ids, wanted, present, message)
         update_flags(session, ids, self._settings.thresholds, self.enabled)
         self.stats.gave_up += len(ids)
-        for row in rows:
-            self.stats.errors[row["analyser"]] += 1
+        self.stats.errors.update(failed)
         log.warning("gave up analysing %d content(s): %s", len(ids), message)
 
-    def _process(self, batch: list[_Work], stop: threading.Event) -> None:
-        """Run one batch through the pipeline, writing results as they arrive."""
+    def _process(self, batch: list[_Work], stop: threading.Event) -> bool:
+        """Run one batch through the pipeline, writing results as they arrive. False when
+        no analyser could be loaded (the batch is released untouched)."""
+        # Imported here: the metadata parsers are not needed by a run with nothing to do.
+        from library.metadata import raised_png_text_limit
+
+        pipeline = self.pipeline  # loads the models on the first batch
+        if not self.ready:
+            self._release(batch, set(), clean_stop=True)
+            return False
         by_job: dict[int, _Work] = {}
         jobs = []
         for work in batch:
             job_id = next(self._job_ids)
             by_job[job_id] = work
-            jobs.append(_make_job(job_id, work.path, work.prompt, work.needed))
+            jobs.append(_make_job(work, job_id))
         writer = _BatchWriter(self, by_job)
         interrupted = False
-        results = self.pipeline.run(jobs)
+        results = pipeline.run(jobs)
         self._in_batch = True
         # The pipeline decodes with Pillow, which refuses to open a PNG whose (ComfyUI
         # workflow) text chunk decompresses past 1 MiB; raise that limit, bounded, while this
@@ -499,7 +493,7 @@ class AnalysisRunner:
                             writer.flush()
                         if self._should_stop(stop):
                             interrupted = True
-                            self.pipeline.cancel()
+                            pipeline.cancel()
                             break
                 finally:
                     close = getattr(results, "close", None)
@@ -508,21 +502,37 @@ class AnalysisRunner:
         finally:
             self._in_batch = False
             writer.flush()
-            self._release(batch, writer.finished,
-                          clean_stop=interrupted or self._cancelled.is_set())
+            self._release(batch, writer.finished, clean_stop=interrupted or self._cancelled.is_set(),
+                          not_failed=writer.replaced)
+        return True
 
-    def _release(self, batch: Sequence[_Work], finished: set[int], clean_stop: bool) -> None:
+    def _release(self, batch: Sequence[_Work], finished: set[int], clean_stop: bool,
+                 not_failed: Iterable[int] = ()) -> None:
         """End this runner's lease on the batch's unfinished rows (they are retried by the
-        next take, here or in another process). A clean stop is not a failed attempt: only
-        a killed process, or a batch that failed, should count."""
+        next take, here or in another process). A clean stop is not a failed attempt, nor is
+        a content whose file was replaced: only a killed process, or a batch that failed,
+        should count."""
         unfinished = [w.content_id for w in batch if w.content_id not in finished]
         if not unfinished:
             return
-        values: dict[str, Any] = {"leased_by": None, "leased_until": None}
-        if clean_stop:
-            values["attempts"] = func.max(QueuedAnalysis.attempts - 1, 0)
+        excused = set(unfinished) if clean_stop else set(not_failed) & set(unfinished)
         with write_transaction(self._sessions) as session:
-            session.execute(update(QueuedAnalysis).where(self._mine(unfinished)).values(values))
+            queue.release(session, self._lease_id, [c for c in unfinished if c in excused],
+                          uncount_attempt=True)
+            queue.release(session, self._lease_id, [c for c in unfinished if c not in excused],
+                          uncount_attempt=False)
+
+    def _reindex(self, works: Sequence[_Work]) -> list[int]:
+        """Index these files again (their bytes changed since they were indexed); returns the
+        content ids they show now."""
+        from library.scan import LibraryIndexer, ScanSummary
+
+        with self._sessions() as session:
+            items = [(w.path, queue.folder_of(session, w.image_id)) for w in works]
+        with LibraryIndexer(self._sessions, self._thumbnails, workers=1) as indexer:
+            indexer.index_paths(items, ScanSummary())
+        with self._sessions() as session:
+            return queue.contents_of_images(session, [w.image_id for w in works])
 
     # ------------------------------------------------------------------ progress
 
@@ -545,11 +555,10 @@ class AnalysisRunner:
     def _emit_progress(self) -> None:
         if self._on_progress is None:
             return
-        device = getattr(self._pipeline, "device", self._device) if self._pipeline else self._device
         self._on_progress(RunProgress(
             done=self._done_this_run,
             queued=max(self._remaining - self._done_this_run, 0),
-            images_per_s=self._rate(), device=str(device), paused=self.paused))
+            images_per_s=self._rate(), device=self.device, paused=self.paused))
 
 
 def _is_dead_local_runner(lease_id: str, host: str) -> bool:
@@ -566,15 +575,6 @@ def _is_dead_local_runner(lease_id: str, host: str) -> bool:
     return False
 
 
-def _upsert_results(session: Session, rows: list[dict[str, Any]]) -> None:
-    statement = sqlite_insert(AnalysisResult).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=[AnalysisResult.content_id, AnalysisResult.analyser],
-        set_={name: statement.excluded[name]
-              for name in ("version", "label", "score", "scores", "error", "analysed_at")})
-    session.execute(statement)
-
-
 class _BatchWriter:
     """Buffers one batch's pipeline outputs and writes them in short transactions."""
 
@@ -583,8 +583,10 @@ class _BatchWriter:
         self._by_job = by_job
         self._results: dict[tuple[int, str], Any] = {}
         self._failures: dict[int, tuple[_Work, str]] = {}
+        self._changed: dict[int, _Work] = {}
         self._last_flush = self._last_renewal = time.monotonic()
         self.finished: set[int] = set()  # content ids whose queue row was removed
+        self.replaced: set[int] = set()  # content ids whose file now shows another picture
 
     def add(self, job: Any, output: Any) -> None:
         work = self._by_job.get(job.job_id)
@@ -595,6 +597,8 @@ class _BatchWriter:
             # the pipeline ran every analyser on it.
             if output.analyser in work.needed:
                 self._results[(work.content_id, output.analyser)] = output
+        elif hasattr(output, "found_sha256"):  # ContentChanged: the file was replaced
+            self._changed[work.image_id] = work
         else:  # DecodeFailure: the file itself is unreadable
             self._failures[work.image_id] = (work, str(getattr(output, "message", output)))
 
@@ -604,74 +608,55 @@ class _BatchWriter:
     def flush(self) -> None:
         self._last_flush = now = time.monotonic()
         renew = now - self._last_renewal >= LEASE_RENEW_S
-        if not self._results and not self._failures:
+        runner = self._runner
+        changed, self._changed = list(self._changed.values()), {}
+        shown_now = runner._reindex(changed) if changed else []  # reads files: no lock held
+        if not self._results and not self._failures and not changed:
             if renew:
                 self._last_renewal = now
-                with write_transaction(self._runner._sessions) as session:
-                    self._runner._renew_lease(session, self._unfinished())
+                with write_transaction(runner._sessions) as session:
+                    queue.renew_lease(session, runner._lease_id, self._unfinished(),
+                                      runner._lease_expiry())
             return
-        runner = self._runner
         results, self._results = self._results, {}
         failures, self._failures = self._failures, {}
         versions = runner.versions
         touched = {cid for cid, _ in results}
         with write_transaction(runner._sessions) as session:
-            if results:
-                self._write_results(session, results, versions)
+            queue.write_results(session, results, versions)
             dropped = self._mark_unreadable(session, failures.values())
+            # A replaced file no longer shows its old content: that content is done here
+            # unless another file still shows it (then it stays queued for that file).
+            dropped += [w.content_id for w in changed
+                        if not queue.has_ok_image(session, w.content_id)]
             changed_flags = update_flags(session, touched, runner._settings.thresholds,
                                          runner.enabled)
-            present = AnalysisRunner._current_results(session, list(touched), versions)
+            present = queue.current_results(session, list(touched), versions)
             complete = [cid for cid in touched if present.get(cid, frozenset()) >= set(versions)]
             done = sorted((set(complete) | set(dropped)) - self.finished)
-            if done:
-                session.execute(delete(QueuedAnalysis)
-                                .where(QueuedAnalysis.content_id.in_(done)))
+            queue.remove(session, done)
             if renew:
                 self._last_renewal = now
-                runner._renew_lease(session, [c for c in self._unfinished() if c not in done])
+                queue.renew_lease(session, runner._lease_id,
+                                  [c for c in self._unfinished() if c not in done],
+                                  runner._lease_expiry())
         for output in results.values():
             (runner.stats.errors if output.error else runner.stats.analysed)[output.analyser] += 1
         runner.stats.broken += len(failures)
+        runner.stats.reindexed += len(changed)
         runner.stats.completed += len(set(complete) - self.finished)
+        self.replaced.update(w.content_id for w in changed)
         self.finished.update(done)
         if done:
             runner._count_finished(len(done))
-        notify = sorted(touched | set(changed_flags) | {w.content_id for w, _ in failures.values()})
+        notify = sorted(touched | set(changed_flags) | set(shown_now)
+                        | {w.content_id for w, _ in failures.values()}
+                        | {w.content_id for w in changed})
         if notify and runner._on_results:
             runner._on_results(notify)
 
     def _unfinished(self) -> list[int]:
         return [w.content_id for w in self._by_job.values() if w.content_id not in self.finished]
-
-    @staticmethod
-    def _write_results(session: Session, results: dict[tuple[int, str], Any],
-                       versions: dict[str, str]) -> None:
-        now = utcnow()
-        rows = [dict(content_id=cid, analyser=analyser,
-                     version=output.version or versions[analyser], label=output.label,
-                     score=None if output.score is None else float(output.score),
-                     scores={k: float(v) for k, v in (output.scores or {}).items()},
-                     error=output.error, analysed_at=now)
-                for (cid, analyser), output in results.items()]
-        _upsert_results(session, rows)
-        # Bulk payloads (style: Gram matrices) live in their own table, versioned the same.
-        grams = [(cid, output.version or versions[analyser], output.payload)
-                 for (cid, analyser), output in results.items() if analyser in STYLE_ANALYSERS]
-        if grams:
-            save_grams(session, grams)
-        # Tags are replaced per (content, analyser): a re-analysis never leaves stale tags.
-        session.execute(delete(Tag).where(
-            tuple_(Tag.content_id, Tag.analyser).in_(list(results))))
-        tag_rows: list[dict[str, Any]] = []
-        for (cid, analyser), output in results.items():
-            best: dict[str, float] = {}
-            for tag, score in output.tags or ():
-                best[tag] = max(float(score), best.get(tag, 0.0))
-            tag_rows.extend(dict(content_id=cid, analyser=analyser, tag=t, score=s)
-                            for t, s in best.items())
-        if tag_rows:
-            session.execute(sqlite_insert(Tag).values(tag_rows).on_conflict_do_nothing())
 
     @staticmethod
     def _mark_unreadable(session: Session, failures: Iterable[tuple[_Work, str]]) -> list[int]:
@@ -680,13 +665,10 @@ class _BatchWriter:
         drop = []
         for work, message in failures:
             status = ImageStatus.BROKEN if os.path.exists(work.path) else ImageStatus.MISSING
-            session.execute(update(Image).where(Image.id == work.image_id)
-                            .values(status=status.value, error=message))
-            other_ok = session.scalar(select(exists().where(
-                and_(Image.content_id == work.content_id, Image.status == ImageStatus.OK.value))))
-            if not other_ok:
+            queue.mark_unreadable(session, work.image_id, status, message)
+            if not queue.has_ok_image(session, work.content_id):
                 drop.append(work.content_id)
         return drop
 
 
-__all__ = ["AnalysisRunner", "RunProgress", "RunStats", "MAX_ATTEMPTS", "PipelineLike"]
+__all__ = ["MAX_ATTEMPTS", "AnalysisRunner", "PipelineLike", "RunProgress", "RunStats"]

@@ -8,15 +8,16 @@ Ingest reads a file's bytes once (they are hashed for the content's identity), t
 2. reads the header: full width/height (as displayed, i.e. after EXIF orientation), format;
 3. decodes at reduced size where the format allows it (JPEG's DCT-domain `draft`), or decodes
    and then shrinks by an integer factor with `Image.reduce` (a fast box filter) — the result
-   keeps its shorter side at least `reduce_to` pixels, enough for a 512 px thumbnail and for
-   the analysers' 224–448 px inputs;
+   keeps its shorter side at least `reduce_to` pixels, enough for a 512 px thumbnail. The
+   full-size decode runs inside the process-wide pixel budget
+   (inference.decoding.PIXEL_BUDGET), so concurrent decodes of giant pictures take turns;
 4. reads the generation metadata (`library.metadata.read_metadata`) from the opened image;
 5. returns one plain RGB picture: EXIF orientation applied, transparency composited over a
    background, wide/float modes scaled to 8 bits. Its `info` is emptied so nothing downstream
    applies the orientation a second time.
 
-The analysis pipeline can use the same function (`decode_bytes(data, reduce_to=448,
-with_metadata=False)`) so every consumer sees identical pixels.
+The analysis pipeline decodes with its own rules (inference.preprocess: alpha kept for the
+tagger, not composited) but shares the pixel budget and the orientation handling.
 
 Failures raise `DecodeError` with a message meant for the user ("truncated", "not an image",
 "too large to decode safely"); Pillow's decompression-bomb guard stays on, and truncated files
@@ -27,11 +28,18 @@ indexed as if it were whole).
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from PIL import Image, UnidentifiedImageError
+
+from inference.decoding import (
+    PIXEL_BUDGET,
+    orientation,
+    reduce_factor,
+    swaps_sides,
+    upright,
+)
 
 if TYPE_CHECKING:
     from library.metadata import GenerationMetadata
@@ -54,18 +62,6 @@ IMAGE_SUFFIXES = frozenset({
 })
 
 DEFAULT_BACKGROUND = (255, 255, 255)
-
-# EXIF orientation → the transpose that shows the picture upright (as ImageOps.exif_transpose).
-_ORIENTATION_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-_EXIF_ORIENTATION_TAG = 0x0112
 
 
 class DecodeError(Exception):
@@ -96,13 +92,8 @@ def sniff_format(data: bytes) -> str | None:
         return None
 
 
-def exif_orientation(im: Image.Image) -> int:
-    """The EXIF orientation (1–8) of an opened image; 1 when absent or malformed."""
-    try:
-        value = im.getexif().get(_EXIF_ORIENTATION_TAG, 1)
-        return int(value) if int(value) in range(1, 9) else 1
-    except Exception:  # noqa: BLE001 - malformed EXIF must not make a good image broken
-        return 1
+# The one reading of EXIF orientation, shared with the analysis decoder.
+exif_orientation = orientation
 
 
 def to_rgb(im: Image.Image, background: tuple[int, int, int] = DEFAULT_BACKGROUND) -> Image.Image:
@@ -123,12 +114,24 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int] = DEFAULT_BACKGROUN
     return im if im.mode == "RGB" else im.convert("RGB")
 
 
-def _reduce_factor(size: tuple[int, int], reduce_to: int) -> int:
-    return max(1, min(size) // reduce_to)
+def _shrunk_rgb(im: Image.Image, reduce_to: int | None,
+                background: tuple[int, int, int]) -> Image.Image:
+    """`im` as RGB, shrunk by an integer factor while its shorter side stays >= reduce_to.
+    Opaque 8-bit pictures are shrunk first, so their full-size RGB copy is never made; others
+    are converted first (transparency is composited before averaging, as it always was)."""
+    opaque = im.mode in ("RGB", "L")
+    picture = im if opaque else to_rgb(im, background)
+    if reduce_to:
+        factor = reduce_factor(picture.size, reduce_to)
+        if factor > 1:
+            picture = picture.reduce(factor)
+    return to_rgb(picture, background) if opaque else picture
 
 
 def _read_metadata(im: Image.Image) -> GenerationMetadata | None:
-    from library.metadata import read_metadata  # the parser package; imported on first use
+    from library.metadata import (
+        read_metadata,  # the parser package; imported on first use
+    )
 
     try:
         return read_metadata(im)
@@ -205,10 +208,9 @@ def _failure(exc: Exception, fmt: str, width: int, height: int) -> Exception:
 def _decode(data: bytes, reduce_to: int | None, with_metadata: bool,
             background: tuple[int, int, int]) -> DecodedImage:
     try:
-        with warnings.catch_warnings():
-            # Between MAX_IMAGE_PIXELS and twice it Pillow only warns; that is fine.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data), formats=INDEXED_FORMATS)
+        # Between MAX_IMAGE_PIXELS and twice it Pillow only warns; that warning is filtered
+        # for the whole process by inference.decoding (catch_warnings is not thread-safe).
+        im = Image.open(io.BytesIO(data), formats=INDEXED_FORMATS)
     except UnidentifiedImageError as exc:
         claimed = _signature_format(data)
         if claimed:
@@ -232,25 +234,25 @@ def _decode(data: bytes, reduce_to: int | None, with_metadata: bool,
         try:
             if reduce_to and fmt in _DRAFTABLE:
                 im.draft(None, (reduce_to, reduce_to))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                im.load()
-        except Exception as exc:  # every decoder failure becomes one message
+        except Exception as exc:  # noqa: BLE001 - every decoder failure becomes one message
             raise _failure(exc, fmt, width, height) from exc
-        # Read after load(): Pillow's TIFF plugin applies the orientation itself while loading
-        # (its size is already upright) and then drops the tag.
-        orientation = exif_orientation(im)
-        picture = to_rgb(im, background)
-        if picture is im:
-            picture = im.copy()  # `im` is closed on leaving this block
+        # The full-size pixels exist from load() until only the reduced copy is left: that
+        # span runs inside the process-wide pixel budget (shared with the analysis decoder).
+        with PIXEL_BUDGET.reserve(im.width * im.height):
+            try:
+                im.load()
+            except Exception as exc:  # noqa: BLE001 - every decoder failure becomes one message
+                raise _failure(exc, fmt, width, height) from exc
+            # Read after load(): Pillow's TIFF plugin applies the orientation itself while
+            # loading (its size is already upright) and then drops the tag.
+            turn = orientation(im)
+            picture = _shrunk_rgb(im, reduce_to, background)
+            if picture is im:
+                picture = im.copy()  # `im` is closed below
+            im.close()  # the full-size pixels go before the budget is given back
 
-    if reduce_to:
-        factor = _reduce_factor(picture.size, reduce_to)
-        if factor > 1:
-            picture = picture.reduce(factor)
-    if orientation in _ORIENTATION_TRANSPOSE:
-        picture = picture.transpose(_ORIENTATION_TRANSPOSE[orientation])
-        if orientation >= 5:
-            width, height = height, width
+    picture = upright(picture, turn)
+    if swaps_sides(turn):
+        width, height = height, width
     picture.info = {}  # orientation is applied: nothing downstream may apply it again
     return DecodedImage(fmt, width, height, picture, metadata)

@@ -13,19 +13,17 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from inference.decoding import MAX_FILE_BYTES, read_regular_file
 from library.decode import DecodeError, decode_bytes
 from library.thumbnails import ThumbnailCache
 
 if TYPE_CHECKING:
     from library.metadata import GenerationMetadata
 
-# Nothing a generator writes comes near this; a larger "image" is read as broken rather than
-# pulled whole into memory.
-MAX_FILE_BYTES = 512 * 1024 * 1024
+__all__ = ["MAX_FILE_BYTES", "IngestResult", "ingest_file", "ingest_many", "stat_or_zero"]
 
 
 @dataclass
@@ -52,18 +50,9 @@ NOT_A_FILE = "not a regular file (a folder, pipe or device now has this name)"
 
 
 def _read(path: str) -> tuple[bytes, os.stat_result]:
-    # O_NONBLOCK: a file swapped for a FIFO after listing would otherwise block open() forever;
-    # on a regular file the flag changes nothing, and the S_ISREG check below rejects the rest.
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with open(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise IsADirectoryError(errno.EISDIR, "not a regular file", path)
-        if info.st_size > MAX_FILE_BYTES:
-            raise OSError(errno.EFBIG, f"file too large ({info.st_size} bytes)", path)
-        data = f.read()
-        after = os.fstat(f.fileno())  # the values that match the bytes actually read
-    return data, after
+    # One reader for ingest and analysis (inference.decoding): never blocks on a FIFO, refuses
+    # non-regular files and anything past MAX_FILE_BYTES.
+    return read_regular_file(path)
 
 
 def _read_error_message(exc: OSError) -> str:

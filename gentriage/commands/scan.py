@@ -287,13 +287,14 @@ def _scan_and_analyse(args: argparse.Namespace, folders: list[str], settings: An
                         final=progress.queued == 0)
 
     runner = AnalysisRunner(sessions, locations.models, settings, device=device,
-                            batch_size=args.batch_size, on_progress=on_progress)
+                            batch_size=args.batch_size, on_progress=on_progress,
+                            thumbnails=thumbnails)
     try:
         runner.load()
     except (ValueError, KeyError) as exc:  # a device that is not there, an unknown key
         warn("scan", exc)
         return EXIT_USAGE
-    for key, status in runner.pipeline.statuses.items():
+    for key, status in runner.statuses.items():
         if key not in runner.ready and key in settings.enabled_analysers:
             reporter.message(f"note: {key} is not used: {status.message}"
                              + (f" ({status.how_to_get})" if status.how_to_get else ""))

@@ -130,9 +130,43 @@ def test_nsfw_vit_label_order_follows_config(tmp_path, good_images):
 # ---------------------------------------------------------------- safety checker
 
 
-def test_safety_decision_rule_on_constructed_embeddings():
+def diffusers_reference(image_embeds, concept_embeds, concept_weights, special_embeds,
+                        special_weights):
+    """diffusers' StableDiffusionSafetyChecker.forward decision loop, re-typed from upstream
+    (src/diffusers/pipelines/stable_diffusion/safety_checker.py): per image, per concept,
+    Python-level arithmetic on numpy float32 scalars and round(…, 3)."""
+    def cosine(a, b):
+        return torch.mm(torch.nn.functional.normalize(a), torch.nn.functional.normalize(b).t())
+
+    special_cos = cosine(image_embeds, special_embeds).cpu().float().numpy()
+    cos = cosine(image_embeds, concept_embeds).cpu().float().numpy()
+    results = []
+    for i in range(image_embeds.shape[0]):
+        result = {"special_scores": {}, "concept_scores": {}, "bad_concepts": []}
+        adjustment = 0.0
+        for k in range(len(special_cos[0])):
+            score = round(special_cos[i][k] - special_weights[k].item() + adjustment, 3)
+            result["special_scores"][k] = score
+            if score > 0:
+                adjustment = 0.01
+        for k in range(len(cos[0])):
+            score = round(cos[i][k] - concept_weights[k].item() + adjustment, 3)
+            result["concept_scores"][k] = score
+            if score > 0:
+                result["bad_concepts"].append(k)
+        results.append(result)
+    return results
+
+
+def _decide_one(e, concepts, concept_w, specials, special_w):
     from inference.safety_checker import decide
 
+    nsfw, concept, special = decide(torch.tensor([e], dtype=torch.float32), concepts,
+                                    concept_w, specials, special_w)
+    return bool(nsfw[0]), concept[0], special[0]
+
+
+def test_safety_decision_rule_on_constructed_embeddings():
     dim = 8
     concepts = torch.eye(dim)[:4] * 3.0  # norms must not matter (cosine)
     specials = torch.eye(dim)[4:6]
@@ -140,14 +174,12 @@ def test_safety_decision_rule_on_constructed_embeddings():
     special_w = torch.full((2,), 0.5)
 
     def run(e):
-        nsfw, concept, special = decide(torch.tensor([e], dtype=torch.float32), concepts,
-                                        concept_w, specials, special_w)
-        return bool(nsfw[0]), concept[0], special[0]
+        return _decide_one(e, concepts, concept_w, specials, special_w)
 
     flag, concept, _ = run([1, 0, 0, 0, 0, 0, 0, 0])  # exactly concept 0
     assert flag and concept[0] == pytest.approx(0.5) and concept[1] == pytest.approx(-0.5)
     flag, concept, _ = run([0, 0, 0, 0, 0, 0, 0, 1])  # orthogonal to everything
-    assert not flag and torch.allclose(concept, torch.full((4,), -0.5))
+    assert not flag and np.allclose(concept, -0.5)
     # cos to concept 1 = 0.495: just under its threshold ...
     c = 0.495
     below = [0, c, 0, 0, 0, 0, 0, (1 - c * c) ** 0.5]
@@ -161,11 +193,51 @@ def test_safety_decision_rule_on_constructed_embeddings():
     assert flag and concept[1] == pytest.approx(0.005, abs=1e-6)
 
 
+def test_safety_margins_are_rounded_before_the_test_as_diffusers_does():
+    """A margin in (0, 0.0005) rounds to 0.0: upstream does not flag it, and neither may we.
+    The special-care adjustment also applies to the special concepts after the one that fired,
+    as upstream reports them."""
+    dim = 8
+    concepts = torch.eye(dim)[:2]
+    specials = torch.eye(dim)[2:5]
+    # cos(e, concept 0) = 0.6 exactly; its threshold sits 0.0003 below: margin +0.0003.
+    concept_w = torch.tensor([0.5997, 0.9])
+    special_w = torch.tensor([0.5, 0.5, 0.5])
+    e = [0.6, 0, 0, 0, 0, 0, 0, 0.8]
+    flag, concept, _ = _decide_one(e, concepts, concept_w, specials, special_w)
+    assert not flag and concept[0] == 0.0
+    upstream = diffusers_reference(torch.tensor([e]), concepts, concept_w, specials, special_w)
+    assert upstream[0]["bad_concepts"] == []
+    # Special 0 fires (+0.1): special 1 (margin -0.005 on its own) is reported with +0.01.
+    e = [0, 0, 0.6, 0.495, 0, 0, 0, (1 - 0.36 - 0.495 ** 2) ** 0.5]
+    _, _, special = _decide_one(e, concepts, concept_w, specials, special_w)
+    assert special[0] == pytest.approx(0.1, abs=1e-6)
+    assert special[1] == pytest.approx(0.005, abs=1e-6)
+
+
+def test_safety_decision_matches_the_diffusers_loop_on_random_embeddings():
+    from inference.safety_checker import decide
+
+    gen = torch.Generator().manual_seed(11)
+    concepts, specials = torch.randn(17, 32, generator=gen), torch.randn(3, 32, generator=gen)
+    embeds = torch.randn(64, 32, generator=gen)
+    # Thresholds near the typical cosines, so every branch (special fires, rounding) is hit.
+    cos_c = torch.nn.functional.normalize(embeds) @ torch.nn.functional.normalize(concepts).T
+    cos_s = torch.nn.functional.normalize(embeds) @ torch.nn.functional.normalize(specials).T
+    concept_w = cos_c.quantile(0.97, dim=0)
+    special_w = cos_s.quantile(0.8, dim=0)
+    nsfw, concept, special = decide(embeds, concepts, concept_w, specials, special_w)
+    upstream = diffusers_reference(embeds, concepts, concept_w, specials, special_w)
+    assert any(nsfw) and not all(nsfw)
+    for i, ref in enumerate(upstream):
+        assert bool(nsfw[i]) == bool(ref["bad_concepts"])
+        assert concept[i].tolist() == [ref["concept_scores"][k] for k in range(17)]
+        assert special[i].tolist() == [ref["special_scores"][k] for k in range(3)]
+
+
 @pytest.mark.parametrize("fmt", ["bin", "safetensors"])
 def test_safety_checker_matches_reference(tmp_path, good_images, fmt):
     from transformers import CLIPVisionConfig, CLIPVisionModel
-
-    from inference.safety_checker import decide
 
     state = write_safety_checker(tmp_path, fmt=fmt, seed=4, concept_threshold=-0.05,
                                  special_threshold=0.3)
@@ -178,16 +250,16 @@ def test_safety_checker_matches_reference(tmp_path, good_images, fmt):
     x = torch.stack([torch.from_numpy(recipe(rgb(p))) for p in good_images])
     with torch.no_grad():
         embeds = vision(pixel_values=x).pooler_output @ state["visual_projection.weight"].T
-    nsfw, concept, special = decide(embeds, state["concept_embeds"],
-                                    state["concept_embeds_weights"],
-                                    state["special_care_embeds"],
-                                    state["special_care_embeds_weights"])
-    for out, flag, c_row, s_row in zip(outs, nsfw, concept, special):
-        assert out.label == ("nsfw" if flag else "sfw")
+    upstream = diffusers_reference(embeds, state["concept_embeds"],
+                                   state["concept_embeds_weights"],
+                                   state["special_care_embeds"],
+                                   state["special_care_embeds_weights"])
+    for out, ref in zip(outs, upstream):
+        assert out.label == ("nsfw" if ref["bad_concepts"] else "sfw")
         margins = [out.scores[f"concept_{i:02d}"] for i in range(17)]
-        np.testing.assert_allclose(margins, c_row.numpy(), atol=1e-4)
+        np.testing.assert_allclose(margins, list(ref["concept_scores"].values()), atol=1e-6)
         np.testing.assert_allclose([out.scores[f"special_{i}"] for i in range(3)],
-                                   s_row.numpy(), atol=1e-4)
+                                   list(ref["special_scores"].values()), atol=1e-6)
         assert out.score == pytest.approx(max(margins))
     assert {o.label for o in outs} <= {"nsfw", "sfw"}
 

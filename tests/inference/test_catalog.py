@@ -60,3 +60,36 @@ def test_catalogue_is_importable_without_heavy_libraries() -> None:
             "heavy = {'torch', 'onnxruntime', 'transformers', 'timm', 'PySide6'} & set(sys.modules)\n"
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+def test_the_measured_costs_agree_with_the_catalogue_order() -> None:
+    """The pipeline orders by the catalogue; custom analysers slot in by cpu_ms_per_image."""
+    by_cost = sorted(ANALYSERS, key=lambda key: ANALYSERS[key].cpu_ms_per_image)
+    assert tuple(by_cost) == ANALYSER_KEYS
+
+
+def _literal_lists_of_keys(path: Path) -> list[str]:
+    """Tuple/list/set/dict literals in `path` naming two or more analysers: a private list."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        items = node.keys if isinstance(node, ast.Dict) else \
+            node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else []
+        named = {item.value for item in items if isinstance(item, ast.Constant)
+                 and item.value in ANALYSER_KEYS}
+        if len(named) >= 2:
+            found.append(f"{path.relative_to(REPO)}:{node.lineno}: {sorted(named)}")
+    return found
+
+
+def test_no_module_of_inference_or_the_runner_keeps_its_own_analyser_list() -> None:
+    files = [p for p in (REPO / "inference").glob("*.py") if p.name != "catalog.py"]
+    files.append(REPO / "library" / "analysis.py")
+    assert [hit for path in files for hit in _literal_lists_of_keys(path)] == []
+
+
+def test_the_private_list_check_sees_one() -> None:
+    """Guard for the test above: it finds a literal list of keys where there is one."""
+    sample = REPO / "tests" / "inference" / "test_weights.py"  # lists every key in a literal
+    assert _literal_lists_of_keys(sample)

@@ -364,3 +364,60 @@ def test_prefetch_threads_scale_with_the_machine(monkeypatch):
     assert pipeline.default_prefetch_workers() == 8
     monkeypatch.setattr(pipeline.os, "cpu_count", lambda: None)
     assert pipeline.default_prefetch_workers() == 2
+
+
+def _with_orientation(picture, path, orientation: int) -> None:
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    picture.save(path, exif=exif.tobytes())
+
+
+@pytest.mark.parametrize("orientation,stored_as", [(6, "ROTATE_90"), (8, "ROTATE_270"),
+                                                   (3, "ROTATE_180"), (2, "FLIP_LEFT_RIGHT")])
+def test_analysers_see_the_picture_upright(tmp_path, orientation, stored_as):
+    """A file whose EXIF orientation says "turn me" is analysed as people see it (as the
+    thumbnails show it and the Falconsai reference pipeline reads it): every analyser gets
+    the upright pixels, so its verdict equals the verdict on an upright copy."""
+    from PIL import Image
+
+    from inference.testing import photo_like
+
+    upright = photo_like(120, 80, seed=3)
+    upright.save(tmp_path / "upright.png")
+    stored = upright.transpose(getattr(Image.Transpose, stored_as))
+    _with_orientation(stored, tmp_path / "turned.png", orientation)
+
+    seen = {}
+
+    class Records(Fake):
+        def preprocess(self, image):
+            seen[image.image.size] = np.asarray(image.rgb()).copy()
+            return super().preprocess(image)
+
+    p = pipeline_with(tmp_path, Records())
+    jobs = [Job(0, str(tmp_path / "upright.png")), Job(1, str(tmp_path / "turned.png"))]
+    outs = {(job.job_id, out.analyser): out for job, out in p.run(jobs)}
+    assert list(seen) == [(120, 80)]  # both arrived landscape, and pixel-identical …
+    assert outs[(0, "nsfw-default")].score == outs[(1, "nsfw-default")].score  # … so equal
+
+
+def test_a_job_for_other_bytes_gets_content_changed_and_no_result(tmp_path, images):
+    """The caller names the content it will record the results for (its SHA-256): when the
+    file's bytes are no longer that content, no analyser runs on them."""
+    import hashlib
+
+    from inference.types import ContentChanged
+
+    fake = Fake()
+    p = pipeline_with(tmp_path, fake)
+    real = hashlib.sha256(images[0].read_bytes()).hexdigest()
+    jobs = [Job(0, str(images[0]), sha256=real), Job(1, str(images[1]), sha256="0" * 64)]
+    results = list(p.run(jobs))
+    changed = [r for _, r in results if isinstance(r, ContentChanged)]
+    assert [(c.job.job_id, c.found_sha256) for c in changed] == [
+        (1, hashlib.sha256(images[1].read_bytes()).hexdigest())]
+    assert sorted((j.job_id, r.analyser) for j, r in results if j.job_id == 0) == [
+        (0, "fake"), (0, "nsfw-default")]
+    assert fake.preprocessed == 1  # the replaced picture was not even preprocessed

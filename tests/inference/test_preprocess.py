@@ -59,6 +59,51 @@ def test_fastai_center_crop_and_imagenet_norm():
                                                  (128 / 255 - 0.406) / 0.225], atol=1e-5)
 
 
+def _fastai_resize_box(w, h, size=224):
+    """FastAI's Resize(size).encodes at validation (method crop, pcts 0.5) followed by
+    crop_pad/_do_crop_pad for a PIL image, re-typed from fastai/vision/augment.py."""
+    size_wh = (size, size)  # _process_sz swaps (h, w) -> (w, h); square here
+    m = w / size_wh[0] if w / size_wh[0] < h / size_wh[1] else h / size_wh[1]
+    cp_sz = (int(m * size_wh[0]), int(m * size_wh[1]))
+    tl = (int(0.5 * (w - cp_sz[0])), int(0.5 * (h - cp_sz[1])))
+    c = (max(tl[0], 0), max(tl[1], 0))
+    return (c[0], c[1], min(c[0] + cp_sz[0], w), min(c[1] + cp_sz[1], h))
+
+
+def test_fastai_crop_is_fastais_float_arithmetic_not_the_short_side():
+    # 460 / 224 * 224 = 459.99999999999994: FastAI crops 459 pixels, not 460.
+    assert pp.fastai_crop_box(460, 690) == (0, 115, 459, 574)
+    assert pp.fastai_crop_box(976, 976) == (0, 0, 975, 975)
+    assert pp.fastai_crop_box(1840, 920) == (460, 0, 1379, 919)
+    assert pp.fastai_crop_box(300, 200) == (50, 0, 250, 200)
+    for short in range(1, 8193):
+        for w, h in ((short, short), (short, short + 7), (3 * short + 1, short)):
+            assert pp.fastai_crop_box(w, h) == _fastai_resize_box(w, h), (w, h)
+
+
+def test_fastai_center_resize_crops_that_box():
+    img = photo_like(460, 690, seed=12)
+    ref = np.asarray(img.crop((0, 115, 459, 574)).resize((224, 224), Image.Resampling.BILINEAR),
+                     dtype=np.float32) / 255.0
+    ref = (ref - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    np.testing.assert_allclose(pp.fastai_center_resize(img), ref.transpose(2, 0, 1), atol=1e-5)
+
+
+def test_large_pictures_reach_the_analysers_reduced_small_ones_exactly(tmp_path):
+    """Every native SD size is decoded at full size (bit-exact inputs); a picture whose short
+    side is at least twice ANALYSIS_MIN_SIDE is decoded reduced, never below it."""
+    small = photo_like(1024, 1536, seed=1)
+    small.save(tmp_path / "small.png")
+    assert pp.decode(tmp_path / "small.png").image.tobytes() == small.tobytes()
+    big = photo_like(400, 200, seed=2).resize((4000, 2000))
+    big.save(tmp_path / "big.png", compress_level=1)
+    big.save(tmp_path / "big.jpg", quality=90)
+    for name in ("big.png", "big.jpg"):
+        size = pp.decode(tmp_path / name).image.size
+        assert min(size) >= pp.ANALYSIS_MIN_SIDE and size[0] < 4000, (name, size)
+        assert abs(size[0] / size[1] - 2.0) < 0.01
+
+
 def test_vit_recipe_by_hand_and_against_transformers():
     from transformers import ViTImageProcessor
 

@@ -464,3 +464,43 @@ def test_a_restart_takes_over_the_work_of_a_killed_runner_at_once(lib):
     make_runner(lib, pipeline).run(threading.Event())
     assert [Path(j.path).name for j in pipeline.seen] == ["img.png"]
     assert lib.count(QueuedAnalysis) == 0
+
+
+def test_results_of_an_older_analyser_revision_are_recomputed(lib):
+    """A revision bump (pre/post-processing changed: upright pictures, FastAI's crop, the
+    safety checker's rounding) makes the version differ although the weights are the same,
+    so every stored result of the old revision is recomputed once."""
+    from sqlalchemy import update
+
+    cid = lib.add_image("img.png")
+    runner = AnalysisRunner(lib.Session, lib.root / "models",
+                            Settings(enabled_analysers=["nsfw-default"]), device="cpu")
+    runner.run(threading.Event())
+    current = lib.results()[(cid, "nsfw-default")].version
+    revision, digest = current.split("-", 1)
+    assert int(revision) >= 2
+    with lib.Session.begin() as s:  # as written by the previous revision of the code
+        s.execute(update(AnalysisResult).values(version=f"1-{digest}", score=-1.0))
+
+    again = AnalysisRunner(lib.Session, lib.root / "models",
+                           Settings(enabled_analysers=["nsfw-default"]), device="cpu")
+    assert again.enqueue_missing() == 1
+    again.run(threading.Event())
+    result = lib.results()[(cid, "nsfw-default")]
+    assert result.version == current and 0.0 <= result.score <= 1.0
+
+
+def test_the_runner_leaves_every_sql_statement_to_db_queue():
+    """Layering: library/ calls db/ functions; the queue's SQL lives in db/queue.py. The
+    runner may name the session types, nothing that builds a statement."""
+    import ast
+
+    import library.analysis
+
+    tree = ast.parse(Path(library.analysis.__file__).read_text(encoding="utf-8"))
+    imported = {(node.module, alias.name) for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.module
+                and node.module.startswith("sqlalchemy") for alias in node.names}
+    assert imported == {("sqlalchemy.orm", "Session"), ("sqlalchemy.orm", "sessionmaker")}
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.Import)
+                and any(a.name.startswith("sqlalchemy") for a in n.names)]

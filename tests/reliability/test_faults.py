@@ -378,3 +378,61 @@ def test_gpu_out_of_memory_shrinks_the_batch_then_falls_back_to_the_cpu(tmp_path
         assert any("continuing on the CPU" in m for m in messages)
     with sessions() as session:
         assert session.scalar(select(QueuedAnalysis.content_id).limit(1)) is None
+
+
+def _malformed_weights(models: Path) -> dict[str, Path]:
+    """The report's cases, one per analyser folder: a safetensors header that is a JSON list
+    (coherence), a config.json that is a list (nsfw-vit), `hidden_size: "big"`-style fields
+    (the safety checker's projection_dim) and an `id2label` list (aesthetic's CLIP config)."""
+    import json
+
+    from inference.testing import write_aesthetic, write_nsfw_vit, write_safety_checker
+
+    folder = models / "coherence"
+    folder.mkdir(parents=True)
+    header = b"[]"
+    (folder / "coherence_model.safetensors").write_bytes(struct.pack("<Q", len(header))
+                                                          + header)
+    write_nsfw_vit(models)
+    (models / "nsfw-vit" / "config.json").write_text("[]", encoding="utf-8")
+    write_safety_checker(models)
+    config = models / "safety-checker" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "projection_dim": "big"}))
+    write_aesthetic(models)
+    clip = models / "aesthetic" / "clip-vit-large-patch14" / "config.json"
+    clip.write_text(json.dumps({**json.loads(clip.read_text()), "vision_config": []}))
+    return {"coherence": folder / "coherence_model.safetensors",
+            "nsfw-vit": models / "nsfw-vit" / "config.json", "safety-checker": config,
+            "aesthetic": clip}
+
+
+@pytest.mark.slow
+def test_malformed_weights_are_listed_as_broken_and_the_scan_still_analyses(tmp_path):
+    from reliability_support import gentriage
+
+    models = tmp_path / "models"
+    damaged = _malformed_weights(models)
+    folder = tmp_path / "pics"
+    write_images(folder, 3)
+    home = tmp_path / "home"
+    env = {"HF_HUB_CACHE": str(tmp_path / "no-hf")}
+
+    listing = gentriage(["models", "--models-dir", str(models)], home, **env)
+    assert listing.returncode == 1 and "Traceback" not in listing.stderr, listing.stderr
+    for key, path in damaged.items():
+        assert str(path) in listing.stdout, (key, listing.stdout)
+    as_json = gentriage(["models", "--json", "--models-dir", str(models)], home, **env)
+    import json
+
+    statuses = {s["key"]: s["status"] for s in json.loads(as_json.stdout)}
+    assert statuses == {"nsfw-default": "ready", "coherence": "broken", "nsfw-vit": "broken",
+                        "safety-checker": "broken", "aesthetic": "broken",
+                        "tagger-jtp": "missing"}
+
+    db = tmp_path / "lib.sqlite3"
+    done = gentriage(["scan", str(folder), "--db", str(db), "--models-dir", str(models),
+                      "--device", "cpu"], home, **env)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    for key in damaged:
+        assert f"{key} is not used" in done.stderr
+    assert summary_lines(done.stdout)["analysed"] == "nsfw-default 3"

@@ -1,0 +1,98 @@
+"""The default path (`gentriage scan` with the bundled nsfw-default analyser) stays light:
+no torch/transformers/timm anywhere in it, and an unchanged rescan builds no pipeline (no
+model loaded, onnxruntime not even imported)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from db.engine import open_library, session_factory
+from inference.testing import write_images
+from library.analysis import AnalysisRunner
+from library.scan import scan_folders
+from library.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+HEAVY = ("torch", "transformers", "timm")
+
+# Runs `gentriage scan` in-process (so sys.modules can be inspected afterwards) and prints the
+# exit status and which of the watched modules were imported.
+SCAN_AND_REPORT = r'''
+import json, sys
+from gentriage.cli import main
+code = main(["scan", sys.argv[1], "--analysers", "nsfw-default", "--db", sys.argv[2]])
+watched = ("torch", "transformers", "timm", "onnxruntime")
+print(json.dumps({"code": code, "imported": [m for m in watched if m in sys.modules]}))
+'''
+
+
+def _scan(folder: Path, db: Path, home: Path) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(REPO), GENTRIAGE_HOME=str(home), HF_HUB_OFFLINE="1")
+    env.pop("GENTRIAGE_DB", None)
+    proc = subprocess.run([sys.executable, "-c", SCAN_AND_REPORT, str(folder), str(db)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_scan_with_only_nsfw_default_never_imports_torch(tmp_path):
+    folder = tmp_path / "pics"
+    write_images(folder, 3, size=(64, 64))
+    first = _scan(folder, tmp_path / "lib.sqlite3", tmp_path / "home")
+    assert first["code"] == 0
+    assert "onnxruntime" in first["imported"]  # it did analyse …
+    assert not set(HEAVY) & set(first["imported"]), first  # … without any torch library
+
+    again = _scan(folder, tmp_path / "lib.sqlite3", tmp_path / "home")
+    # Nothing to do: not even onnxruntime is loaded.
+    assert again == {"code": 0, "imported": []}
+
+
+@pytest.fixture
+def library(tmp_path):
+    engine = open_library(tmp_path / "lib.sqlite3")
+    yield session_factory(engine)
+    engine.dispose()
+
+
+def test_an_unchanged_rescan_does_not_build_the_pipeline(tmp_path, library, monkeypatch):
+    folder = tmp_path / "pics"
+    write_images(folder, 2, size=(64, 64))
+    settings = Settings(enabled_analysers=["nsfw-default"])
+    scan_folders(library, [folder], None, workers=1, executor="thread")
+    first = AnalysisRunner(library, tmp_path / "models", settings, device="cpu")
+    assert first.run(threading.Event()).analysed["nsfw-default"] == 2
+
+    import inference.pipeline
+
+    built: list[object] = []
+    real_init = inference.pipeline.Pipeline.__init__
+    monkeypatch.setattr(inference.pipeline.Pipeline, "__init__",
+                        lambda self, *a, **k: built.append(self) or real_init(self, *a, **k))
+    scan_folders(library, [folder], None, workers=1, executor="thread")
+    again = AnalysisRunner(library, tmp_path / "models", settings, device="cpu")
+    stats = again.run(threading.Event())
+    assert built == [] and again.ready == ["nsfw-default"]
+    assert sum(stats.analysed.values()) == 0
+
+    # … while new work does build it (the spy is live).
+    write_images(tmp_path / "more", 1, size=(64, 64), seed=9)
+    scan_folders(library, [tmp_path / "more"], None, workers=1, executor="thread")
+    third = AnalysisRunner(library, tmp_path / "models", settings, device="cpu")
+    assert third.run(threading.Event()).analysed["nsfw-default"] == 1
+    assert len(built) == 1
+
+
+def test_planning_checks_an_impossible_device_without_loading_anything(tmp_path, library):
+    runner = AnalysisRunner(library, tmp_path / "models",
+                            Settings(enabled_analysers=["nsfw-default"]), device="tpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        runner.load()
