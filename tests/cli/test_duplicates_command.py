@@ -139,7 +139,7 @@ def test_bad_input_is_a_usage_error_and_a_missing_library_says_so(library, tmp_p
     with pytest.raises(SystemExit) as exit_info:
         main(["duplicates", "--distance", "99", "--db", str(db)])
     assert exit_info.value.code == 2
-    assert "0-16" in capsys.readouterr().err
+    assert "0-12" in capsys.readouterr().err
     assert main(["duplicates", "--db", str(tmp_path / "none.sqlite3")]) == 1
     assert "no library database" in capsys.readouterr().err
 
