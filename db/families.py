@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from db.filters import ImageFilter
 from db.queries import matching_image_ids
-from db.schema import AnalysisResult, Content, Generation, Image, ImageStatus
+from db.schema import AnalysisResult, Content, Generation, Image, ImageStatus, LoraUse
 
 _IN_CHUNK = 500
 # The analyser whose score ranks a stack's pictures after rating and decision.
@@ -253,3 +253,49 @@ def family_columns(session: Session, content_ids: Iterable[int]
                 .where(Content.id.in_(chunk))):
             found[cid] = (key, group)
     return found
+
+
+# --- the compare view -------------------------------------------------------------------------
+
+@dataclass
+class CompareFacts:
+    """What the compare view's table shows for one image."""
+
+    image_id: int
+    content_id: int | None
+    generation: dict[str, object] = field(default_factory=dict)  # Generation columns
+    loras: list[tuple[str, float | None]] = field(default_factory=list)
+    # analyser -> (label, score) of its current result (errors left out)
+    results: dict[str, tuple[str | None, float | None]] = field(default_factory=dict)
+    file_size: int = 0
+
+
+COMPARED_GENERATION = ("seed", "steps", "cfg_scale", "sampler", "scheduler", "model",
+                       "width", "height", "generator", "prompt", "negative_prompt")
+
+
+def compare_facts(session: Session, image_ids: Sequence[int]) -> dict[int, CompareFacts]:
+    """Generation fields, LoRAs and analyser results of a few images (the compare view)."""
+    ids = list(dict.fromkeys(image_ids))
+    facts: dict[int, CompareFacts] = {}
+    for image_id, content_id, size in session.execute(
+            select(Image.id, Image.content_id, Image.size).where(Image.id.in_(ids))):
+        facts[image_id] = CompareFacts(image_id, content_id, file_size=size or 0)
+    by_content = {f.content_id: f for f in facts.values() if f.content_id is not None}
+    if not by_content:
+        return facts
+    columns = [getattr(Generation, name) for name in COMPARED_GENERATION]
+    for row in session.execute(select(Generation.content_id, *columns)
+                               .where(Generation.content_id.in_(list(by_content)))):
+        by_content[row[0]].generation = dict(zip(COMPARED_GENERATION, row[1:]))
+    for content_id, name, weight in session.execute(
+            select(LoraUse.content_id, LoraUse.name, LoraUse.weight)
+            .where(LoraUse.content_id.in_(list(by_content))).order_by(LoraUse.id)):
+        by_content[content_id].loras.append((name, weight))
+    for content_id, analyser, label, score in session.execute(
+            select(AnalysisResult.content_id, AnalysisResult.analyser, AnalysisResult.label,
+                   AnalysisResult.score)
+            .where(AnalysisResult.content_id.in_(list(by_content)),
+                   AnalysisResult.error.is_(None))):
+        by_content[content_id].results[analyser] = (label, score)
+    return facts

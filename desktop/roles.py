@@ -26,3 +26,7 @@ class Role(IntEnum):
     NeedsBlur = _BASE + 12  # bool: the image is painted blurred or covered right now
     Row = _BASE + 13  # the whole GridRow (db.queries), or None while not loaded
     ThumbnailError = _BASE + 14  # str | None: why the thumbnail could not be made
+    # Families (desktop.families, desktop.compare)
+    FamilyCount = _BASE + 15  # int: pictures in the stack / duplicate group a cell stands for
+    FamilyKey = _BASE + 16  # the stack key or duplicate group id of a cell
+    Differs = _BASE + 17  # bool: a compare-table row whose values are not all the same
