@@ -161,6 +161,19 @@ def duplicate_group_ids(session: Session) -> dict[int, list[int]]:
     return {label: ids for label, ids in groups.items() if len(ids) > 1}
 
 
+def stored_group_members(session: Session, content_id: int | None,
+                         f: ImageFilter | None = None) -> list[FamilyMember]:
+    """The members of the stored duplicate group `content_id` belongs to (with `f`: those
+    whose files the filter shows); empty when it has none."""
+    if content_id is None:
+        return []
+    label = session.scalar(select(Content.dup_group).where(Content.id == content_id))
+    if label is None:
+        return []
+    ids = list(session.scalars(select(Content.id).where(Content.dup_group == label)))
+    return list(family_members(session, ids, f).values())
+
+
 def current_state(session: Session, content_ids: Iterable[int]
                   ) -> dict[int, tuple[str, list[str]]]:
     """Decision and readable file paths now, per content (re-checked before resolving)."""

@@ -80,7 +80,7 @@ class ComparePane(ImagePreview):
         self._wheel = 0
         zoom.changed.connect(self.update)
         self.setMouseTracking(False)
-        self.setMinimumSize(120, 120)
+        self.setMinimumSize(60, 120)
 
     # --- state ---------------------------------------------------------------------------
 

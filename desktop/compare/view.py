@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QTableView,
     QVBoxLayout,
@@ -81,6 +82,9 @@ class CompareView(QWidget):
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         hint = QLabel(HINT)
         hint.setObjectName("compareHint")
+        hint.setWordWrap(True)
+        for label in (self.title, hint):  # long text must not widen the window
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         bar = QHBoxLayout()
         bar.setContentsMargins(8, 4, 8, 4)
         bar.addWidget(self.title, 1)
@@ -101,6 +105,7 @@ class CompareView(QWidget):
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys stay with the panes
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setWordWrap(False)
+        self.table.setMinimumWidth(120)
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.pane_row)
