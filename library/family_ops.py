@@ -165,14 +165,18 @@ class DuplicateGroup:
 
 
 def find_groups(sessions: Sessions, f: ImageFilter | None = None,
-                distance: int = DEFAULT_DISTANCE) -> list[DuplicateGroup]:
+                distance: int = DEFAULT_DISTANCE, store: bool = False) -> list[DuplicateGroup]:
     """Groups of near-duplicates among all hashed pictures, at `distance` bits. With `f`,
     only the files the filter shows are listed, and a group needs two such pictures; the
     group id is still that of the whole group (so it matches `dup:GROUP` at the default
-    distance). Ordered by group id."""
+    distance). Ordered by group id. `store`: at the default distance, also make this
+    grouping the stored one (what `dup:GROUP` and `is:duplicate` read)."""
     with sessions() as session:
         ids, hashes = family_db.hashes_to_group(session)
     groups = group_hashes(ids, hashes, distance)
+    if store and distance == DEFAULT_DISTANCE:
+        with write_transaction(sessions) as session:
+            family_db.store_duplicate_groups(session, groups)
     if not groups:
         return []
     with sessions() as session:

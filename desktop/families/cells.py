@@ -298,7 +298,8 @@ class DuplicateCellsModel(FamilyCellsModel):
     def read_cells(self, f: ImageFilter) -> list[FamilyCell]:
         from library import family_ops
 
-        groups = family_ops.find_groups(self._sessions, f)  # type: ignore[arg-type]
+        # Stored too: `dup:GROUP` and `is:duplicate` then agree with what this view shows.
+        groups = family_ops.find_groups(self._sessions, f, store=True)  # type: ignore[arg-type]
         return [FamilyCell(g.group_id, len(g.members), g.keeper.image_ids[0],
                            tuple(m.image_ids[0] for m in g.members)) for g in groups]
 

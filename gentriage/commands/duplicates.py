@@ -89,14 +89,14 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_SOME_BROKEN
     sessions = session_factory(engine)
     try:
-        filled = family_ops.refresh(sessions, ThumbnailCache(locations.thumbnails))
+        filled = family_ops.backfill(sessions, ThumbnailCache(locations.thumbnails))
         if filled.hashes:
             print(f"computed perceptual hashes for {filled.hashes} image(s) indexed earlier",
                   file=sys.stderr)
         if filled.hash_failures:
             print(f"{filled.hash_failures} image(s) could not be read to hash them; they are "
                   "left out (rescan their folders)", file=sys.stderr)
-        groups = family_ops.find_groups(sessions, image_filter, args.distance)
+        groups = family_ops.find_groups(sessions, image_filter, args.distance, store=True)
         if args.json:
             for group in groups:
                 print(json.dumps(group.as_json(), ensure_ascii=False))
