@@ -98,7 +98,7 @@ def _from_database(report, n: int, work: Path) -> None:
 
 
 def _ingest_cost(report, count: int, work: Path) -> None:
-    import library.ingest as ingest
+    from library import ingest
     from library.families import perceptual_hash
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

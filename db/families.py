@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Select, and_, case, exists, func, select, update
+from sqlalchemy import ColumnElement, Exists, ScalarSelect, Select, and_, case, exists, func
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from db.filters import ImageFilter
@@ -31,7 +33,7 @@ def _chunks(items: Sequence, size: int = _IN_CHUNK) -> Iterable[Sequence]:
         yield items[start:start + size]
 
 
-def _has_ok_file() -> object:
+def _has_ok_file() -> Exists:
     return exists().where(Image.content_id == Content.id, Image.status == _OK)
 
 
@@ -82,7 +84,7 @@ def hashes_to_group(session: Session) -> tuple[list[int], list[int]]:
     rows = session.connection().execute(
         select(Content.id, Content.phash)
         .where(Content.phash.is_not(None), _has_ok_file()).order_by(Content.id)).all()
-    return [cid for cid, _ in rows], [h for _, h in rows]
+    return [cid for cid, _ in rows], [h for _, h in rows if h is not None]
 
 
 def store_duplicate_groups(session: Session, groups: Iterable[Sequence[int]]) -> list[int]:
@@ -94,17 +96,18 @@ def store_duplicate_groups(session: Session, groups: Iterable[Sequence[int]]) ->
         label = min(group)
         for content_id in group:
             wanted[content_id] = label
-    current = dict(session.execute(
-        select(Content.id, Content.dup_group).where(Content.dup_group.is_not(None))).all())
+    current: dict[int, int | None] = {
+        cid: label for cid, label in session.execute(
+            select(Content.id, Content.dup_group).where(Content.dup_group.is_not(None)))}
     changed = [cid for cid in current if cid not in wanted]
     changed += [cid for cid, label in wanted.items() if current.get(cid) != label]
     by_label: dict[int | None, list[int]] = defaultdict(list)
     for cid in changed:
         by_label[wanted.get(cid)].append(cid)
-    for label, ids in by_label.items():
-        for chunk in _chunks(sorted(ids)):
+    for new_label, members in by_label.items():
+        for chunk in _chunks(sorted(members)):
             session.execute(update(Content).where(Content.id.in_(chunk))
-                            .values(dup_group=label))
+                            .values(dup_group=new_label))
     return sorted(changed)
 
 
@@ -157,7 +160,8 @@ def duplicate_group_ids(session: Session) -> dict[int, list[int]]:
     for cid, label in session.execute(
             select(Content.id, Content.dup_group)
             .where(Content.dup_group.is_not(None), _has_ok_file()).order_by(Content.id)):
-        groups[label].append(cid)
+        if label is not None:
+            groups[label].append(cid)
     return {label: ids for label, ids in groups.items() if len(ids) > 1}
 
 
@@ -183,11 +187,12 @@ def current_state(session: Session, content_ids: Iterable[int]
         for cid, decision in session.execute(
                 select(Content.id, Content.decision).where(Content.id.in_(chunk))):
             state[cid] = (decision or "none", [])
-        for cid, path in session.execute(
+        for owner, path in session.execute(
                 select(Image.content_id, Image.path)
                 .where(Image.content_id.in_(chunk), Image.status == _OK)
                 .order_by(Image.mtime_ns, Image.id)):
-            state[cid][1].append(path)
+            if owner is not None:
+                state[owner][1].append(path)
     return state
 
 
@@ -203,14 +208,14 @@ class StackSummary:
     newest_mtime_ns: int
 
 
-def _aesthetic_score() -> object:
+def _aesthetic_score() -> ScalarSelect[float | None]:
     return (select(AnalysisResult.score)
             .where(AnalysisResult.content_id == Image.content_id,
                    AnalysisResult.analyser == AESTHETIC, AnalysisResult.error.is_(None))
             .scalar_subquery())
 
 
-def best_first() -> list[object]:
+def best_first() -> list[ColumnElement[Any]]:
     """ORDER BY terms putting a stack's best image first: the highest rating, then accepted,
     then the highest aesthetic score (none counts lowest), then the newest file."""
     aesthetic = _aesthetic_score()

@@ -95,22 +95,22 @@ def backfill(sessions: Sessions, thumbnails: ThumbnailCache | None,
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="phash") as pool:
         while True:
             with sessions() as session:
-                rows = family_db.contents_missing_phash(session, BACKFILL_CHUNK, after)
-            if not rows:
+                pending = family_db.contents_missing_phash(session, BACKFILL_CHUNK, after)
+            if not pending:
                 break
-            after = rows[-1][0]
-            hashes = list(pool.map(lambda row: _hash_of(thumbnails, row[1], row[2]), rows))
-            found = {row[0]: value for row, value in zip(rows, hashes) if value is not None}
-            summary.hash_failures += len(rows) - len(found)
+            after = pending[-1][0]
+            hashes = list(pool.map(lambda row: _hash_of(thumbnails, row[1], row[2]), pending))
+            found = {row[0]: value for row, value in zip(pending, hashes) if value is not None}
+            summary.hash_failures += len(pending) - len(found)
             if found:
                 started = time.monotonic()
                 with write_transaction(sessions) as session:
                     family_db.set_phashes(session, found)
                 pause_for_other_writers(time.monotonic() - started)
                 summary.hashes += len(found)
-            done += len(rows)
+            done += len(pending)
             if progress is not None:
-                progress(done, done + (BACKFILL_CHUNK if len(rows) == BACKFILL_CHUNK else 0))
+                progress(done, done + (BACKFILL_CHUNK if len(pending) == BACKFILL_CHUNK else 0))
     return summary
 
 

@@ -137,7 +137,7 @@ class ComparePane(ImagePreview):
 
     # --- painting -------------------------------------------------------------------------------
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+    def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
         try:
             painter.fillRect(self.rect(), self.background)
@@ -188,7 +188,7 @@ class ComparePane(ImagePreview):
 
     # --- mouse: focus, drag to pan, wheel to zoom (every pane follows) ---------------------------
 
-    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mousePressEvent(self, event: QMouseEvent) -> None:
         self.activated.emit()
         if event.button() == Qt.MouseButton.LeftButton:
             self._drag_from = event.position()
@@ -196,7 +196,7 @@ class ComparePane(ImagePreview):
             return
         super().mousePressEvent(event)
 
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
         if self._drag_from is None:
             return
         delta = event.position() - self._drag_from
@@ -206,11 +206,11 @@ class ComparePane(ImagePreview):
         self._zoom.set(self._zoom.zoom, QPointF(centre.x() - delta.x() / max(1.0, rect.width()),
                                                 centre.y() - delta.y() / max(1.0, rect.height())))
 
-    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         self._drag_from = None
         super().mouseReleaseEvent(event)
 
-    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+    def wheelEvent(self, event: QWheelEvent) -> None:
         self._wheel += event.angleDelta().y()
         steps = int(self._wheel / WHEEL_STEP)
         if steps == 0:

@@ -281,20 +281,20 @@ class CompareView(QWidget):
 
     # ================================================================ keys
 
-    def focusNextPrevChild(self, next: bool) -> bool:  # noqa: A002, N802 - Qt API
+    def focusNextPrevChild(self, next: bool) -> bool:
         """Tab / Shift+Tab move between the panes, never out of the view."""
         if self._rows:
             self.move_focus(1 if next else -1)
             return True
         return super().focusNextPrevChild(next)
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+    def keyPressEvent(self, event: QKeyEvent) -> None:
         if self._handle_key(event):
             event.accept()
             return
         super().keyPressEvent(event)
 
-    def keyReleaseEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:
         if self._keyboard and event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
             self.peek(False)
             event.accept()

@@ -11,11 +11,12 @@ first shown.
 
 from __future__ import annotations
 
+import functools
 import html
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 from PySide6.QtCore import (
     QAbstractListModel,
@@ -116,7 +117,7 @@ class FamilyCellsModel(QAbstractListModel):
         self._filter = f
         self._generation += 1
         self._pool.start(_ReadJob(self._delivery, self._generation,
-                                  lambda f=f: self.read_cells(f)))
+                                  functools.partial(self.read_cells, f)))
 
     def read_cells(self, f: ImageFilter) -> list[FamilyCell]:  # runs on the worker thread
         raise NotImplementedError
@@ -139,7 +140,7 @@ class FamilyCellsModel(QAbstractListModel):
             self.load_failed.emit(f"cannot list {self.noun} groups: {cells}")
             cells = []
         self.beginResetModel()
-        self._cells = list(cells)  # type: ignore[arg-type]
+        self._cells = list(cast("list[FamilyCell]", cells))
         self._rows.clear()
         self._waiting.clear()
         self.endResetModel()
@@ -180,7 +181,7 @@ class FamilyCellsModel(QAbstractListModel):
 
     # --- Qt model interface ---------------------------------------------------------------
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._cells)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -222,17 +223,17 @@ class FamilyCellsModel(QAbstractListModel):
         return (Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
                 | Qt.ItemFlag.ItemIsDragEnabled | Qt.ItemFlag.ItemNeverHasChildren)
 
-    def mimeTypes(self) -> list[str]:  # noqa: N802
+    def mimeTypes(self) -> list[str]:
         return ["text/uri-list"]
 
-    def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:  # noqa: N802
+    def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
         """The cover files' URLs only — never pixels (the drag picture is the safe one)."""
         mime = QMimeData()
         rows = [self.cover_row(i.row()) for i in indexes if i.isValid()]
         mime.setUrls([QUrl.fromLocalFile(r.path) for r in rows if r is not None])
         return mime
 
-    def supportedDragActions(self) -> Qt.DropAction:  # noqa: N802
+    def supportedDragActions(self) -> Qt.DropAction:
         return Qt.DropAction.CopyAction
 
     # --- thumbnails (the GridView reports what is on screen) -----------------------------

@@ -76,7 +76,7 @@ class FamilyPage(QWidget):
     def current_row(self) -> int:
         return self.view.current_row()
 
-    def move(self, step: int) -> None:
+    def move_current(self, step: int) -> None:
         count = self.model.rowCount()
         if count:
             self.view.set_current_row(max(0, min(count - 1, self.current_row() + step)))
@@ -144,8 +144,8 @@ class FamilyViews(QObject):
 
         for action in REVIEW_ACTIONS:
             registry.route(action, on_cells, self._explain_whole_family)
-        registry.route("nav.previous", on_cells, lambda: self._page().move(-1))
-        registry.route("nav.next", on_cells, lambda: self._page().move(1))
+        registry.route("nav.previous", on_cells, lambda: self._page().move_current(-1))
+        registry.route("nav.next", on_cells, lambda: self._page().move_current(1))
         registry.route("view.full", self._showing(self.stacks), self.open_stack)
         registry.route("view.full", self._showing(self.duplicates), self.compare_current)
         registry.route("view.back", on_cells, self.show_grid)

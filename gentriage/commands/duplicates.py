@@ -28,7 +28,6 @@ from gentriage.cli import (
     add_storage_options,
     open_library_for,
 )
-
 from library.families import DEFAULT_DISTANCE as _DEFAULT_DISTANCE  # light: no numpy yet
 from library.families import MAX_DISTANCE as _MAX_DISTANCE
 

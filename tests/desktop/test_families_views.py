@@ -23,9 +23,9 @@ A, B = "aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"
 
 # --- the models ---------------------------------------------------------------------------------
 
-def loaded(qtbot, model, f: ImageFilter = ImageFilter()):
+def loaded(qtbot, model, f: ImageFilter | None = None):
     with qtbot.waitSignal(model.cells_loaded, timeout=20_000):
-        model.load(f)
+        model.load(f or ImageFilter())
     return model
 
 

@@ -74,9 +74,8 @@ def test_the_default_distance_sits_between_copies_and_strangers(ingested):
 
 def test_ingest_hashes_the_picture_it_already_decoded(tmp_path, monkeypatch):
     """One decode per file: the hash comes from the decoded picture (Image.open once)."""
-    from PIL import Image
-
     from family_images import photo
+    from PIL import Image
 
     path = tmp_path / "one.png"
     path.write_bytes(variants(photo("coffee"))["png"][1])
