@@ -21,7 +21,7 @@ import hashlib
 import math
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import combinations
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -93,19 +93,19 @@ def stack_key_of(generation: GenerationFields | None) -> str | None:
 
 HASH_BITS = 64
 # Chosen from measurements (tests/library/test_families_phash.py prints them; README): over
-# 320 pictures (scikit-image photos and structured synthetic images), each saved as PNG,
-# JPEG q70, half size, +8 % brightness and WebP, no copy was further than 6 bits from its
-# original, and no two different pictures' copies came closer than 14. 8 keeps two bits of
-# margin over the worst copy and six under the closest stranger; a lower bound also keeps
-# chance collisions rare in a library of 100k (independent 64-bit hashes: ~1 pair within
-# 8 bits among 5·10⁹ pairs, ~40 within 10).
+# 320 pictures (scikit-image photos and structured synthetic pictures), each saved as PNG,
+# JPEG q70, half size, +8 % brightness and WebP and hashed as ingest hashes them, no copy was
+# further than 4 bits from its original, and no two different pictures' copies came closer
+# than 14. 8 keeps four bits of margin over the worst copy and six under the closest
+# stranger; a low bound also keeps chance collisions rare in a library of 100k (independent
+# 64-bit hashes: ~1 pair within 8 bits among 5·10⁹ pairs, ~40 within 10).
 DEFAULT_DISTANCE = 8
 MAX_DISTANCE = 12  # beyond this, different pictures merge (closest measured: 14 bits)
 # pHash looks at a 32×32 greyscale version. imagehash shrinks the whole decoded picture to it
 # with Lanczos (~2.3 ms for 1024 px). Area-averaging (box filters) it to 128×128 first costs
 # ~1 ms, and makes the small version all but independent of the source size: a half-size copy
-# averages to the same 128 px. Measured on the test families (README): worst copy 6 bits
-# either way, the same closest stranger.
+# averages to the same 128 px. Measured on the 320 test families: worst copy 4 bits (6 with
+# imagehash on the whole picture), the same closest stranger (14 bits).
 _PREREDUCE_SIDE = 4 * 32
 
 
@@ -220,26 +220,58 @@ def close_pairs(hashes: np.ndarray, distance: int) -> np.ndarray:
                 partner = occupied ^ flip
                 chosen = (occupied < partner) & (counts[partner] > 0)
                 a, b = occupied[chosen], partner[chosen]
-            size_a, size_b = counts[a], counts[b]
-            per_pair = size_a * size_b
-            total = int(per_pair.sum())
-            if total == 0:
-                continue
-            which = np.repeat(np.arange(len(a)), per_pair)
-            local = np.arange(total) - (np.cumsum(per_pair) - per_pair)[which]
-            row, column = np.divmod(local, size_b[which])
-            first = order[starts[a][which] + row]
-            second = order[starts[b][which] + column]
-            near = np.bitwise_count(hashes[first] ^ hashes[second]) <= distance
-            if flip == 0:
-                near &= first < second  # each pair once, never a hash with itself
-            if near.any():
-                lo = np.minimum(first[near], second[near])
-                hi = np.maximum(first[near], second[near])
-                found.append(np.stack((lo, hi), axis=1))
+            for part_a, part_b in _bounded(a, b, counts):
+                near_pairs = _check(part_a, part_b, counts, starts, order, hashes, distance,
+                                    same_bucket=flip == 0)
+                if len(near_pairs):
+                    found.append(near_pairs)
     if not found:
         return np.empty((0, 2), dtype=np.int64)
     return np.unique(np.concatenate(found), axis=0)
+
+
+_MAX_CANDIDATES = 4_000_000  # candidate pairs checked at once: bounds the memory used
+
+
+def _bounded(a: np.ndarray, b: np.ndarray, counts: np.ndarray
+             ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The bucket pairs (a, b) in slices of at most ~_MAX_CANDIDATES candidate pairs."""
+    import numpy as np
+
+    if len(a) == 0:
+        return
+    cumulative = np.cumsum(counts[a] * counts[b])
+    start = 0
+    while start < len(a):
+        base = cumulative[start - 1] if start else 0
+        end = int(np.searchsorted(cumulative, base + _MAX_CANDIDATES, side="right"))
+        end = max(end, start + 1)  # one huge bucket pair still goes (on its own)
+        yield a[start:end], b[start:end]
+        start = end
+
+
+def _check(a: np.ndarray, b: np.ndarray, counts: np.ndarray, starts: np.ndarray,
+           order: np.ndarray, hashes: np.ndarray, distance: int, same_bucket: bool
+           ) -> np.ndarray:
+    """Every (i, j), i < j, from bucket a[k] × bucket b[k] within `distance` bits."""
+    import numpy as np
+
+    size_a, size_b = counts[a], counts[b]
+    per_pair = size_a * size_b
+    total = int(per_pair.sum())
+    if total == 0:
+        return np.empty((0, 2), dtype=np.int64)
+    which = np.repeat(np.arange(len(a)), per_pair)
+    local = np.arange(total) - (np.cumsum(per_pair) - per_pair)[which]
+    row, column = np.divmod(local, size_b[which])
+    first = order[starts[a][which] + row]
+    second = order[starts[b][which] + column]
+    near = np.bitwise_count(hashes[first] ^ hashes[second]) <= distance
+    if same_bucket:
+        near &= first < second  # each pair once, never a hash with itself
+    lo = np.minimum(first[near], second[near])
+    hi = np.maximum(first[near], second[near])
+    return np.stack((lo, hi), axis=1)
 
 
 def group_hashes(ids: Sequence[int], hashes: Sequence[int], distance: int = DEFAULT_DISTANCE
@@ -252,10 +284,13 @@ def group_hashes(ids: Sequence[int], hashes: Sequence[int], distance: int = DEFA
     if not 0 <= distance <= MAX_DISTANCE:
         raise ValueError(f"distance must be 0-{MAX_DISTANCE}, got {distance}")
     ids_array = np.asarray(ids, dtype=np.int64)
-    pairs = close_pairs(as_uint64(hashes), distance)
-    if len(pairs) == 0:
-        return []
-    parent = np.arange(len(ids_array))
+    # Identical hashes (byte-different files of one picture, or many flat pictures) are
+    # grouped up front: only distinct values go through the band index, so a thousand equal
+    # hashes cost one entry, not half a million candidate pairs.
+    distinct, which = np.unique(as_uint64(hashes), return_inverse=True)
+    which = which.reshape(-1)
+    pairs = close_pairs(distinct, distance)
+    parent = np.arange(len(distinct))
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -267,16 +302,27 @@ def group_hashes(ids: Sequence[int], hashes: Sequence[int], distance: int = DEFA
         ra, rb = root(a), root(b)
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
+    roots = np.fromiter((root(i) for i in range(len(distinct))), dtype=np.int64,
+                        count=len(distinct))
+    label = roots[which]
     members: dict[int, list[int]] = {}
-    for position in np.unique(pairs).tolist():
-        members.setdefault(root(position), []).append(int(ids_array[position]))
-    groups = [sorted(group) for group in members.values() if len(group) > 1]
+    shared = np.flatnonzero(np.bincount(label, minlength=len(distinct)) > 1)
+    for position in np.flatnonzero(np.isin(label, shared)).tolist():
+        members.setdefault(int(label[position]), []).append(int(ids_array[position]))
+    groups = [sorted(group) for group in members.values()]
     return sorted(groups, key=lambda group: group[0])
 
 
 def max_distance(hashes: Sequence[int]) -> int:
-    """The largest pairwise distance inside one group (groups are small: all pairs)."""
-    return max((hamming(a, b) for a, b in combinations(hashes, 2)), default=0)
+    """The largest pairwise distance inside one group (all pairs: groups are small, and
+    this runs in numpy even for a large one)."""
+    import numpy as np
+
+    values = as_uint64(list(hashes))
+    best = 0
+    for i in range(len(values) - 1):
+        best = max(best, int(np.bitwise_count(values[i + 1:] ^ values[i]).max()))
+    return best
 
 
 # --- the keeper ------------------------------------------------------------------------------

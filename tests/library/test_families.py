@@ -129,3 +129,25 @@ def test_keeper_does_not_depend_on_the_order_rows_come_in():
     assert {choose_keeper(list(p)).content_id for p in itertools.permutations(group)} == {1}
     with pytest.raises(ValueError):
         choose_keeper([])
+
+
+def test_identical_hashes_group_without_pairing_every_copy(monkeypatch):
+    """A thousand flat pictures share one hash: one group, found without 500k candidates."""
+    checked = []
+    real_check = families._check
+    monkeypatch.setattr(families, "_check", lambda *args, **kw: (
+        checked.append(int((args[2][args[0]] * args[2][args[1]]).sum())),
+        real_check(*args, **kw))[1])
+    ids = list(range(1000)) + [5000]
+    hashes = [0x00FF_00FF_00FF_00FF] * 1000 + [0x00FF_00FF_00FF_00FE]
+    assert group_hashes(ids, hashes, 2) == [ids]
+    assert sum(checked) < 10
+    assert families.max_distance(hashes) == 1
+
+
+def test_candidates_are_checked_in_bounded_slices(monkeypatch):
+    monkeypatch.setattr(families, "_MAX_CANDIDATES", 7)
+    rng = np.random.default_rng(5)
+    hashes = [int(h) for h in rng.integers(0, 1 << 20, size=300)]  # crowded low bits
+    found = close_pairs(np.array(hashes, dtype=np.uint64), 6)
+    assert {tuple(p) for p in found.tolist()} == _brute_pairs(hashes, 6)
