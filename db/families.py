@@ -54,8 +54,7 @@ def contents_missing_phash(session: Session, limit: int, after_id: int = 0
 
 def set_phashes(session: Session, values: Mapping[int, int]) -> None:
     """Store perceptual hashes (signed 64-bit, library.families.to_signed64)."""
-    for content_id, value in values.items():
-        session.execute(update(Content).where(Content.id == content_id).values(phash=value))
+    _update_by_id(session, "phash", values)
 
 
 def generations_missing_stack_key(session: Session, limit: int, after_id: int = 0
@@ -73,8 +72,7 @@ def generations_missing_stack_key(session: Session, limit: int, after_id: int = 
 
 
 def set_stack_keys(session: Session, values: Mapping[int, str | None]) -> None:
-    for content_id, key in values.items():
-        session.execute(update(Content).where(Content.id == content_id).values(stack_key=key))
+    _update_by_id(session, "stack_key", values)
 
 
 # --- near-duplicate groups ------------------------------------------------------------------
@@ -101,14 +99,16 @@ def store_duplicate_groups(session: Session, groups: Iterable[Sequence[int]]) ->
             select(Content.id, Content.dup_group).where(Content.dup_group.is_not(None)))}
     changed = [cid for cid in current if cid not in wanted]
     changed += [cid for cid, label in wanted.items() if current.get(cid) != label]
-    by_label: dict[int | None, list[int]] = defaultdict(list)
-    for cid in changed:
-        by_label[wanted.get(cid)].append(cid)
-    for new_label, members in by_label.items():
-        for chunk in _chunks(sorted(members)):
-            session.execute(update(Content).where(Content.id.in_(chunk))
-                            .values(dup_group=new_label))
+    _update_by_id(session, "dup_group", {cid: wanted.get(cid) for cid in changed})
     return sorted(changed)
+
+
+def _update_by_id(session: Session, column: str, values: Mapping[int, object]) -> None:
+    """One column of many contents, as one executemany (an UPDATE per distinct value would
+    cost a statement each: thousands for a regrouped library)."""
+    if values:
+        session.execute(update(Content), [{"id": cid, column: value}
+                                          for cid, value in sorted(values.items())])
 
 
 @dataclass

@@ -184,6 +184,17 @@ class CompareView(QWidget):
             pane.set_row(row)
         self._load_fields()
 
+    def clear(self) -> None:
+        """Compare nothing: the panes (and the pictures they decoded) go."""
+        self.end_peek()
+        self._rows = []
+        while self.panes:
+            pane = self.panes.pop()
+            pane.shutdown()
+            pane.deleteLater()
+        self.fields.set_images([], {})
+        self.title.clear()
+
     def shutdown(self) -> None:
         for pane in self.panes:
             pane.shutdown()

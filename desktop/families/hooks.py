@@ -313,7 +313,7 @@ class FamilyViews(QObject):
         self._show(self.compare)
 
     def close_compare(self) -> None:
-        self.compare.end_peek()
+        self.compare.clear()  # the decoded pictures go with the panes
         target = self._return_to
         if target is self.stacks or target is self.duplicates:
             target.model.refresh_rows()
@@ -401,9 +401,9 @@ class FamilyViews(QObject):
         window = self.window
         window.model.refresh_contents(content_ids)
         window.controller.refresh_history()
-        window.schedule_lists_refresh()
-        for page in (self.stacks, self.duplicates):
-            page.model.refresh_rows()
+        # The same news the grid's own review keys give: the window refreshes its details
+        # pane and lists, and this object its pages (_on_controller_decisions_written).
+        window.controller.decisions_written.emit(sorted(set(content_ids)))
 
     def _on_compare_decisions_written(self, content_ids: list) -> None:
         self._after_decisions(list(content_ids))
@@ -412,7 +412,7 @@ class FamilyViews(QObject):
         # An undo or a decision in the grid: what the other pages show may have changed.
         for page in (self.stacks, self.duplicates):
             page.model.refresh_rows()
-        if self.compare.rows():
+        if self.compare.rows() and self.window.stack.currentWidget() is self.compare:
             self.compare.refresh()
 
     def _on_filter_bar_filter_changed(self, f: ImageFilter) -> None:

@@ -130,6 +130,8 @@ def open_stacks(qtbot, app):
 def test_s_enter_esc_walk_through_a_stack(qtbot, family_app):
     pytest.importorskip("skimage")
     app = family_app
+    view_menu = next(a.menu() for a in app.window.menuBar().actions() if a.text() == "&View")
+    assert app.window.registry.action("view.stacks") in view_menu.actions()
     page = open_stacks(qtbot, app)
     assert app.window.registry.action("view.stacks").isChecked()
     counts = sorted(page.model.index(r).data(Role.FamilyCount)
@@ -210,4 +212,8 @@ def test_c_compares_the_selection_and_review_keys_follow_the_focus(qtbot, family
     qtbot.keyRelease(focus, Qt.Key.Key_Space)
     assert app.blur.peeking_image_id is None
     key(qtbot, app, Qt.Key.Key_Escape)
-    assert current_page(app) is app.view
+    assert current_page(app) is app.view and compare.panes == []
+    # The details pane already knows: the grid row and its preview show the acceptance.
+    row = next(r for r in range(app.model.rowCount())
+               if app.model.grid_row(r).name == names[1])
+    assert app.model.grid_row(row).decision == "accepted"
