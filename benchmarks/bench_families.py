@@ -28,7 +28,7 @@ N_HASHES = 100_000
 QUICK_HASHES = 20_000
 SAMPLE = 4_000
 N_PICTURES, QUICK_PICTURES = 24, 8
-ROUNDS = 3
+ROUNDS = 5
 
 
 def synthetic_hashes(n: int, seed: int = 0) -> np.ndarray:

@@ -159,3 +159,22 @@ def test_the_command_end_to_end_with_a_keeper_deleted_before_resolving(library, 
     assert state["coffee_q70.jpg"] == "rejected" and before["coffee_q70.jpg"] == "none"
     assert "rejected 2 image(s) in 1 group(s)" in resolved.stderr  # --json: counts on stderr
     assert all(json.loads(line)["keeper"] for line in resolved.stdout.splitlines())
+
+
+def test_export_has_the_stack_column_and_stack_filters_find_it(library, capsys):
+    from library.families import stack_key
+
+    db, _ = library
+    assert main(["export", "--format", "jsonl", "--filter", "is:stacked", "--db", str(db)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(r["name"] for r in rows) == ["seed1.png", "seed2.png"]
+    expected = stack_key("a castle", "blurry", "sd_xl_base_1.0")
+    assert {r["stack"] for r in rows} == {expected}
+    assert main(["export", "--format", "csv", "--filter", f"stack:{expected} sort:stack",
+                 "--db", str(db)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = lines[0].split(",")
+    assert "stack" in header and "duplicate_group" in header and len(lines) == 3
+    assert main(["export", "--format", "jsonl", "--filter=-is:stacked", "--db", str(db)]) == 0
+    others = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {r["stack"] for r in others} == {None}  # no prompt, no stack
