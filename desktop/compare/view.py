@@ -86,11 +86,11 @@ class CompareView(QWidget):
         for label in (self.title, hint):  # long text must not widen the window
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         bar = QHBoxLayout()
-        bar.setContentsMargins(8, 4, 8, 4)
+        bar.setContentsMargins(8, 4, 8, 0)
         bar.addWidget(self.title, 1)
-        bar.addWidget(hint)
         bar.addWidget(fit)
         bar.addWidget(actual)
+        hint.setContentsMargins(8, 0, 8, 4)
 
         self.pane_row = QWidget()
         self._pane_layout = QHBoxLayout(self.pane_row)
@@ -106,16 +106,19 @@ class CompareView(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setWordWrap(False)
         self.table.setMinimumWidth(120)
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(self.pane_row)
         splitter.addWidget(self.table)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
+        splitter.setSizes([3000, 1000])  # the pictures get most of the height
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addLayout(bar)
+        layout.addWidget(hint)
         layout.addWidget(splitter, 1)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
