@@ -50,6 +50,7 @@ RejectedAction = Callable[[], tuple[str, str]]  # (settings.rejected_action, rej
 
 class CompareView(QWidget):
     close_requested = Signal()
+    focused_row_changed = Signal(object)  # the GridRow now focused (None: nothing shown)
     decisions_written = Signal(list)  # content ids whose review state changed
     message_posted = Signal(str)
 
@@ -208,6 +209,7 @@ class CompareView(QWidget):
         row = self.focused_row()
         if row is not None:
             self.title.setToolTip(escaped_rich_text(row.path))
+        self.focused_row_changed.emit(row)
 
     def _load_fields(self) -> None:
         with self._sessions() as session:

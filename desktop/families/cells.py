@@ -323,17 +323,25 @@ class FamilyCellDelegate(ThumbnailDelegate):
             font.setBold(True)
             font.setPixelSize(max(10, min(16, self.thumbnail_size // 12)))
             painter.setFont(font)
-            text = f"\u29c9 {count}"  # two joined squares: a stack
-            width = QFontMetrics(font).horizontalAdvance(text) + 12
+            text = str(count)
             height = QFontMetrics(font).height() + 4
+            icon = height - 8  # two offset squares: a stack (drawn: no font lacks it)
+            width = QFontMetrics(font).horizontalAdvance(text) + icon + 16
             picture = self.image_rect(option.rect)
             badge = QRect(picture.right() - width - 3, picture.bottom() - height - 3, width,
                           height)
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(COUNT_BADGE)
             painter.drawRoundedRect(QRectF(badge), height / 2, height / 2)
-            painter.setPen(QColor(255, 255, 255))
-            painter.drawText(badge, int(Qt.AlignmentFlag.AlignCenter), text)
+            white = QColor(255, 255, 255)
+            painter.setPen(white)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            left, top = badge.x() + 7, badge.y() + 3
+            painter.drawRect(QRectF(left + 2, top, icon - 2, icon - 2))
+            painter.setBrush(COUNT_BADGE)
+            painter.drawRect(QRectF(left, top + 2, icon - 2, icon - 2))
+            painter.drawText(badge.adjusted(icon + 8, 0, -6, 0),
+                             int(Qt.AlignmentFlag.AlignCenter), text)
         finally:
             painter.restore()
 

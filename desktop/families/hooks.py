@@ -28,6 +28,7 @@ from db import families as family_db
 from db import queries
 from db.filters import ImageFilter, SortKey
 from desktop.compare.view import MAX_PANES, CompareView
+from desktop.details import load_details
 from desktop.families.cells import (
     DuplicateCellsModel,
     FamilyCellsModel,
@@ -112,10 +113,18 @@ class FamilyViews(QObject):
         self._add_to_menus()
         for page in (self.stacks, self.duplicates):
             page.model.load_failed.connect(window.status.post)
+        self.duplicates.model.cells_loaded.connect(self._on_duplicates_cells_loaded)
         self.compare.message_posted.connect(window.status.post)
         self.compare.decisions_written.connect(self._on_compare_decisions_written)
         self.compare.close_requested.connect(self.close_compare)
         window.controller.decisions_written.connect(self._on_controller_decisions_written)
+        # The details pane follows what the page shown has current (its preview goes
+        # through BlurPolicy like everywhere else).
+        self.compare.focused_row_changed.connect(self._show_details)
+        for page in (self.stacks, self.duplicates):
+            page.view.selectionModel().currentChanged.connect(
+                lambda current, _previous, page=page: self._show_details(
+                    page.model.cover_row(current.row()) if current.isValid() else None))
         window.filter_bar.filter_changed.connect(self._on_filter_bar_filter_changed)
 
     # ================================================================ set-up
@@ -217,6 +226,7 @@ class FamilyViews(QObject):
         self.compare.end_peek()
         if window.stack.currentWidget() is not window.view:
             window.stack.setCurrentWidget(window.view)
+            self._show_grid_details()
         window.view.setFocus(Qt.FocusReason.OtherFocusReason)
         self._check_stack_action(False)
 
@@ -239,6 +249,21 @@ class FamilyViews(QObject):
         self._opened_stack = None
         self.window.filter_bar.set_filter(base)
         self.show_stacks(keep_key=key)
+
+    def _show_details(self, row: Any) -> None:
+        window = self.window
+        if row is None:
+            return
+        with window.sessions() as session:
+            details = load_details(session, row.image_id)
+        window.details.show_details(details)
+        if window.preview is not None:
+            window.preview.set_row(row)
+
+    def _show_grid_details(self) -> None:
+        row = self.window.current_grid_row()
+        if row is not None:
+            self._show_details(row)
 
     # ================================================================ compare
 
@@ -414,6 +439,11 @@ class FamilyViews(QObject):
             page.model.refresh_rows()
         if self.compare.rows() and self.window.stack.currentWidget() is self.compare:
             self.compare.refresh()
+
+    def _on_duplicates_cells_loaded(self) -> None:
+        count = self.duplicates.model.rowCount()
+        self.window.status.post(f"{count} group(s) of near-duplicates" if count
+                                else "No near-duplicates among these images")
 
     def _on_filter_bar_filter_changed(self, f: ImageFilter) -> None:
         page = self.window.stack.currentWidget()
