@@ -12,7 +12,7 @@ Two kinds of family:
   and `keeper_order` decides which one of a group is kept.
 
 This module is imported by library.ingest (worker threads and processes), so it imports
-neither SQLAlchemy nor db/, and numpy/imagehash only where they are used.
+neither SQLAlchemy nor db/, and numpy only where it is used.
 """
 
 from __future__ import annotations
@@ -101,34 +101,55 @@ HASH_BITS = 64
 # 64-bit hashes: ~1 pair within 8 bits among 5·10⁹ pairs, ~40 within 10).
 DEFAULT_DISTANCE = 8
 MAX_DISTANCE = 12  # beyond this, different pictures merge (closest measured: 14 bits)
-# pHash looks at a 32×32 greyscale version. imagehash shrinks the whole decoded picture to it
-# with Lanczos (~2.3 ms for 1024 px). Area-averaging (box filters) it to 128×128 first costs
-# ~1 ms, and makes the small version all but independent of the source size: a half-size copy
-# averages to the same 128 px. Measured on the 320 test families: worst copy 4 bits (6 with
-# imagehash on the whole picture), the same closest stranger (14 bits).
+# pHash looks at a 32×32 greyscale version. Shrinking the whole decoded picture to it with
+# Lanczos (what imagehash does) costs ~2.3 ms for 1024 px. Area-averaging (box filters) it to
+# 128×128 first costs a fraction of that and makes the small version all but independent of
+# the source size: a half-size copy averages to the same 128 px. Measured on the 320 test
+# families: worst copy 4 bits (6 from the whole picture), the same closest stranger (14 bits).
 _PREREDUCE_SIDE = 4 * 32
+_HASH_SIDE, _LOW = 32, 8
+
+
+def _dct_rows() -> np.ndarray:
+    """The 8 lowest rows of the unnormalised DCT-II on 32 samples: scipy.fftpack.dct's
+    y[k] = 2 Σ x[n] cos(π k (2n + 1) / 2N), the transform imagehash.phash applies."""
+    import numpy as np
+
+    k = np.arange(_LOW)[:, None]
+    n = np.arange(_HASH_SIDE)[None, :]
+    return 2.0 * np.cos(np.pi * k * (2 * n + 1) / (2 * _HASH_SIDE))
+
+
+_DCT_ROWS: np.ndarray | None = None
 
 
 def perceptual_hash(image: Image.Image) -> int:
-    """The 64-bit DCT perceptual hash of a decoded picture (imagehash.phash: greyscale 32×32,
-    2-D DCT, the 8×8 lowest frequencies against their median), as an unsigned integer.
+    """The 64-bit DCT perceptual hash of a decoded picture, as an unsigned integer: the
+    picture greyscale at 32×32 (Lanczos), its 2-D DCT, and the 8×8 lowest frequencies
+    compared with their median, row by row, first bit highest.
 
-    imagehash is the well-kept reference implementation; it is called on a greyscale copy
-    first area-averaged to 128×128 (see _PREREDUCE_SIDE) so hashing costs a fraction of
-    ingest. Ingest and the thumbnail backfill both go through here."""
-    import imagehash  # numpy and scipy: loaded on first use, not when ingest is imported
+    The same arithmetic as imagehash.phash (tests/library/test_families.py checks they agree
+    bit for bit), written out because in the ingest path imagehash's per-call overhead — two
+    whole-block scipy DCTs, a median and bit packing through Python objects — measured ~1 ms
+    a picture, more than everything else hashing does; two small matrix products over only
+    the 8 needed frequencies cost a few microseconds. Ingest and the thumbnail backfill both
+    go through here."""
+    import numpy as np
     from PIL import Image as PILImage
 
+    global _DCT_ROWS
+    if _DCT_ROWS is None:
+        _DCT_ROWS = _dct_rows()
     factor = min(image.size) // _PREREDUCE_SIDE
     # reduce() is Pillow's fast integer box filter; BOX then averages the rest exactly.
     grey = (image.reduce(factor) if factor > 1 else image).convert("L")
     if grey.size != (_PREREDUCE_SIDE, _PREREDUCE_SIDE):
         grey = grey.resize((_PREREDUCE_SIDE, _PREREDUCE_SIDE), PILImage.Resampling.BOX)
-    bits = imagehash.phash(grey).hash.flatten()
-    value = 0
-    for bit in bits:
-        value = (value << 1) | int(bit)
-    return value
+    small = grey.resize((_HASH_SIDE, _HASH_SIDE), PILImage.Resampling.LANCZOS)
+    pixels = np.asarray(small, dtype=np.float64)
+    low = _DCT_ROWS @ pixels @ _DCT_ROWS.T  # == dct(dct(pixels, axis=0), axis=1)[:8, :8]
+    bits = (low > np.median(low)).reshape(-1)
+    return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
 def to_signed64(value: int) -> int:

@@ -151,3 +151,28 @@ def test_candidates_are_checked_in_bounded_slices(monkeypatch):
     hashes = [int(h) for h in rng.integers(0, 1 << 20, size=300)]  # crowded low bits
     found = close_pairs(np.array(hashes, dtype=np.uint64), 6)
     assert {tuple(p) for p in found.tolist()} == _brute_pairs(hashes, 6)
+
+
+def test_the_perceptual_hash_is_imagehash_phash_bit_for_bit():
+    """library.families.perceptual_hash writes out imagehash.phash's arithmetic (for speed);
+    on the same 128 px greyscale input both must give the same 64 bits."""
+    imagehash = pytest.importorskip("imagehash")
+    from family_images import PHOTOS, photo, structured, variants
+    from PIL import Image
+
+    from library.decode import decode_bytes
+
+    pictures = [photo(name, 512) for name in PHOTOS[:8]]
+    pictures += [structured(seed, (384, 512)) for seed in range(8)]
+    compared = 0
+    for picture in pictures:
+        for _suffix, data in variants(picture).values():
+            decoded = decode_bytes(data).image
+            ours = families.perceptual_hash(decoded)
+            factor = min(decoded.size) // 128
+            grey = (decoded.reduce(factor) if factor > 1 else decoded).convert("L")
+            grey = grey.resize((128, 128), Image.Resampling.BOX)
+            reference = int(str(imagehash.phash(grey)), 16)
+            assert ours == reference
+            compared += 1
+    assert compared == 80
