@@ -147,7 +147,10 @@ def perceptual_hash(image: Image.Image) -> int:
         grey = grey.resize((_PREREDUCE_SIDE, _PREREDUCE_SIDE), PILImage.Resampling.BOX)
     small = grey.resize((_HASH_SIDE, _HASH_SIDE), PILImage.Resampling.LANCZOS)
     pixels = np.asarray(small, dtype=np.float64)
-    low = _DCT_ROWS @ pixels @ _DCT_ROWS.T  # == dct(dct(pixels, axis=0), axis=1)[:8, :8]
+    # == dct(dct(pixels, axis=0), axis=1)[:8, :8]. einsum, not `@`: a matrix product goes to
+    # BLAS, whose threads keep spinning after the call and took the core from the next
+    # file's decoding (measured: +9 % ingest time for a 0.3 ms hash).
+    low = np.einsum("km,lm->kl", np.einsum("kn,nm->km", _DCT_ROWS, pixels), _DCT_ROWS)
     bits = (low > np.median(low)).reshape(-1)
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
