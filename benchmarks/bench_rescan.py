@@ -63,10 +63,14 @@ def _bulk_insert(engine, root: Path, files: list[tuple[str, bytes]], skip: set[s
         raw = connection.connection.driver_connection
         cursor = raw.cursor()
         rows = [(path, data) for path, data in files if path not in skip]
+        # Ingest also stores a perceptual hash per content (library.families); a stand-in
+        # derived from the SHA-256 keeps these rows from looking like an older library's.
         cursor.executemany(
             "INSERT INTO contents (sha256, width, height, format, decision, rating, flagged, "
-            "flag_nsfw, flag_incoherent, analysed) VALUES (?, 1, 1, 'PNG', 'none', 0, 0, 0, 0, 0)",
-            [(hashlib.sha256(data).hexdigest(),) for _, data in rows])
+            "flag_nsfw, flag_incoherent, analysed, phash) "
+            "VALUES (?, 1, 1, 'PNG', 'none', 0, 0, 0, 0, 0, ?)",
+            [(sha, int(sha[:15], 16)) for sha in
+             (hashlib.sha256(data).hexdigest() for _, data in rows)])
         content_ids = dict(cursor.execute("SELECT sha256, id FROM contents").fetchall())
         now = time.strftime("%Y-%m-%d %H:%M:%S")
         image_rows = []

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from inference.catalog import CATALOG, STYLE_ANALYSERS, TAG_ANALYSERS, TAG_STORE_FLOOR
+from library.families import stack_key, to_signed64
 
 GENERATORS = (("comfyui", 40), ("a1111", 30), ("invokeai", 10), ("fooocus", 8),
               ("drawthings", 6), ("novelai", 4), (None, 2))
@@ -73,6 +74,11 @@ TAGS_PER_IMAGE = 5
 WEAK_TAGS_PER_IMAGE = 10
 DEFAULT_TAG_THRESHOLD = 0.2
 DUPLICATE_SHARE = 0.02  # files that show a picture another file already shows
+# Families (library.families): generators write batches of seeds of one prompt (a stack), and
+# some pictures are saved again re-encoded or resized (a near-duplicate: a perceptual hash a
+# few bits from the original's).
+BATCH_SHARE = 0.7  # a picture continuing the previous one's prompt, negative prompt, model
+NEAR_COPY_SHARE = 0.05
 ANALYSED_SHARE = 0.9
 TIMESTAMP = "2026-01-01 00:00:00.000000"
 
@@ -193,6 +199,8 @@ def _load_rows(connection: sqlite3.Connection, rng: random.Random, n_images: int
     results: list[tuple] = []
     tags: list[tuple] = []
     content_generator: list[str | None] = [None] * (n_contents + 1)
+    families = random.Random(rng.random())  # its own stream: the other columns stay as they were
+    hashes: list[int] = []
     for cid in range(1, n_contents + 1):
         decision = rng.choices(decisions, cum_weights=decision_cum)[0]
         analysed = rng.random() < ANALYSED_SHARE
@@ -201,10 +209,10 @@ def _load_rows(connection: sqlite3.Connection, rng: random.Random, n_images: int
         rating = rng.choice((1, 2, 3, 4, 5)) if decision == "accepted" and rng.random() < 0.4 else 0
         width, height = rng.choice(((512, 512), (512, 768), (768, 512), (1024, 1024),
                                     (832, 1216), (1216, 832), (896, 1152)))
-        contents.append((cid, f"{rng.getrandbits(256):064x}", width, height,
-                         rng.choice(("PNG", "PNG", "PNG", "JPEG", "WEBP")), decision, rating,
-                         TIMESTAMP if decision != "none" else None,
-                         int(nsfw or incoherent), int(nsfw), int(incoherent), int(analysed)))
+        content = (cid, f"{rng.getrandbits(256):064x}", width, height,
+                   rng.choice(("PNG", "PNG", "PNG", "JPEG", "WEBP")), decision, rating,
+                   TIMESTAMP if decision != "none" else None,
+                   int(nsfw or incoherent), int(nsfw), int(incoherent), int(analysed))
         generator = rng.choices(generators, cum_weights=generator_cum)[0]
         content_generator[cid] = generator
         if generator is not None or rng.random() < 0.5:
@@ -214,8 +222,15 @@ def _load_rows(connection: sqlite3.Connection, rng: random.Random, n_images: int
                 rng.choice(SAMPLERS), rng.choice(("normal", "karras", "exponential", None)),
                 rng.choice((4.0, 5.5, 7.0, 7.5, 1.5)), width, height, rng.choice(models),
                 f"{rng.getrandbits(40):010x}", "{}"))
+            if len(generation) > 1 and families.random() < BATCH_SHARE:
+                previous = generation[-2]  # the same prompt, negative prompt and model
+                generation[-1] = generation[-1][:3] + previous[3:5] + generation[-1][5:12] + (
+                    previous[12],) + generation[-1][13:]
             for _ in range(rng.choice((0, 0, 0, 1, 1, 2, 3))):
                 loras.append((cid, rng.choice(LORA_NAMES), round(rng.uniform(0.2, 1.2), 2)))
+        key = (stack_key(generation[-1][3], generation[-1][4], generation[-1][12])
+               if generation and generation[-1][0] == cid else None)
+        contents.append(content + (key, to_signed64(_phash(families, hashes)), None))
         if analysed:
             _results_for(rng, cid, nsfw, incoherent, results)
             chosen = list(dict.fromkeys(rng.choices(
@@ -225,7 +240,10 @@ def _load_rows(connection: sqlite3.Connection, rng: random.Random, n_images: int
                              else (TAG_STORE_FLOOR, DEFAULT_TAG_THRESHOLD))
                 tags.append((cid, TAG_ANALYSERS[0], tag, round(rng.uniform(low, high), 4)))
 
-    connection.executemany("INSERT INTO contents VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", contents)
+    connection.executemany(
+        "INSERT INTO contents (id, sha256, width, height, format, decision, rating, decided_at, "
+        "flagged, flag_nsfw, flag_incoherent, analysed, stack_key, phash, dup_group) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", contents)
     connection.executemany(
         "INSERT INTO generation (content_id, generator, generator_detail, prompt, "
         "negative_prompt, seed, steps, sampler, scheduler, cfg_scale, width, height, model, "
@@ -240,6 +258,18 @@ def _load_rows(connection: sqlite3.Connection, rng: random.Random, n_images: int
         "INSERT INTO images (id, path, name, folder_id, content_id, size, mtime_ns, status, "
         "error, first_seen, indexed_at, has_thumbnail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         _image_rows(rng, n_images, n_contents, content_generator, folders))
+
+
+def _phash(rng: random.Random, hashes: list[int]) -> int:
+    """A perceptual hash: a new picture's (random), or a near copy of an earlier one."""
+    if hashes and rng.random() < NEAR_COPY_SHARE:
+        value = rng.choice(hashes)
+        for bit in rng.sample(range(64), rng.randint(0, 6)):
+            value ^= 1 << bit
+    else:
+        value = rng.getrandbits(64)
+    hashes.append(value)
+    return value
 
 
 def _results_for(rng: random.Random, cid: int, nsfw: bool, incoherent: bool,

@@ -6,6 +6,7 @@
     is:unreviewed is:flagged tag:cat -tag:dog tag:a|b nsfw-vit:nsfw aesthetic>=6
     coherence:incoherent prompt:"red hair" generator:comfyui model:"sdxl base"
     folder:/path status:broken sort:-aesthetic sort:unreviewed
+    stack:0123456789abcdef is:stacked sort:stack dup:42 is:duplicate
 
 A term is `[-]key:value`, `key>=number` (also `>`, `<=`, `<`), or a bare word (a substring the
 prompt must contain). Values with spaces go in double quotes; `a|b` means either. Unknown
@@ -42,10 +43,15 @@ MAX_FILTER_VALUES = 256
 MAX_RATING_NUMBER = 1e15
 MAX_FOLDER_ID = 2**63 - 1
 
+# Families (library.families): `stack:ID` (a 16-hex-digit stack key), `dup:GROUP` (a
+# duplicate group's number), `is:stacked`, `is:duplicate`, `sort:stack`.
+_FAMILY_KEYS = ("stack", "dup")
+_STACK_ID_RE = re.compile(r"^[0-9a-f]{16}$")
+_IS_FAMILY = {"stacked": "stacked", "duplicate": "duplicate"}
 _IS_DECISION = {"unreviewed": {"none"}, "accepted": {"accepted"}, "rejected": {"rejected"},
                 "reviewed": {"accepted", "rejected"}}
 _BUILTIN_KEYS = ("is", "tag", "prompt", "generator", "model", "sampler", "lora", "folder",
-                 "folder-id", "status", "sort", "rating")
+                 "folder-id", "status", "sort", "rating", *_FAMILY_KEYS)
 
 
 class FilterSyntaxError(ValueError):
@@ -122,6 +128,10 @@ class ImageFilter:
     statuses: frozenset[str] = DEFAULT_STATUSES
     sort: SortKey = SortKey()
     unreviewed_first: bool = False
+    stacks: frozenset[str] = frozenset()  # stack keys (any of them)
+    stacked: bool | None = None  # shares its stack with another picture
+    dup_groups: frozenset[int] = frozenset()  # duplicate groups (any of them)
+    duplicate: bool | None = None  # has a near-duplicate
 
     def __post_init__(self) -> None:
         # Normalise equivalent spellings so that equal filters compare equal (and round-trip
@@ -146,7 +156,7 @@ class ImageFilter:
                                   for analyser, labels in self.labels.items() if labels})
         set_attr(self, "scores", dict(self.scores))
         for name in ("folders", "folder_ids", "tags_none", "generators", "models", "samplers",
-                     "loras"):
+                     "loras", "stacks", "dup_groups"):
             set_attr(self, name, frozenset(getattr(self, name)))
         set_attr(self, "prompt", tuple(self.prompt))
         set_attr(self, "prompt_none", tuple(self.prompt_none))
@@ -293,7 +303,7 @@ def parse_filter(text: str, analysers: Iterable[str] = KNOWN_ANALYSERS) -> Image
     rating = ScoreRange()
     sets: dict[str, set] = {name: set() for name in (
         "folders", "folder_ids", "tags_all", "tags_none", "generators", "models", "samplers",
-        "loras")}
+        "loras", "stacks", "dup_groups")}
     tags_any: list[frozenset[str]] = []
     prompt: list[str] = []
     prompt_none: list[str] = []
@@ -335,10 +345,15 @@ def parse_filter(text: str, analysers: Iterable[str] = KNOWN_ANALYSERS) -> Image
                     fields[name] = not term.negated
                 elif value in ("unanalysed", "unanalyzed"):
                     fields["analysed"] = term.negated
+                elif value in _IS_FAMILY:
+                    if len(term.values) > 1:
+                        raise FilterSyntaxError(f"is:{value} cannot be combined with |",
+                                                term.position)
+                    fields[_IS_FAMILY[value]] = not term.negated
                 else:
                     raise FilterSyntaxError(
                         f"unknown is:{value} (use unreviewed, accepted, rejected, reviewed, "
-                        "flagged, analysed, unanalysed)", term.position)
+                        "flagged, analysed, unanalysed, stacked, duplicate)", term.position)
         elif key == "tag":
             if term.negated:
                 sets["tags_none"].update(term.values)
@@ -370,6 +385,8 @@ def parse_filter(text: str, analysers: Iterable[str] = KNOWN_ANALYSERS) -> Image
                 else:
                     raise FilterSyntaxError(
                         f"unknown status:{value} (use ok, broken, missing or any)", term.position)
+        elif key in _FAMILY_KEYS:
+            _read_family_term(term, sets)
         elif key == "sort":
             _apply_sort(term, fields, analysers)
         elif key == "rating":
@@ -399,7 +416,23 @@ def parse_filter(text: str, analysers: Iterable[str] = KNOWN_ANALYSERS) -> Image
         prompt_none=tuple(prompt_none), generators=frozenset(sets["generators"]),
         models=frozenset(sets["models"]), samplers=frozenset(sets["samplers"]),
         loras=frozenset(sets["loras"]),
+        stacks=frozenset(sets["stacks"]), dup_groups=frozenset(sets["dup_groups"]),
         statuses=frozenset(statuses) if statuses else DEFAULT_STATUSES, **fields)
+
+
+def _read_family_term(term: _Term, sets: dict[str, set]) -> None:
+    """`stack:ID|ID` (16 hex digits, as `gentriage export` prints them) or `dup:N|N`."""
+    for value in term.values:
+        if term.key == "stack":
+            if not _STACK_ID_RE.match(value.lower()):
+                raise FilterSyntaxError(f"stack:{value} is not a stack id (16 hex digits, as "
+                                        "the export's stack column shows)", term.position)
+            sets["stacks"].add(value.lower())
+        else:
+            if not value.isdigit():
+                raise FilterSyntaxError(f"dup:{value} is not a duplicate group number",
+                                        term.position)
+            sets["dup_groups"].add(int(value))
 
 
 def _integer_rating(bounds: ScoreRange) -> ScoreRange:
@@ -417,6 +450,9 @@ def _apply_sort(term: _Term, fields: dict, analysers: tuple[str, ...]) -> None:
         if lowered in ("unreviewed", "unreviewed-first"):
             fields["unreviewed_first"] = True
             continue
+        if lowered == "stack":
+            fields["sort"] = SortKey("stack", False)  # stacks together, best first
+            continue
         descending = lowered.startswith("-")
         name = lowered.lstrip("-")
         if name == "newest" and not descending:
@@ -427,7 +463,7 @@ def _apply_sort(term: _Term, fields: dict, analysers: tuple[str, ...]) -> None:
             fields["sort"] = SortKey(name, descending)
         else:
             raise FilterSyntaxError(
-                f"unknown sort:{value} (use newest, oldest, name, -name, unreviewed, or an "
+                f"unknown sort:{value} (use newest, oldest, name, -name, unreviewed, stack, or an "
                 f"analyser's score: {', '.join(analysers)}, with - for highest first)",
                 term.position)
 
@@ -481,6 +517,14 @@ def format_filter(f: ImageFilter) -> str:
         terms.append("is:flagged" if f.flagged else "-is:flagged")
     if f.analysed is not None:
         terms.append("is:analysed" if f.analysed else "is:unanalysed")
+    if f.stacked is not None:
+        terms.append("is:stacked" if f.stacked else "-is:stacked")
+    if f.duplicate is not None:
+        terms.append("is:duplicate" if f.duplicate else "-is:duplicate")
+    if f.stacks:
+        terms.append("stack:" + "|".join(sorted(f.stacks)))
+    if f.dup_groups:
+        terms.append("dup:" + "|".join(str(g) for g in sorted(f.dup_groups)))
     if f.statuses != DEFAULT_STATUSES:
         terms.append("status:" + "|".join(sorted(f.statuses)))
     if f.folders:
@@ -529,6 +573,8 @@ def _range_terms(analyser: str, bounds: ScoreRange) -> list[str]:
 
 
 def _sort_text(sort: SortKey) -> str:
+    if sort.field == "stack":
+        return "stack"
     if sort.field == "time":
         return "newest" if sort.descending else "oldest"
     return ("-" if sort.descending else "") + sort.field

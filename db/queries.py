@@ -36,6 +36,7 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
+    case,
     column,
     exists,
     func,
@@ -392,7 +393,53 @@ def _filter_clauses(session: Session, f: ImageFilter, members: _Membership
     if f.loras:
         clauses.append(members.has(
             select(_loras.c.content_id).where(_value_matches(_loras.c.name, f.loras))))
+    clauses += _family_clauses(members, f)
     return clauses
+
+
+# --- families (stacks, near-duplicates: library.families) ------------------------------------
+
+def _shared_stacks() -> Select:
+    """Stack keys held by two or more pictures that have a readable file."""
+    plain = Content.__table__
+    readable = exists().where(Image.content_id == plain.c.id, Image.status == "ok")
+    return (select(plain.c.stack_key).where(plain.c.stack_key.is_not(None), readable)
+            .group_by(plain.c.stack_key).having(func.count() > 1))
+
+
+def _family_clauses(members: _Membership, f: ImageFilter) -> list[ColumnElement]:
+    clauses: list[ColumnElement] = []
+    if f.stacks:
+        clauses.append(members.content_test(lambda c: c.stack_key.in_(sorted(f.stacks))))
+    if f.stacked is not None:
+        shared = _c.c.stack_key.in_(_shared_stacks())
+        clauses.append(shared if f.stacked else or_(_c.c.id.is_(None),
+                                                    _c.c.stack_key.is_(None), ~shared))
+    if f.dup_groups:
+        clauses.append(members.content_test(lambda c: c.dup_group.in_(sorted(f.dup_groups))))
+    if f.duplicate is not None:
+        if f.duplicate:
+            clauses.append(members.content_test(lambda c: c.dup_group.is_not(None)))
+        else:
+            clauses.append(or_(_c.c.id.is_(None), _c.c.dup_group.is_(None)))
+    return clauses
+
+
+def _stack_rank_key() -> ColumnElement:
+    """sort:stack as one text key: the stack key, then the best-first rank inside it (highest
+    rating, accepted, highest aesthetic score, newest: the Stack view's "best image"), so a
+    page boundary is still one (key, id) pair. Zero-padded numbers sort as text."""
+    aesthetic = (select(_results.c.score).where(
+        _results.c.content_id == _i.c.content_id, _results.c.analyser == "aesthetic",
+        _results.c.error.is_(None)).scalar_subquery())
+    return func.printf("%s|%d|%d|%019.6f|%020d", _c.c.stack_key, 5 - _c.c.rating,
+                       case((_c.c.decision == "accepted", 0), else_=1),
+                       1e9 - func.coalesce(aesthetic, -1e9), (1 << 62) - _i.c.mtime_ns)
+
+
+def matching_image_ids(session: Session, f: ImageFilter) -> Select:
+    """SELECT of the ids of the images `f` shows (for queries elsewhere in db/)."""
+    return select(_i.c.id).select_from(_FROM).where(*filter_clauses(session, f))
 
 
 # --- sort -> segments -------------------------------------------------------------------------
@@ -413,6 +460,10 @@ def _segments(f: ImageFilter, members: _Membership) -> list[_Segment]:
         by_sort = [_Segment((), _i.c.mtime_ns, sort.descending)]
     elif sort.field == "name":
         by_sort = [_Segment((), _i.c.name, sort.descending)]
+    elif sort.field == "stack":  # stacked images (by stack, best first), then the rest
+        by_sort = [_Segment((_c.c.stack_key.is_not(None),), _stack_rank_key(), False),
+                   _Segment((or_(_c.c.id.is_(None), _c.c.stack_key.is_(None)),),
+                            _i.c.mtime_ns, True, shows_key=False)]
     else:
         rs = _results.alias("rs")
         scored = _Segment((rs.c.score.is_not(None),), rs.c.score, sort.descending,
@@ -699,6 +750,8 @@ def rows_by_image_ids(session: Session, image_ids: Iterable[int],
         key: Any = _i.c.mtime_ns
     elif sort_field == "name":
         key = _i.c.name
+    elif sort_field == "stack":
+        key = _stack_rank_key()
     else:
         rs = _results.alias("rs")
         source = _FROM.outerjoin(rs, and_(rs.c.content_id == _i.c.content_id,
@@ -812,6 +865,7 @@ def delete_saved_filter(session: Session, name: str) -> bool:
 __all__ = [
     "FilterQueryError", "FilterSyntaxError", "GridRow", "PageCursor", "count_images",
     "delete_saved_filter", "distinct_values", "fetch_page", "filter_clauses", "folder_counts",
-    "image_ids_through", "label_choices", "locate", "next_unreviewed", "position_of",
+    "image_ids_through", "label_choices", "locate", "matching_image_ids", "next_unreviewed",
+    "position_of",
     "rows_by_image_ids", "save_filter", "saved_filters", "tag_suggestions",
 ]

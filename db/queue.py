@@ -22,9 +22,6 @@ from sqlalchemy import and_, delete, exists, func, literal, or_, select, tuple_,
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from db.style_grams import save_grams
-from inference.catalog import STYLE_ANALYSERS
-
 from db.schema import (
     AnalysisResult,
     Content,
@@ -35,6 +32,8 @@ from db.schema import (
     Tag,
     utcnow,
 )
+from db.style_grams import save_grams
+from inference.catalog import STYLE_ANALYSERS
 
 __all__ = [
     "Leased", "OutputLike", "QueuedWork", "contents_of_images", "current_results",

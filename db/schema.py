@@ -81,6 +81,13 @@ class Content(Base):
     flag_nsfw: Mapped[bool] = mapped_column(Boolean, default=False)
     flag_incoherent: Mapped[bool] = mapped_column(Boolean, default=False)
     analysed: Mapped[bool] = mapped_column(Boolean, default=False)  # an NSFW analyser's verdict
+    # Families (library.families): the stack (hash of normalised prompt, negative prompt and
+    # model; None without a prompt), the 64-bit perceptual hash (signed, as SQLite stores
+    # it; None until computed) and the near-duplicate group at the default distance (the
+    # smallest content id of the group; None when the picture has no near-duplicate).
+    stack_key: Mapped[str | None] = mapped_column(String(16))
+    phash: Mapped[int | None] = mapped_column(BigInteger)
+    dup_group: Mapped[int | None] = mapped_column(Integer)
 
     images: Mapped[list[Image]] = relationship(back_populates="content")
     generation: Mapped[Generation | None] = relationship(back_populates="content", uselist=False)
@@ -90,6 +97,8 @@ class Content(Base):
         Index("ix_contents_decision", "decision"),
         Index("ix_contents_flagged", "flagged"),
         Index("ix_contents_rating", "rating"),
+        Index("ix_contents_stack_key", "stack_key"),
+        Index("ix_contents_dup_group", "dup_group"),
     )
 
 

@@ -100,6 +100,10 @@ class FileFacts:
     format: str | None
     has_thumbnail: bool
     generation: GenerationLike | None = None
+    # Families (library.families): the stack key (None: no prompt) and the perceptual hash
+    # as SQLite stores it (signed 64-bit; None when it could not be computed).
+    stack_key: str | None = None
+    phash: int | None = None
 
 
 class KnownFile(NamedTuple):
@@ -424,7 +428,8 @@ def _get_or_create_content(session: Session, facts: FileFacts) -> tuple[int, boo
     # database) may insert the same picture at the same moment; no IntegrityError either way.
     result = session.execute(
         sqlite_insert(Content)
-        .values(sha256=facts.sha256, width=facts.width, height=facts.height, format=facts.format)
+        .values(sha256=facts.sha256, width=facts.width, height=facts.height, format=facts.format,
+                stack_key=facts.stack_key, phash=facts.phash)
         .on_conflict_do_nothing(index_elements=[Content.sha256]))
     created = cast("CursorResult[Any]", result).rowcount == 1
     content_id = session.scalar(select(Content.id).where(Content.sha256 == facts.sha256))
@@ -434,6 +439,10 @@ def _get_or_create_content(session: Session, facts: FileFacts) -> tuple[int, boo
         session.execute(
             update(Content).where(Content.id == content_id, Content.width.is_(None))
             .values(width=facts.width, height=facts.height, format=facts.format))
+        for column, value in ((Content.stack_key, facts.stack_key), (Content.phash, facts.phash)):
+            if value is not None:
+                session.execute(update(Content).where(Content.id == content_id, column.is_(None))
+                                .values({column: value}))
     return content_id, created
 
 

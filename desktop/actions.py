@@ -69,6 +69,13 @@ DEFAULT_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("file.settings", "Settings…", ("Ctrl+,",), group="File"),
     ActionSpec("file.quit", "Quit", ("Ctrl+Q",), group="File"),
     ActionSpec("analysis.pause", "Pause analysis", (), group="File", checkable=True),
+    # Families (desktop.families.hooks): stacks, near-duplicates, the compare view.
+    ActionSpec("family.accept", "Accept the whole stack", ("Shift+P",)),
+    ActionSpec("family.reject", "Reject the whole stack (compare: reject the others)",
+               ("Shift+X",)),
+    ActionSpec("view.stacks", "Stack view", ("S",), group="View", checkable=True),
+    ActionSpec("view.duplicates", "Duplicates", ("D",), group="View"),
+    ActionSpec("view.compare", "Compare side by side", ("C",), group="View"),
 )
 
 GROUP_ORDER = ("File", "Edit", "Review", "Navigate", "View", "Help")
@@ -95,6 +102,9 @@ class ActionRegistry(QObject):
                            if k in self._specs}
         self._actions: dict[str, QAction] = {}
         self._hold_handlers: dict[str, Callable[[bool], object]] = {}
+        # action id -> [(when, handler)]: a view other than the grid (compare, stacks) takes
+        # a command for itself while `when()` holds; the newest routing is asked first.
+        self._routes: dict[str, list[tuple[Callable[[], bool], Callable[..., object]]]] = {}
 
     # ---------------------------------------------------------------- building
 
@@ -116,7 +126,8 @@ class ActionRegistry(QObject):
         elif spec.checkable:
             action.toggled.connect(handler)
         else:
-            action.triggered.connect(lambda _checked=False: handler())
+            action.triggered.connect(
+                lambda _checked=False: self._run(action_id, handler))
         self._apply_shortcuts(action_id)
         return action
 
@@ -130,6 +141,23 @@ class ActionRegistry(QObject):
                 action.setText(f"{self._specs[action_id].text}\t{sequences[0].toString()}")
         else:
             action.setShortcuts(sequences)
+
+    def route(self, action_id: str, when: Callable[[], bool],
+              handler: Callable[..., object]) -> None:
+        """While `when()` is true, `action_id` runs `handler` instead of its bound handler
+        (a hold action's handler still gets pressed True/False). How a view that shows
+        something other than the grid (compare, stacks) takes the review keys for itself
+        without a second, ambiguous shortcut."""
+        self._routes.setdefault(action_id, []).insert(0, (when, handler))
+
+    def _routed(self, action_id: str) -> Callable[..., object] | None:
+        for when, handler in self._routes.get(action_id, ()):
+            if when():
+                return handler
+        return None
+
+    def _run(self, action_id: str, handler: Callable[[], object]) -> None:
+        (self._routed(action_id) or handler)()
 
     # ---------------------------------------------------------------- queries
 
@@ -191,7 +219,7 @@ class ActionRegistry(QObject):
         return None
 
     def dispatch_hold(self, action_id: str, pressed: bool) -> None:
-        self._hold_handlers[action_id](pressed)
+        (self._routed(action_id) or self._hold_handlers[action_id])(pressed)
 
 
 class HoldKeyFilter(QObject):

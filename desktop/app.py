@@ -33,6 +33,7 @@ from db.engine import DatabaseError, LibraryEngine, open_library, session_factor
 from db.transaction import Sessions, write_transaction
 from desktop.blur import BlurPolicy
 from desktop.error_sink import ErrorSink
+from desktop.families.hooks import install_family_views
 from desktop.grid.gc_policy import settle_after_startup
 from desktop.grid.model import GridModel
 from desktop.grid.thumbnail_loader import ThumbnailLoader
@@ -90,6 +91,7 @@ class GenTriageApp(QObject):
         self.window = MainWindow(self.sessions, settings, self.model, self.view, self.blur,
                                  self.preview, self.full_view, save_settings=self.save_settings,
                                  default_models_dir=str(locations.models))
+        self.families = install_family_views(self.window, self.thumbnails)
 
         # --- services --------------------------------------------------------------------
         # Threads, not worker processes: measured faster for ingest on 2 cores (decoding and
@@ -261,6 +263,7 @@ class GenTriageApp(QObject):
             stopped = False
         self.preview.shutdown()
         self.full_view.shutdown()
+        self.families.shutdown()
         self.thumbnails.shutdown()
         return stopped
 

@@ -30,3 +30,7 @@ class Role(IntEnum):
     # The Models view's report table (desktop/models_view.py):
     SortValue = _BASE + 16  # the cell's raw value (None: unknown), what sorting compares
     Group = _BASE + 17  # str | None: the row's group (None: the unknown group)
+    # Families (desktop.families, desktop.compare)
+    FamilyCount = _BASE + 18  # int: pictures in the stack / duplicate group a cell stands for
+    FamilyKey = _BASE + 19  # the stack key or duplicate group id of a cell
+    Differs = _BASE + 20  # bool: a compare-table row whose values are not all the same

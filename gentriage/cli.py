@@ -41,6 +41,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "good-image rate, prompt adherence, style loss; --html for charts"),
     "export-files": ("export_files", "copy or move pictures, optionally without their metadata"),
     "sidecars": ("sidecars", "write XMP sidecars for photo managers, or read their ratings back"),
+    "duplicates": ("duplicates", "list near-duplicate pictures and their keepers; --resolve "
+                   "rejects the rest"),
 }
 
 EXIT_OK = 0

@@ -27,7 +27,6 @@ from inference.weights import (
     check_torch_archive,
     expect_shape,
     hf_snapshots,
-    read_json,
     read_safetensors_header,
 )
 

@@ -91,7 +91,7 @@ def decode(path: str | Path) -> DecodedImage:
     digest = hashlib.sha256(data).hexdigest()
     try:
         image = decode_bytes(data)
-    except Exception as exc:  # noqa: BLE001 - whatever Pillow raises on these bytes
+    except Exception as exc:
         raise DecodeError(f"cannot decode {path}: {exc}", digest) from exc
     return DecodedImage(image, sha256=digest)
 
@@ -246,7 +246,7 @@ def fastai_crop_box(width: int, height: int, size: int = 224) -> tuple[int, int,
     The result is then resized to size x size; the crop never leaves the picture here, so
     FastAI's padding branch does not apply."""
     # FastAI's own expression (not min()), kept as written upstream so it can be compared.
-    m = width / size if width / size < height / size else height / size  # noqa: FURB136
+    m = width / size if width / size < height / size else height / size
     side_w = side_h = int(m * size)
     left, top = int(0.5 * (width - side_w)), int(0.5 * (height - side_h))
     return left, top, min(left + side_w, width), min(top + side_h, height)

@@ -234,14 +234,14 @@ def _decode(data: bytes, reduce_to: int | None, with_metadata: bool,
         try:
             if reduce_to and fmt in _DRAFTABLE:
                 im.draft(None, (reduce_to, reduce_to))
-        except Exception as exc:  # noqa: BLE001 - every decoder failure becomes one message
+        except Exception as exc:
             raise _failure(exc, fmt, width, height) from exc
         # The full-size pixels exist from load() until only the reduced copy is left: that
         # span runs inside the process-wide pixel budget (shared with the analysis decoder).
         with PIXEL_BUDGET.reserve(im.width * im.height):
             try:
                 im.load()
-            except Exception as exc:  # noqa: BLE001 - every decoder failure becomes one message
+            except Exception as exc:
                 raise _failure(exc, fmt, width, height) from exc
             # Read after load(): Pillow's TIFF plugin applies the orientation itself while
             # loading (its size is already upright) and then drops the tag.

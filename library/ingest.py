@@ -1,4 +1,5 @@
-"""Ingest one file: read its bytes once → SHA-256 → decode once → metadata → thumbnail.
+"""Ingest one file: read its bytes once → SHA-256 → decode once → metadata → thumbnail and
+perceptual hash (both from the one decoded picture) → stack key (from the metadata).
 
 `ingest_file` touches no database: it runs in worker processes or threads and returns a plain,
 picklable `IngestResult` that the single DB writer (library.scan) records with db.store.
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from inference.decoding import MAX_FILE_BYTES, read_regular_file
 from library.decode import DecodeError, decode_bytes
+from library.families import perceptual_hash, stack_key_of, to_signed64
 from library.thumbnails import ThumbnailCache
 
 if TYPE_CHECKING:
@@ -40,6 +42,8 @@ class IngestResult:
     error: str | None = None  # set when the file exists but cannot be indexed (→ broken)
     vanished: bool = False  # deleted before it could be read (→ missing)
     thumbnail_error: str | None = None  # the image is fine; only its thumbnail was not written
+    stack_key: str | None = None  # library.families: None without a prompt
+    phash: int | None = None  # perceptual hash, signed 64-bit as stored; None if not computed
 
     @property
     def ok(self) -> bool:
@@ -102,6 +106,12 @@ def ingest_file(path: str, thumbnails: ThumbnailCache | None = None) -> IngestRe
             except Exception as exc:  # noqa: BLE001
                 result.thumbnail_error = f"cannot make thumbnail: {type(exc).__name__}: {exc}"
 
+    try:
+        # From the picture decoded above for the thumbnail: hashing never decodes again.
+        result.phash = to_signed64(perceptual_hash(decoded.image))
+    except Exception:  # noqa: BLE001 - a missing hash only leaves the picture ungrouped
+        result.phash = None
+    result.stack_key = stack_key_of(decoded.metadata)
     result.sha256, result.has_thumbnail, result.metadata = sha256, has_thumbnail, decoded.metadata
     result.width, result.height, result.format = decoded.width, decoded.height, decoded.format
     return result

@@ -350,8 +350,21 @@ class LibraryIndexer:
         with write_transaction(self.sessions) as session:
             for folder_id in scanned:
                 store.mark_folder_scanned(session, folder_id)
+        self._refresh_families(summary, progress)
         summary.finish()
         return summary
+
+    def _refresh_families(self, summary: ScanSummary, progress: Progress | None) -> None:
+        """Stack keys and hashes older libraries lack, and the duplicate groups
+        (library.family_ops.refresh). A failure here costs the scan nothing."""
+        from library import family_ops
+
+        changed = bool(summary.indexed or summary.missing or summary.moved or summary.broken)
+        try:
+            family_ops.refresh(self.sessions, self.thumbnails, progress, changed=changed)
+        except (SQLAlchemyError, OSError, ValueError) as exc:
+            log.exception("updating stacks and duplicate groups failed")
+            summary.errors.append(f"could not update duplicate groups: {exc}")
 
     def _known_files(self, folder_id: int) -> dict[str, store.KnownFile]:
         with self.sessions() as session:
@@ -428,7 +441,8 @@ def _record_one(session: Session, result: IngestResult, folder_id: int | None,
     facts = store.FileFacts(
         path=result.path, size=result.size, mtime_ns=result.mtime_ns, sha256=result.sha256,
         width=result.width, height=result.height, format=result.format,
-        has_thumbnail=result.has_thumbnail, generation=result.metadata)
+        has_thumbnail=result.has_thumbnail, generation=result.metadata,
+        stack_key=result.stack_key, phash=result.phash)
     recorded = store.record_image(session, facts, folder_id)
     if recorded.kind is store.RecordKind.MOVED:
         summary.moved += 1

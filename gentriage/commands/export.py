@@ -36,6 +36,9 @@ from gentriage.cli import (
 PAGE_SIZE = 500
 FILE_COLUMNS = ["path", "name", "status", "error", "width", "height", "format", "sha256"]
 REVIEW_COLUMNS = ["decision", "rating", "flagged", "flag_nsfw", "flag_incoherent", "analysed"]
+# Families (library.families): the stack id (null without a prompt) and the near-duplicate
+# group (null without a near-duplicate) — the values `stack:ID` and `dup:GROUP` filter on.
+FAMILY_COLUMNS = ["stack", "duplicate_group"]
 GENERATION_COLUMNS = ["generator", "prompt", "negative_prompt", "seed", "steps", "sampler",
                       "scheduler", "cfg_scale", "model", "model_hash", "loras"]
 
@@ -50,7 +53,7 @@ def analyser_columns(analysers: Sequence[str]) -> list[str]:
 
 
 def columns(analysers: Sequence[str]) -> list[str]:
-    return [*FILE_COLUMNS, *REVIEW_COLUMNS, *analyser_columns(analysers), "tags",
+    return [*FILE_COLUMNS, *REVIEW_COLUMNS, *FAMILY_COLUMNS, *analyser_columns(analysers), "tags",
             *GENERATION_COLUMNS]
 
 
@@ -68,13 +71,15 @@ def _extras(session: Any, content_ids: list[int], tag_threshold: float) -> dict[
     """Results, tags, generation and LoRAs of one page's contents, keyed by kind then id."""
     from sqlalchemy import select
 
+    from db.families import family_columns
     from db.schema import AnalysisResult, Generation, LoraUse, Tag
 
     results: dict[int, dict[str, AnalysisResult]] = defaultdict(dict)
     tags: dict[int, list[tuple[str, float]]] = defaultdict(list)
     loras: dict[int, list[tuple[str, float | None]]] = defaultdict(list)
     if not content_ids:
-        return {"results": results, "tags": tags, "generation": {}, "loras": loras}
+        return {"results": results, "tags": tags, "generation": {}, "loras": loras,
+                "families": {}}
     for result in session.scalars(select(AnalysisResult)
                                   .where(AnalysisResult.content_id.in_(content_ids))):
         results[result.content_id][result.analyser] = result
@@ -89,13 +94,15 @@ def _extras(session: Any, content_ids: list[int], tag_threshold: float) -> dict[
             select(LoraUse.content_id, LoraUse.name, LoraUse.weight)
             .where(LoraUse.content_id.in_(content_ids)).order_by(LoraUse.id)):
         loras[cid].append((name, weight))
-    return {"results": results, "tags": tags, "generation": generation, "loras": loras}
+    return {"results": results, "tags": tags, "generation": generation, "loras": loras,
+            "families": family_columns(session, content_ids)}
 
 
 def _record(row: Any, extras: dict[str, dict], analysers: Sequence[str]) -> dict[str, Any]:
     cid = row.content_id
     record: dict[str, Any] = {name: getattr(row, name) for name in FILE_COLUMNS}
     record.update({name: getattr(row, name) for name in REVIEW_COLUMNS})
+    record["stack"], record["duplicate_group"] = extras["families"].get(cid, (None, None))
     results = extras["results"].get(cid, {})
     for analyser in analysers:
         result = results.get(analyser)

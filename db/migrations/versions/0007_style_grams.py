@@ -1,7 +1,7 @@
 """style analyser Gram matrices
 
 Revision ID: 0007_style_grams
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-24 10:00:00
 
 The `style` analyser (VGG19, for the report's style loss) keeps the Gram matrices of

@@ -1,0 +1,1 @@
+"""The compare view: 2–4 pictures side by side (desktop.compare.view)."""

@@ -1,0 +1,1 @@
+"""Stacks and near-duplicate groups in the app: cell models, pages, window hooks."""

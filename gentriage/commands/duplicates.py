@@ -1,0 +1,118 @@
+"""`gentriage duplicates [--filter TEXT] [--json] [--resolve] [--distance N]`: near-duplicates.
+
+Lists the groups of near-duplicate pictures (the same picture re-encoded, resized, lightly
+edited: perceptual hashes within N bits, library.families), each with its keeper — accepted
+first, then the highest rating, the most pixels, a lossless format, the oldest file. `--json`
+prints one object per group per line:
+
+    {"group": 12, "keeper": PATH, "paths": [PATH, ...], "distance": 4}
+
+`--resolve` rejects every non-keeper that nobody has decided yet, one review-log step per
+group (each undoable in the app, source "cli"), and prints the counts. A group whose keeper
+file disappeared between the listing and its resolution is left unchanged and reported
+(exit status 1). Before listing, pictures indexed by an older version get their hashes
+(from the thumbnail cache) and the stored groups behind `dup:GROUP` are brought up to date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from gentriage.cli import (
+    EXIT_OK,
+    EXIT_SOME_BROKEN,
+    EXIT_USAGE,
+    add_storage_options,
+    open_library_for,
+)
+from library.families import DEFAULT_DISTANCE as _DEFAULT_DISTANCE  # light: no numpy yet
+from library.families import MAX_DISTANCE as _MAX_DISTANCE
+
+
+def _distance(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= _MAX_DISTANCE:
+        raise argparse.ArgumentTypeError(f"must be 0-{_MAX_DISTANCE} bits, got {value}")
+    return value
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--filter", default="", metavar="TEXT",
+                        help="only images this filter shows (the app's syntax), e.g. "
+                             "'folder:/out is:unreviewed'")
+    parser.add_argument("--json", action="store_true",
+                        help='one JSON object per group per line: {"group", "keeper", '
+                             '"paths", "distance"}')
+    parser.add_argument("--resolve", action="store_true",
+                        help="reject every undecided non-keeper (one undo step per group); "
+                             "decisions people made are never changed")
+    parser.add_argument("--distance", type=_distance, default=_DEFAULT_DISTANCE, metavar="N",
+                        help=f"largest perceptual-hash difference, in bits, that still counts "
+                             f"as the same picture (0-{_MAX_DISTANCE}, default "
+                             f"{_DEFAULT_DISTANCE})")
+    add_storage_options(parser)
+
+
+def _print_text(groups: list[Any]) -> None:
+    for group in groups:
+        count = len(group.paths())
+        print(f"group {group.group_id}: {count} file(s), distance {group.distance}")
+        for index, member in enumerate(group.members):
+            role = "keep  " if index == 0 else "other "
+            note = "" if member.decision == "none" else f"  [{member.decision}]"
+            for path in member.paths:
+                print(f"  {role}{path}{note}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from db.engine import session_factory
+    from db.filters import FilterSyntaxError, parse_filter
+    from library import family_ops
+    from library.paths import Locations
+    from library.thumbnails import ThumbnailCache
+
+    try:
+        image_filter = parse_filter(args.filter)
+    except FilterSyntaxError as exc:
+        print(f"gentriage duplicates: bad --filter: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    locations = Locations.resolve(args.db, args.models_dir)
+    engine = open_library_for("duplicates", locations.database)
+    if engine is None:
+        return EXIT_SOME_BROKEN
+    sessions = session_factory(engine)
+    try:
+        filled = family_ops.backfill(sessions, ThumbnailCache(locations.thumbnails))
+        if filled.hashes:
+            print(f"computed perceptual hashes for {filled.hashes} image(s) indexed earlier",
+                  file=sys.stderr)
+        if filled.hash_failures:
+            print(f"{filled.hash_failures} image(s) could not be read to hash them; they are "
+                  "left out (rescan their folders)", file=sys.stderr)
+        groups = family_ops.find_groups(sessions, image_filter, args.distance, store=True)
+        if args.json:
+            for group in groups:
+                print(json.dumps(group.as_json(), ensure_ascii=False))
+        else:
+            _print_text(groups)
+            if not groups:
+                print("no near-duplicates found")
+        if not args.resolve:
+            return EXIT_OK
+        report = family_ops.resolve_groups(sessions, groups, source="cli")
+    finally:
+        engine.dispose()
+
+    for reason in report.skipped:
+        print(f"gentriage duplicates: {reason}", file=sys.stderr)
+    summary = (f"rejected {report.rejected} image(s) in {report.groups_resolved} group(s); "
+               f"{report.already_decided} already decided left as they were; "
+               f"{len(report.skipped)} group(s) skipped")
+    print(summary, file=sys.stderr if args.json else sys.stdout)
+    return EXIT_SOME_BROKEN if report.skipped else EXIT_OK
