@@ -22,6 +22,7 @@ class Role(str, Enum):
     COHERENCE = "coherence"  # failed-generation verdict: feeds the flag rule
     SCORE = "score"          # a score to filter and sort by (aesthetic)
     TAGS = "tags"            # tags with probabilities (tag: filter terms)
+    EMBEDDING = "embedding"  # a vector per picture (like:/similar: terms; no label or score)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ CATALOG: tuple[AnalyserInfo, ...] = (
                  Role.NSFW, ("nsfw", "sfw")),
     AnalyserInfo("aesthetic", "Aesthetic (LAION MLP on CLIP ViT-L/14)", "aesthetic score and prompt adherence (CLIP)",
                  Role.SCORE, (), (0.0, 10.0)),
+    AnalyserInfo("clip", "CLIP embedding (ViT-L/14)", "text search and find-similar (CLIP image embedding)",
+                 Role.EMBEDDING),
     AnalyserInfo("tagger-jtp", "Tagger (RedRocket JTP PILOT/PILOT2)", "descriptive tags (JTP)", Role.TAGS),
 )
 

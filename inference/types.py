@@ -25,7 +25,9 @@ class AnalyserOutput:
 
     label/score per analyser: nsfw-default "nsfw"/"sfw" + P(nsfw); coherence argmax label +
     P(label); nsfw-vit argmax label + P(nsfw); safety-checker "nsfw"/"sfw" + the largest
-    concept margin; aesthetic None + score ≈1–10; tagger-jtp None + the largest tag probability.
+    concept margin; aesthetic None + score ≈1–10; tagger-jtp None + the largest tag probability;
+    clip None + None, and `embedding`: its L2-normalised image embedding as float16 bytes
+    (stored by db.embeddings beside the result row, in the same transaction).
     """
 
     analyser: str
@@ -35,6 +37,7 @@ class AnalyserOutput:
     scores: dict[str, float] = field(default_factory=dict)
     tags: list[tuple[str, float]] = field(default_factory=list)
     error: str | None = None  # this image failed in this analyser; the others continue
+    embedding: bytes | None = None  # Role.EMBEDDING analysers only
 
     @classmethod
     def failed(cls, analyser: str, version: str, message: str) -> "AnalyserOutput":
