@@ -6,6 +6,7 @@
     is:unreviewed is:flagged tag:cat -tag:dog tag:a|b nsfw-vit:nsfw aesthetic>=6
     coherence:incoherent prompt:"red hair" generator:comfyui model:"sdxl base"
     folder:/path status:broken sort:-aesthetic sort:unreviewed
+    like:"red umbrella" similar:1234 sort:-similarity
 
 A term is `[-]key:value`, `key>=number` (also `>`, `<=`, `<`), or a bare word (a substring the
 prompt must contain). Values with spaces go in double quotes; `a|b` means either. Unknown
@@ -17,8 +18,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from db.ranking import Ranking
 from inference.catalog import FILTERABLE_ANALYSERS
 
 # The analysers a filter may name.
@@ -31,7 +33,9 @@ SORT_FIELDS_BUILTIN: tuple[str, ...] = ("time", "name")
 _IS_DECISION = {"unreviewed": {"none"}, "accepted": {"accepted"}, "rejected": {"rejected"},
                 "reviewed": {"accepted", "rejected"}}
 _BUILTIN_KEYS = ("is", "tag", "prompt", "generator", "model", "sampler", "folder", "folder-id",
-                 "status", "sort", "rating")
+                 "status", "sort", "rating", "like", "similar")
+# The sort a like:/similar: term implies unless a sort: term says otherwise: most similar first.
+SIMILARITY = "similarity"
 
 
 class FilterSyntaxError(ValueError):
@@ -83,6 +87,9 @@ class SortKey:
     descending: bool = True
 
 
+SIMILARITY_SORT = SortKey(SIMILARITY, True)
+
+
 @dataclass(frozen=True)
 class ImageFilter:
     """What the grid (or an export) shows. Every criterion narrows the result (AND); empty
@@ -109,6 +116,16 @@ class ImageFilter:
     statuses: frozenset[str] = DEFAULT_STATUSES
     sort: SortKey = SortKey()
     unreviewed_first: bool = False
+    # Semantic terms (at most one): `like:"text"` ranks by the CLIP text embedding, `similar:ID`
+    # by image ID's CLIP embedding. The ranked contents (library.search computes them) travel
+    # in `ranking`, which is not part of the filter's identity or text.
+    like: str | None = None
+    similar_to: int | None = None
+    ranking: Ranking | None = field(default=None, compare=False, hash=False, repr=False)
+
+    @property
+    def semantic(self) -> bool:
+        return self.like is not None or self.similar_to is not None
 
     def __post_init__(self) -> None:
         # Normalise equivalent spellings so that equal filters compare equal (and round-trip
@@ -136,6 +153,12 @@ class ImageFilter:
             set_attr(self, name, frozenset(getattr(self, name)))
         set_attr(self, "prompt", tuple(self.prompt))
         set_attr(self, "prompt_none", tuple(self.prompt_none))
+        if self.like is not None and self.similar_to is not None:
+            raise ValueError("one semantic term at a time: like: or similar:, not both")
+        if self.like is not None and not self.like.strip():
+            raise ValueError("like: needs some text")
+        if self.sort.field == SIMILARITY and not self.semantic:
+            raise ValueError("sort:similarity needs a like: or similar: term")
 
 
 # --- scanning -------------------------------------------------------------------------------
@@ -352,6 +375,8 @@ def parse_filter(text: str, analysers: Iterable[str] = KNOWN_ANALYSERS) -> Image
         elif key == "rating":
             bounds = _range_from(term)
             rating = rating.intersect(_integer_rating(bounds))
+        elif key in ("like", "similar"):
+            _apply_semantic(term, fields)
         elif term.op == ":" and not all(
                 _is_range_value(v) and not q for v, q in zip(term.values, term.quoted)):
             labels.setdefault(key, set()).update(term.values)  # analyser:label|label
@@ -362,6 +387,11 @@ def parse_filter(text: str, analysers: Iterable[str] = KNOWN_ANALYSERS) -> Image
     decisions = (decisions_in or set(DECISIONS)) - decisions_out
     if decisions_out and not decisions:
         raise FilterSyntaxError("the is: terms exclude every review state")
+    semantic = "like" in fields or "similar_to" in fields
+    if semantic and "sort" not in fields:
+        fields["sort"] = SIMILARITY_SORT  # like:/similar: sort by similarity unless told
+    if not semantic and fields.get("sort", SortKey()).field == SIMILARITY:
+        raise FilterSyntaxError("sort:similarity needs a like: or similar: term")
     return ImageFilter(
         folders=frozenset(sets["folders"]), folder_ids=frozenset(sets["folder_ids"]),
         decisions=frozenset(decisions),
@@ -373,6 +403,32 @@ def parse_filter(text: str, analysers: Iterable[str] = KNOWN_ANALYSERS) -> Image
         prompt_none=tuple(prompt_none), generators=frozenset(sets["generators"]),
         models=frozenset(sets["models"]), samplers=frozenset(sets["samplers"]),
         statuses=frozenset(statuses) if statuses else DEFAULT_STATUSES, **fields)
+
+
+def _apply_semantic(term: _Term, fields: dict) -> None:
+    """`like:"text"` or `similar:IMAGE_ID`; one of them per filter."""
+    if "like" in fields or "similar_to" in fields:
+        raise FilterSyntaxError("only one like: or similar: term per filter", term.position)
+    value = _single(term)
+    if term.key == "like":
+        if not value.strip():
+            raise FilterSyntaxError("like: needs some text, e.g. like:\"red umbrella\"",
+                                    term.position)
+        fields["like"] = value
+    elif value.isdigit():
+        fields["similar_to"] = int(value)
+    else:
+        raise FilterSyntaxError(f"similar:{value} is not an image id (a number)", term.position)
+
+
+def with_semantic(f: ImageFilter, *, like: str | None = None,
+                  similar_to: int | None = None) -> ImageFilter:
+    """`f` with its semantic term replaced (the other terms kept). Sorts by similarity unless
+    `f` was sorted by something other than the default."""
+    sort = f.sort if f.sort not in (SortKey(), SIMILARITY_SORT) else SIMILARITY_SORT
+    if like is None and similar_to is None:
+        sort = SortKey() if f.sort.field == SIMILARITY else f.sort
+    return replace(f, like=like, similar_to=similar_to, ranking=None, sort=sort)
 
 
 def _integer_rating(bounds: ScoreRange) -> ScoreRange:
@@ -396,13 +452,13 @@ def _apply_sort(term: _Term, fields: dict, analysers: tuple[str, ...]) -> None:
             fields["sort"] = SortKey("time", True)
         elif name == "oldest" and not descending:
             fields["sort"] = SortKey("time", False)
-        elif name in ("name", "time") or name in analysers:
+        elif name in ("name", "time", SIMILARITY) or name in analysers:
             fields["sort"] = SortKey(name, descending)
         else:
             raise FilterSyntaxError(
-                f"unknown sort:{value} (use newest, oldest, name, -name, unreviewed, or an "
-                f"analyser's score: {', '.join(analysers)}, with - for highest first)",
-                term.position)
+                f"unknown sort:{value} (use newest, oldest, name, -name, unreviewed, "
+                f"-similarity, or an analyser's score: {', '.join(analysers)}, with - for "
+                "highest first)", term.position)
 
 
 # --- formatting -----------------------------------------------------------------------------
@@ -480,9 +536,13 @@ def format_filter(f: ImageFilter) -> str:
     terms += [f"-tag:{_value(tag)}" for tag in sorted(f.tags_none)]
     terms += [_bare(text) for text in f.prompt]
     terms += ["-" + _quote(text) for text in f.prompt_none]
+    if f.like is not None:
+        terms.append(f"like:{_value(f.like)}")
+    if f.similar_to is not None:
+        terms.append(f"similar:{f.similar_to}")
     if f.unreviewed_first:
         terms.append("sort:unreviewed")
-    if f.sort != SortKey():
+    if f.sort != (SIMILARITY_SORT if f.semantic else SortKey()):
         terms.append("sort:" + _sort_text(f.sort))
     return " ".join(terms)
 

@@ -24,6 +24,8 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Float,
+    Integer,
     Select,
     and_,
     column,
@@ -35,17 +37,20 @@ from sqlalchemy import (
     select,
     table,
     tuple_,
+    values,
 )
 from sqlalchemy.orm import Session
 
 from db.filters import (
     DECISIONS,
+    SIMILARITY,
     STATUSES,
     FilterSyntaxError,
     ImageFilter,
     ScoreRange,
     format_filter,
     parse_filter,
+    with_semantic,
 )
 from db.schema import AnalysisResult, Content, Folder, Generation, Image, SavedFilter, Tag
 
@@ -114,6 +119,28 @@ def _row(values: Sequence[Any], sort_value: Any) -> GridRow:
 
 # --- filter -> WHERE --------------------------------------------------------------------------
 
+class SemanticNotResolved(ValueError):
+    """A like:/similar: filter reached the query layer without its ranking
+    (library.search.resolve computes it)."""
+
+
+# The most ranked contents one statement carries (two bound values each; SQLite allows 32,766).
+MAX_RANKED = 10_000
+
+
+def _ranked_cte(f: ImageFilter) -> Any:
+    if f.ranking is None:
+        raise SemanticNotResolved(
+            f"the filter {format_filter(f)!r} has a like:/similar: term but no ranking; "
+            "resolve it with library.search first")
+    if len(f.ranking) > MAX_RANKED:
+        raise ValueError(f"a ranking holds at most {MAX_RANKED:,} pictures")
+    # VALUES cannot be empty: an empty ranking becomes one row no content has (ids start at 1).
+    pairs = list(zip(f.ranking.content_ids, f.ranking.scores)) or [(0, 0.0)]
+    return values(column("content_id", Integer), column("score", Float),
+                  name="ranked").data(pairs).cte("ranked")
+
+
 def _no_index(target: Any) -> ColumnElement:
     """`+col`: the same value, but SQLite will not pick an index on it (used where the
     condition matches most rows and walking the sort index is far cheaper)."""
@@ -134,6 +161,14 @@ class _Membership:
     def __init__(self, session: Session, probe_above: int | None) -> None:
         self.session = session
         self.probe_above = probe_above  # None: always lists (counting visits every row anyway)
+        self._ranked: Any = None
+
+    def ranked(self, f: ImageFilter) -> Any:
+        """The filter's like:/similar: ranking as one CTE `ranked(content_id, score)`, shared
+        by the WHERE clause and the sort of the statement being built."""
+        if self._ranked is None:
+            self._ranked = _ranked_cte(f)
+        return self._ranked
 
     def _is_common(self, listing: Select) -> bool:
         if self.probe_above is None:
@@ -289,6 +324,8 @@ def filter_clauses(session: Session, f: ImageFilter, *, for_page: int | None = N
 def _filter_clauses(session: Session, f: ImageFilter, members: _Membership
                     ) -> list[ColumnElement]:
     clauses: list[ColumnElement] = []
+    if f.semantic:  # only the ranked contents (a short list: SQLite starts from it)
+        clauses.append(_i.c.content_id.in_(select(members.ranked(f).c.content_id)))
     if f.statuses != STATUSES:
         statuses = sorted(f.statuses)
         # Most files are "ok": an index on status would only slow a sorted walk down.
@@ -341,6 +378,7 @@ class _Segment:
     score_of: str | None = None  # join this analyser's result as `rs` (key = rs.score)
     shows_key: bool = True  # GridRow.sort_value = key (False: the row has no score)
     unscored_of: str | None = None  # the images lacking this analyser's score
+    ranked_by: Any = None  # join the like:/similar: ranking CTE (key = its score)
 
 
 def _segments(f: ImageFilter, members: _Membership) -> list[_Segment]:
@@ -349,6 +387,9 @@ def _segments(f: ImageFilter, members: _Membership) -> list[_Segment]:
         by_sort = [_Segment((), _i.c.mtime_ns, sort.descending)]
     elif sort.field == "name":
         by_sort = [_Segment((), _i.c.name, sort.descending)]
+    elif sort.field == SIMILARITY:
+        ranked = members.ranked(f)
+        by_sort = [_Segment((), ranked.c.score, sort.descending, ranked_by=ranked)]
     else:
         rs = _results.alias("rs")
         scored = _Segment((rs.c.score.is_not(None),), rs.c.score, sort.descending,
@@ -382,6 +423,8 @@ def _anything_unscored(session: Session, analyser: str) -> bool:
 
 
 def _segment_from(segment: _Segment) -> Any:
+    if segment.ranked_by is not None:
+        return _FROM.join(segment.ranked_by, segment.ranked_by.c.content_id == _i.c.content_id)
     if segment.score_of is None:
         return _FROM
     rs = segment.key.table
@@ -391,7 +434,7 @@ def _segment_from(segment: _Segment) -> Any:
 
 def _after(segment: _Segment, key: Any, image_id: int) -> ColumnElement:
     """Rows strictly after (key, image_id) in the segment's order."""
-    if segment.score_of is None:
+    if segment.score_of is None and segment.ranked_by is None:
         # A row value over the index's own columns: SQLite seeks straight to the position.
         if segment.descending:
             return tuple_(segment.key, _i.c.id) < tuple_(literal(key), literal(image_id))
@@ -449,9 +492,9 @@ def fetch_page(session: Session, f: ImageFilter, after: PageCursor | None = None
             stmt = stmt.where(_after(segment, after.key, after.image_id))
         # One row beyond the page tells whether there is a next page.
         stmt = _ordered(stmt, segment).limit(limit + 1 - len(found))
-        for values in session.execute(stmt):
-            key = values[-1]
-            found.append((index, key, _row(values, key if segment.shows_key else None)))
+        for row_values in session.execute(stmt):
+            key = row_values[-1]
+            found.append((index, key, _row(row_values, key if segment.shows_key else None)))
         if len(found) > limit:
             break
     if len(found) <= limit:
@@ -501,6 +544,8 @@ def rows_by_image_ids(session: Session, image_ids: Iterable[int],
         key: Any = _i.c.mtime_ns
     elif sort_field == "name":
         key = _i.c.name
+    elif sort_field == SIMILARITY:
+        key = _i.c.content_id  # the score comes from the ranking, below
     else:
         rs = _results.alias("rs")
         source = _FROM.outerjoin(rs, and_(rs.c.content_id == _i.c.content_id,
@@ -510,9 +555,21 @@ def rows_by_image_ids(session: Session, image_ids: Iterable[int],
     for start in range(0, len(ids), 500):  # stay well below SQLite's bound-parameter limit
         chunk = ids[start:start + 500]
         stmt = select(*_ROW_COLUMNS, key).select_from(source).where(_i.c.id.in_(chunk))
-        for values in session.execute(stmt):
-            by_id[values[0]] = _row(values, values[-1])
+        for row_values in session.execute(stmt):
+            key_value = row_values[-1]
+            if sort_field == SIMILARITY:
+                key_value = f.ranking.score_of(key_value) if f and f.ranking else None
+            by_id[row_values[0]] = _row(row_values, key_value)
     return [by_id[i] for i in ids if i in by_id]
+
+
+def matching_content_ids(session: Session, f: ImageFilter) -> list[int]:
+    """Content ids of the images `f` shows, ignoring its like:/similar: term (the semantic
+    ranker ranks only these when other terms narrow the view)."""
+    plain = with_semantic(f)
+    stmt = (select(_i.c.content_id).select_from(_FROM)
+            .where(*filter_clauses(session, plain), _i.c.content_id.is_not(None)).distinct())
+    return list(session.scalars(stmt))
 
 
 def folder_counts(session: Session, statuses: Iterable[str] = ("ok",)) -> dict[int, int]:
@@ -583,7 +640,8 @@ def delete_saved_filter(session: Session, name: str) -> bool:
 
 
 __all__ = [
-    "FilterSyntaxError", "GridRow", "PageCursor", "count_images", "delete_saved_filter",
-    "distinct_values", "fetch_page", "filter_clauses", "folder_counts", "position_of",
+    "FilterSyntaxError", "GridRow", "MAX_RANKED", "PageCursor", "SemanticNotResolved",
+    "count_images", "delete_saved_filter", "distinct_values", "fetch_page", "filter_clauses",
+    "folder_counts", "matching_content_ids", "position_of",
     "rows_by_image_ids", "save_filter", "saved_filters", "tag_suggestions",
 ]

@@ -39,6 +39,7 @@ from sqlalchemy import and_, delete, exists, func, literal, or_, select, tuple_,
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.embeddings import StoredEmbedding, store_embeddings
 from db.flags import update_flags
 from db.schema import (
     AnalysisResult,
@@ -634,6 +635,11 @@ class _BatchWriter:
                      error=output.error, analysed_at=now)
                 for (cid, analyser), output in results.items()]
         _upsert_results(session, rows)
+        # Embedding analysers (clip): the vector goes beside its result row, same transaction.
+        store_embeddings(session, [
+            StoredEmbedding(cid, output.version or versions[analyser], output.embedding)
+            for (cid, analyser), output in results.items()
+            if getattr(output, "embedding", None) is not None and output.error is None])
         # Tags are replaced per (content, analyser): a re-analysis never leaves stale tags.
         session.execute(delete(Tag).where(
             tuple_(Tag.content_id, Tag.analyser).in_(list(results))))

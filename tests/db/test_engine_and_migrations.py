@@ -113,7 +113,7 @@ def test_a_0002_library_gains_the_queue_lease_and_keeps_its_queue(tmp_path):
 
     engine = open_library(path)
     try:
-        assert current_revision(engine) == head_revision() == "0003"
+        assert current_revision(engine) == head_revision() == "0006_clip_embeddings"
         with session_factory(engine)() as session:
             row = session.get(QueuedAnalysis, 1)
             assert (row.attempts, row.leased_by, row.leased_until) == (1, None, None)
