@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "write one row per image as CSV or JSON lines"),
     "review": ("review", "accept, reject or clear images from a script"),
     "stats": ("stats", "good-image rates grouped by model, sampler, LoRA, generator or folder"),
+    "search": ("search", "pictures ranked by how well they match a text (CLIP)"),
+    "similar": ("similar", "pictures most like a given one (CLIP)"),
 }
 
 EXIT_OK = 0
