@@ -34,6 +34,7 @@ from desktop.grid.view import GridView
 from desktop.main_window import MainWindow
 from desktop.preview import FullView, ImagePreview
 from desktop.safe_text import escaped_rich_text
+from desktop.semantic import SemanticResolver
 from desktop.theme import apply_theme
 from desktop.workers import (
     AnalysisThread,
@@ -87,6 +88,7 @@ class GenTriageApp(QObject):
         self.scanner = ScanBridge(self.sessions, self.thumbnail_cache, scan_executor, self)
         self.watcher = WatcherBridge(self) if watch else None
         self.flags = FlagRecomputer(self.sessions, self)
+        self.semantic = SemanticResolver(self.sessions, self.models_dir(settings), self)
         self.analysis: AnalysisThread | None = None
         if analysis:
             worker = AnalysisWorker(self.sessions, self.models_dir(settings), settings,
@@ -126,6 +128,9 @@ class GenTriageApp(QObject):
         self.flags.flags_changed.connect(w._on_flags_changed)  # per committed chunk
         self.flags.flags_recomputed.connect(w._on_flags_recomputed)
         self.flags.recompute_failed.connect(w._on_service_error_reported)
+        w.semantic_requested.connect(self.semantic.resolve)
+        self.semantic.resolved.connect(w._on_semantic_resolved)
+        self.semantic.failed.connect(w._on_semantic_failed)
         if self.watcher is not None:
             self.watcher.images_indexed.connect(w._on_watcher_images_indexed)
             self.watcher.images_indexed.connect(self._on_scanner_images_indexed)
@@ -139,6 +144,7 @@ class GenTriageApp(QObject):
         if self.analysis is not None:
             worker = self.analysis.worker
             worker.results_written.connect(w._on_analysis_results_written)
+            worker.results_written.connect(self.semantic._on_results_written)
             worker.progress_changed.connect(w._on_analysis_progress_changed)
             worker.status_changed.connect(w._on_analysis_status_changed)
             worker.analysis_unavailable.connect(w._on_analysis_unavailable)
@@ -207,6 +213,7 @@ class GenTriageApp(QObject):
                 or old.thresholds.tagger != new.thresholds.tagger):
             self.device = new.device
             self.analysis.worker.restart(new, self.models_dir(new), new.device)
+        self.semantic.set_models_dir(self.models_dir(new))
         self.settings = new
 
     def save_settings(self, settings: Settings) -> None:
@@ -231,6 +238,7 @@ class GenTriageApp(QObject):
             log.warning("the folder scan did not stop in time")
             stopped = False
         self.flags.wait()
+        self.semantic.shutdown()
         self.preview.shutdown()
         self.full_view.shutdown()
         self.thumbnails.shutdown()

@@ -33,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import queries, store
-from db.filters import ImageFilter
+from db.filters import ImageFilter, with_semantic
 from db.schema import AnalysisResult, Folder
 from db.transaction import write_transaction
 from desktop.actions import ActionRegistry, HoldKeyFilter
@@ -45,6 +45,7 @@ from desktop.grid.view import GridView
 from desktop.help_overlay import HelpOverlay
 from desktop.preview import FullView, ImagePreview
 from desktop.review_controller import ReviewController
+from desktop.semantic import GridContextMenu
 from desktop.safe_text import escaped_rich_text
 from desktop.settings_dialog import SettingsDialog
 from desktop.sidebar import ALL_FOLDERS, FolderEntry, FolderSidebar
@@ -113,6 +114,7 @@ class MainWindow(QMainWindow):
     settings_changed = Signal(object, object)  # old Settings, new Settings
     analysis_pause_requested = Signal(bool)
     visible_contents_changed = Signal(list)  # content ids on screen: analyse these first
+    semantic_requested = Signal(object)  # an ImageFilter whose like:/similar: needs ranking
     first_page_shown = Signal()
 
     def __init__(self, sessions: sessionmaker[Session], settings: Settings,
@@ -172,6 +174,8 @@ class MainWindow(QMainWindow):
         self.registry = ActionRegistry(self, settings.extra.get("shortcuts") or {})
         self._bind_actions()
         self._build_menus()
+        self.context_menu = GridContextMenu(self.view, self.registry, [
+            "view.find_similar", None, "view.full", "file.open_folder"])
         self.help_overlay = HelpOverlay(self.registry, self)
         self._hold_filter = HoldKeyFilter(self.registry, self)
         QApplication.instance().installEventFilter(self._hold_filter)
@@ -246,6 +250,7 @@ class MainWindow(QMainWindow):
         r.bind("view.toggle_blur", self._on_toggle_blur_toggled)
         r.bind("view.zoom_in", self.view.zoom_in)
         r.bind("view.zoom_out", self.view.zoom_out)
+        r.bind("view.find_similar", self.find_similar)
         r.bind("help.shortcuts", lambda: self.help_overlay.toggle())
         r.bind("file.add_folder", self.add_folder_dialog)
         r.bind("file.rescan", lambda: self._on_sidebar_rescan_requested(ALL_FOLDERS))
@@ -267,7 +272,8 @@ class MainWindow(QMainWindow):
             *(f"review.rate_{n}" for n in range(6)), None, "review.auto_advance"])
         self.registry.fill_menu(bar.addMenu("&View"), [
             "nav.previous", "nav.next", "nav.next_unreviewed", None, "view.full", "view.back",
-            None, "view.peek", "view.toggle_blur", None, "view.zoom_in", "view.zoom_out"])
+            None, "view.peek", "view.toggle_blur", None, "view.zoom_in", "view.zoom_out",
+            None, "view.find_similar"])
         self.registry.fill_menu(bar.addMenu("&Help"), ["help.shortcuts"])
 
     def start(self, initial_filter: ImageFilter = DEFAULT_FILTER) -> None:
@@ -404,6 +410,34 @@ class MainWindow(QMainWindow):
     # ================================================================ filter → grid
 
     def _on_filter_bar_filter_changed(self, f: ImageFilter) -> None:
+        if f.semantic and f.ranking is None:
+            # Ranked off the GUI thread (desktop.semantic); the grid changes when it is done.
+            self.status.post("Searching…")
+            self.semantic_requested.emit(f)
+            return
+        self._show_filtered(f)
+
+    def _on_semantic_resolved(self, f: ImageFilter) -> None:
+        if f != self.filter_bar.current_filter():
+            return  # the user has moved on
+        self.filter_bar.semantic_indicator.show_filter(f)
+        self._show_filtered(f)
+        self.status.post(f"Semantic search: {f.ranking.note}" if f.ranking else "")
+
+    def _on_semantic_failed(self, f: ImageFilter, message: str) -> None:
+        if f == self.filter_bar.current_filter():
+            self.filter_bar.semantic_indicator.show_failure(f, message)
+            self.status.post(message)
+
+    def find_similar(self) -> None:
+        """The current image's look-alikes: a similar: term replaces any like:/similar: term;
+        the other criteria stay."""
+        image_id = self.current_image_id()
+        if image_id is not None:
+            self.filter_bar.set_filter(with_semantic(self.filter_bar.current_filter(),
+                                                     similar_to=image_id))
+
+    def _show_filtered(self, f: ImageFilter) -> None:
         keep = self.current_image_id()
         self.model.set_filter(f)
         row = self.model.row_of_image(keep) if keep is not None else None
