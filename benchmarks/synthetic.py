@@ -234,7 +234,7 @@ def _results_for(rng: random.Random, cid: int, nsfw: bool, incoherent: bool,
             score = round(min(10.0, max(0.0, rng.gauss(5.6, 1.1))), 4)
             out.append((cid, analyser, "synthetic", None, score, "{}", None, TIMESTAMP))
             continue
-        if analyser == TAG_ANALYSERS[0]:
+        if analyser == TAG_ANALYSERS[0] or labels is None:  # tags, or an embedding (clip)
             out.append((cid, analyser, "synthetic", None, None, "{}", None, TIMESTAMP))
             continue
         if rng.random() < 0.003:  # an analyser that failed on this picture

@@ -59,6 +59,11 @@ def stream_embeddings(session: Session, version: str, after_seq: int = 0
         yield [(cid, bytes(vector), seq) for cid, vector, seq in partition]
 
 
+def count_embeddings(session: Session, version: str) -> int:
+    return session.scalar(select(func.count()).select_from(ClipEmbedding)
+                          .where(ClipEmbedding.version == version)) or 0
+
+
 def latest_seq(session: Session) -> int:
     return session.scalar(select(func.max(ClipEmbedding.stored_seq))) or 0
 
@@ -79,6 +84,12 @@ def content_of_image(session: Session, image_id: int) -> int | None:
     return session.scalar(select(Image.content_id).where(Image.id == image_id))
 
 
+def first_image_of(session: Session, content_id: int) -> int | None:
+    """The oldest image row showing this content (a similar: term names an image)."""
+    return session.scalar(select(Image.id).where(Image.content_id == content_id)
+                          .order_by(Image.id).limit(1))
+
+
 def embedded_contents(session: Session, content_ids: Iterable[int], version: str) -> set[int]:
     ids = sorted(set(content_ids))
     found: set[int] = set()
@@ -89,5 +100,6 @@ def embedded_contents(session: Session, content_ids: Iterable[int], version: str
     return found
 
 
-__all__ = ["StoredEmbedding", "content_of_image", "embedded_contents", "embedding_of",
-           "latest_seq", "store_embeddings", "stream_embeddings", "versions_present"]
+__all__ = ["StoredEmbedding", "content_of_image", "count_embeddings", "embedded_contents",
+           "embedding_of", "first_image_of", "latest_seq", "store_embeddings",
+           "stream_embeddings", "versions_present"]

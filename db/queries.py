@@ -17,6 +17,7 @@ of page 1. Every function takes a session; none commits.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -28,6 +29,8 @@ from sqlalchemy import (
     Integer,
     Select,
     and_,
+    bindparam,
+    cast,
     column,
     exists,
     func,
@@ -128,15 +131,23 @@ class SemanticNotResolved(ValueError):
 MAX_RANKED = 10_000
 
 
-def _ranked_cte(f: ImageFilter) -> Any:
+def _ranked_cte(f: ImageFilter, dialect: str) -> Any:
     if f.ranking is None:
         raise SemanticNotResolved(
             f"the filter {format_filter(f)!r} has a like:/similar: term but no ranking; "
             "resolve it with library.search first")
     if len(f.ranking) > MAX_RANKED:
         raise ValueError(f"a ranking holds at most {MAX_RANKED:,} pictures")
-    # VALUES cannot be empty: an empty ranking becomes one row no content has (ids start at 1).
+    # An empty ranking becomes one row no content has (ids start at 1): VALUES cannot be empty.
     pairs = list(zip(f.ranking.content_ids, f.ranking.scores)) or [(0, 0.0)]
+    if dialect == "sqlite":
+        # One JSON parameter unpacked by json_each: SQLAlchemy compiles a 1,000-row VALUES
+        # clause in ~100 ms (measured), the JSON form in well under 1 ms.
+        rows = func.json_each(bindparam("ranking", json.dumps(pairs))).table_valued("value")
+        return select(
+            cast(func.json_extract(rows.c.value, "$[0]"), Integer).label("content_id"),
+            cast(func.json_extract(rows.c.value, "$[1]"), Float).label("score"),
+        ).cte("ranked")
     return values(column("content_id", Integer), column("score", Float),
                   name="ranked").data(pairs).cte("ranked")
 
@@ -167,7 +178,7 @@ class _Membership:
         """The filter's like:/similar: ranking as one CTE `ranked(content_id, score)`, shared
         by the WHERE clause and the sort of the statement being built."""
         if self._ranked is None:
-            self._ranked = _ranked_cte(f)
+            self._ranked = _ranked_cte(f, self.session.get_bind().dialect.name)
         return self._ranked
 
     def _is_common(self, listing: Select) -> bool:

@@ -17,7 +17,11 @@ the numpy figures):
     loading, as on many distributions), and it would tie the user's database to an extension.
 A brute-force scan is memory-bound, so all exact options land within ~2x of each other and
 within the targets (100k < 50 ms, 1M < 500 ms on an idle machine); the fp16 ones halve the
-memory (1.5 GB instead of 3 GB at 1M). Approximate indexes (HNSW) answer in < 1 ms but take
+memory (1.5 GB instead of 3 GB at 1M). The numpy figures above are with OpenBLAS's default
+two threads; measured again with ONE thread: 100k ~10 ms, 1M ~180-230 ms under the same load
+(two BLAS threads busy-wait for a core the other jobs hold). So the product runs single-
+threaded (threadpoolctl, scoped to that one call): faster here, and it leaves the other core
+to the GUI and the inference thread. Approximate indexes (HNSW) answer in < 1 ms but take
 minutes to build for 1M vectors on 2 cores, need their own cache file beside the database to
 avoid rebuilding at every start, lose exactness (a re-encoded copy must rank first), and make
 "every other filter term combines" approximate too. numpy needs no new dependency, no second
@@ -37,14 +41,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import embeddings as stored
 from db.filters import ImageFilter, SortKey, with_semantic
 from db.queries import MAX_RANKED, matching_content_ids
 from db.ranking import Ranking
-from db.schema import ClipEmbedding
 from inference.weights import READY, ModelStatus
 
 log = logging.getLogger(__name__)
@@ -126,10 +128,10 @@ class EmbeddingIndex:
         version changed), afterwards only rows written since. Returns the rows read."""
         if version != self.version:
             self.reset(version)
-            total = session.scalar(select(func.count()).select_from(ClipEmbedding).where(
-                ClipEmbedding.version == version)) or 0
-            self.reserve(total)
+            self.reserve(stored.count_embeddings(session, version))
         read = 0
+        if stored.latest_seq(session) <= self.seq:
+            return 0  # nothing written since (one index lookup)
         for chunk in stored.stream_embeddings(session, version, self.seq):
             good = [(cid, vector) for cid, vector, _ in chunk if len(vector) == 2 * self.dim]
             if good:
@@ -153,7 +155,8 @@ class EmbeddingIndex:
             n = self._count
             if n == 0 or k <= 0:
                 return []
-            scores = self._matrix[:n] @ query  # one BLAS sgemv: the whole cost
+            with _one_blas_thread():
+                scores = self._matrix[:n] @ query  # one BLAS sgemv: the whole cost
             ids = self._ids[:n]
             if allowed is not None:
                 scores[~_member_mask(ids, allowed)] = -np.inf
@@ -166,6 +169,20 @@ class EmbeddingIndex:
             # Best first; equal scores by content id so results are stable.
             best = best[np.lexsort((ids[best], -scores[best]))]
             return [(int(ids[i]), float(scores[i])) for i in best if np.isfinite(scores[i])]
+
+
+_BLAS: Any = None
+
+
+def _one_blas_thread() -> Any:
+    """Limit numpy's OpenBLAS to one thread for the duration (see the module docstring).
+    Only OpenBLAS is touched: torch's own BLAS/OpenMP threads keep their settings."""
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController().select(internal_api="openblas")
+    return _BLAS.limit(limits=1)
 
 
 def _member_mask(ids: np.ndarray, allowed: np.ndarray) -> np.ndarray:

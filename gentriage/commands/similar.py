@@ -38,15 +38,15 @@ def rank_like_file(search: Any, sessions: Any, f: Any, raw_path: str, limit: int
         raise SearchUnavailable(f"{raw_path}: not in the library (scan its folder first: "
                                 "gentriage scan FOLDER)")
     ranking = search.rank_similar(content_id, limit, f, raw_path)
-    return replace(f, ranking=ranking, similar_to=_any_image_id(sessions, content_id))
+    image_id = _any_image_id(sessions, content_id)
+    if image_id is None:  # the file vanished from the library meanwhile
+        raise SearchUnavailable(f"{raw_path}: not in the library any more")
+    return replace(f, ranking=ranking, similar_to=image_id)
 
 
-def _any_image_id(sessions: Any, content_id: int) -> int:
+def _any_image_id(sessions: Any, content_id: int) -> int | None:
     """An image id showing this content: the filter's similar: term names an image."""
-    from sqlalchemy import select
-
-    from db.schema import Image
+    from db.embeddings import first_image_of
 
     with sessions() as session:
-        return int(session.scalar(select(Image.id).where(Image.content_id == content_id)
-                                  .order_by(Image.id).limit(1)))
+        return first_image_of(session, content_id)

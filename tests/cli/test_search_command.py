@@ -89,3 +89,15 @@ def test_missing_embeddings_and_unknown_paths_exit_1(tmp_path, home):
     assert "gentriage models" in result.stderr and "Traceback" not in result.stderr
     unknown = run_cli(_args(bare, "similar", str(tmp_path / "nowhere.png")), home)
     assert unknown.returncode == 1 and "not in the library" in unknown.stderr
+
+
+def test_export_ranks_a_like_term_and_says_when_it_cannot(library, home, tmp_path):
+    result = run_cli(_args(library, "export", "--format", "jsonl", "--filter",
+                           f"similar:{library.image_ids()['p0.png']}"), home)
+    assert result.returncode == 0, result.stderr
+    paths = [r["path"] for r in _json_lines(result.stdout)]
+    assert paths[0] == str(library.copy) and str(library.pictures[0]) not in paths
+    failed = run_cli(["export", "--filter", "like:cat", "--db", str(library.db),
+                      "--models-dir", str(tmp_path / "none")], home)
+    assert failed.returncode == 1 and "gentriage models" in failed.stderr
+    assert "Traceback" not in failed.stderr
