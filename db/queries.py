@@ -574,12 +574,18 @@ def rows_by_image_ids(session: Session, image_ids: Iterable[int],
     return [by_id[i] for i in ids if i in by_id]
 
 
-def matching_content_ids(session: Session, f: ImageFilter) -> list[int]:
+def matching_content_ids(session: Session, f: ImageFilter,
+                         among: Sequence[int] | None = None) -> list[int]:
     """Content ids of the images `f` shows, ignoring its like:/similar: term (the semantic
-    ranker ranks only these when other terms narrow the view)."""
+    ranker ranks only these when other terms narrow the view); `among`: only these ids
+    (at most MAX_RANKED) are checked."""
     plain = with_semantic(f)
-    stmt = (select(_i.c.content_id).select_from(_FROM)
-            .where(*filter_clauses(session, plain), _i.c.content_id.is_not(None)).distinct())
+    clauses = [*filter_clauses(session, plain), _i.c.content_id.is_not(None)]
+    if among is not None:
+        if len(among) > MAX_RANKED:
+            raise ValueError(f"at most {MAX_RANKED:,} ids at a time")
+        clauses.append(_i.c.content_id.in_(list(among)))
+    stmt = select(_i.c.content_id).select_from(_FROM).where(*clauses).distinct()
     return list(session.scalars(stmt))
 
 

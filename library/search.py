@@ -57,6 +57,9 @@ DIM = 768
 # other terms: the ranking is redone within them).
 APP_RESULTS = 1_000
 TEXT_CACHE_SIZE = 64  # recent like:/search texts whose embedding is kept
+# With other filter terms: how many times `limit` of the closest pictures are checked against
+# them before falling back to listing every picture they allow.
+WIDEN = 4
 MODELS_HINT = "see `gentriage models`"
 
 
@@ -322,12 +325,22 @@ class SemanticSearch:
 
     def _rank(self, query: np.ndarray, limit: int, f: ImageFilter | None,
               exclude: Sequence[int], note: str) -> Ranking:
+        """Exact top-`limit` among the contents `f`'s other terms allow. Usual case first: of
+        the WIDEN x limit closest overall, check which the terms allow (one short SQL
+        query); when at least `limit` pass, they are exactly the answer. Otherwise (a very
+        narrow filter) list every allowed content and rank among those."""
         limit = max(1, min(limit, MAX_RANKED))
-        allowed = None
-        if f is not None and narrows(f):
-            with self._sessions() as session:
+        if f is None or not narrows(f):
+            return Ranking.of(self.index.top(query, limit, None, exclude), limit, note)
+        wanted = min(limit * WIDEN, MAX_RANKED)
+        wide = self.index.top(query, wanted, None, exclude)
+        with self._sessions() as session:
+            passing = set(matching_content_ids(session, f, among=[c for c, _ in wide]))
+            kept = [(c, s) for c, s in wide if c in passing]
+            if len(kept) < limit and len(wide) == wanted:
                 allowed = np.asarray(matching_content_ids(session, f), dtype=np.int64)
-        return Ranking.of(self.index.top(query, limit, allowed, exclude), limit, note)
+                kept = self.index.top(query, limit, allowed, exclude)
+        return Ranking.of(kept[:limit], limit, note)
 
     def resolve(self, f: ImageFilter, limit: int = APP_RESULTS) -> ImageFilter:
         """`f` with the ranking of its like:/similar: term attached (unchanged without one)."""

@@ -213,38 +213,36 @@ def test_similar_puts_the_re_encoded_copy_first_and_never_the_picture_itself(sea
 
 def test_other_terms_narrow_before_ranking(searchable, search):
     """A semantic term combines with every other term: the ranking is done among the
-    pictures the other terms allow, so a limit of 1 still finds one of them."""
-    engine, sessions = searchable.sessions()
-    ids = searchable.image_ids()
-    try:
-        from db.review import set_decision
+    pictures the other terms allow, so a limit of 1 finds the best allowed picture both when
+    it is among the closest overall (checked directly) and when it is the farthest (every
+    allowed picture is listed and ranked)."""
+    from db.review import set_decision
 
+    engine, sessions = searchable.sessions()
+    order = list(search.rank_text("sunset", 10).content_ids)  # all 7 contents, best first
+    try:
+        for accepted, expected in (([order[-1]], order[-1]), ([order[-1], order[1]], order[1])):
+            with write_transaction(sessions) as session:
+                set_decision(session, order, "none")
+                set_decision(session, accepted, "accepted")
+            narrowed = search.resolve(parse_filter("like:sunset is:accepted"), limit=1)
+            assert list(narrowed.ranking.content_ids) == [expected]
+            with sessions() as session:
+                rows, _ = fetch_page(session, narrowed, limit=10)
+                assert {r.content_id for r in rows} == {expected}
+                assert count_images(session, narrowed) == len(rows)
         with sessions() as session:
-            everything = search.resolve(parse_filter("like:sunset"), limit=1)
-            best = everything.ranking.content_ids[0]
-            with_cid = {r.content_id: r.name for r in fetch_page(
-                session, search.resolve(parse_filter("like:sunset")), limit=50)[0]}
-        last_name = next(n for c, n in with_cid.items() if c != best and n.startswith("p"))
-        with write_transaction(sessions) as session:
-            set_decision(session, [next(c for c, n in with_cid.items() if n == last_name)],
-                         "accepted")
-        narrowed = search.resolve(parse_filter("like:sunset is:accepted"), limit=1)
-        with sessions() as session:
-            rows, _ = fetch_page(session, narrowed, limit=10)
-            assert [r.name for r in rows] == [last_name]
-            assert count_images(session, narrowed) == 1
             # Sorted by time instead of similarity when a sort: is given.
             by_time = search.resolve(parse_filter("like:sunset sort:oldest"))
             names = [r.name for r in fetch_page(session, by_time, limit=50)[0]]
             assert names[:3] == ["p0.png", "p1.png", "p2.png"]
-            folder = search.resolve(parse_filter(
+            nothing = search.resolve(parse_filter(
                 f'like:sunset folder:"{searchable.folder}" -tag:x prompt:zzz'))
-            assert fetch_page(session, folder, limit=10)[0] == []
+            assert fetch_page(session, nothing, limit=10)[0] == []
     finally:
         with write_transaction(sessions) as session:
-            set_decision(session, list(with_cid), "none")
+            set_decision(session, order, "none")
         engine.dispose()
-    assert ids  # the library was there throughout
 
 
 def test_new_embeddings_are_picked_up_incrementally(tmp_path):
