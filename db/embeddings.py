@@ -35,8 +35,8 @@ def store_embeddings(session: Session, rows: Sequence[StoredEmbedding]) -> None:
     if not rows:
         return
     seq = (session.scalar(select(func.max(ClipEmbedding.stored_seq))) or 0) + 1
-    values = [dict(content_id=r.content_id, version=r.version, dim=len(r.vector) // 2,
-                   vector=r.vector, stored_seq=seq) for r in rows]
+    values = [{"content_id": r.content_id, "version": r.version, "dim": len(r.vector) // 2,
+               "vector": r.vector, "stored_seq": seq} for r in rows]
     insert = (postgresql_insert if session.get_bind().dialect.name == "postgresql"
               else sqlite_insert)
     statement = insert(ClipEmbedding).values(values)

@@ -40,8 +40,8 @@ from sqlalchemy import (
     select,
     table,
     tuple_,
-    values,
 )
+from sqlalchemy import values as sql_values
 from sqlalchemy.orm import Session
 
 from db.filters import (
@@ -148,8 +148,8 @@ def _ranked_cte(f: ImageFilter, dialect: str) -> Any:
             cast(func.json_extract(rows.c.value, "$[0]"), Integer).label("content_id"),
             cast(func.json_extract(rows.c.value, "$[1]"), Float).label("score"),
         ).cte("ranked")
-    return values(column("content_id", Integer), column("score", Float),
-                  name="ranked").data(pairs).cte("ranked")
+    return sql_values(column("content_id", Integer), column("score", Float),
+                      name="ranked").data(pairs).cte("ranked")
 
 
 def _no_index(target: Any) -> ColumnElement:

@@ -33,7 +33,7 @@ class Ranking:
         self._by_id.update(zip(self.content_ids, self.scores))
 
     @classmethod
-    def of(cls, pairs: Iterable[tuple[int, float]], limit: int, note: str = "") -> "Ranking":
+    def of(cls, pairs: Iterable[tuple[int, float]], limit: int, note: str = "") -> Ranking:
         pairs = list(pairs)
         return cls(tuple(int(c) for c, _ in pairs), tuple(float(s) for _, s in pairs), limit,
                    note)

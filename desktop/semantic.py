@@ -78,7 +78,7 @@ class SemanticResolver(QObject):
             ranked = self._searcher().resolve(f)
         except SearchUnavailable as exc:
             message = str(exc)
-        except Exception as exc:  # noqa: BLE001 — reported in the window, never a crash
+        except Exception as exc:
             log.exception("semantic search failed")
             message = f"search failed: {type(exc).__name__}: {exc}"
         else:

@@ -23,12 +23,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from inference.aesthetic import CLIP_REPO, CLIP_SOURCE, CLIP_SUBDIR, Aesthetic, inspect_clip
+from inference.aesthetic import (
+    CLIP_REPO,
+    CLIP_SOURCE,
+    CLIP_SUBDIR,
+    Aesthetic,
+    inspect_clip,
+)
 from inference.base import HFSource, TorchAnalyser
 from inference.hf_common import check_loading_info
 from inference.types import AnalyserOutput, Job
-from inference.weights import (BROKEN, MISSING, READY, Found, ModelStatus, WeightsError,
-                               read_json)
+from inference.weights import (
+    BROKEN,
+    MISSING,
+    READY,
+    Found,
+    ModelStatus,
+    WeightsError,
+    read_json,
+)
 
 EMBEDDING_DIM = 768
 EMBEDDING_DTYPE = "<f2"  # numpy spelling of the stored bytes: little-endian float16
@@ -105,12 +118,13 @@ class ClipEmbedding(TorchAnalyser):
             # Reads the vision tower and projection out of the full CLIPModel checkpoint; the
             # text tower's tensors are left on disk.
             with _one_tower_load():
-                model, info = CLIPVisionModelWithProjection.from_pretrained(
+                loaded: Any = CLIPVisionModelWithProjection.from_pretrained(
                     folder, config=_tower_config(folder, "vision"), local_files_only=True,
                     output_loading_info=True, weights_only=True,
                     use_safetensors=weights.suffix == ".safetensors")
         except (OSError, ValueError, RuntimeError) as exc:
             raise WeightsError(f"{weights}: cannot load the CLIP vision tower ({exc})") from exc
+        model, info = loaded  # (model, loading info): output_loading_info=True
         check_loading_info(info, weights)
         model = self._place(model)
         self.clip_encoder = ClipVisionEncoder(model.vision_model)
@@ -173,7 +187,7 @@ def _tower_config(folder: Path, tower: str) -> Any:
     (a tower config read on its own keeps transformers' default of 512)."""
     from transformers import CLIPConfig
 
-    config = CLIPConfig.from_pretrained(folder, local_files_only=True)
+    config: Any = CLIPConfig.from_pretrained(folder, local_files_only=True)
     part = config.vision_config if tower == "vision" else config.text_config
     part.projection_dim = config.projection_dim
     return part
@@ -205,12 +219,13 @@ class ClipTextEncoder:
         try:
             self.tokenizer = CLIPTokenizer.from_pretrained(folder, local_files_only=True)
             with _one_tower_load():
-                model, info = CLIPTextModelWithProjection.from_pretrained(
+                loaded: Any = CLIPTextModelWithProjection.from_pretrained(
                     folder, config=_tower_config(folder, "text"), local_files_only=True,
                     output_loading_info=True, weights_only=True,
                     use_safetensors=weights.suffix == ".safetensors")
         except (OSError, ValueError, RuntimeError) as exc:
             raise WeightsError(f"{folder}: cannot load the CLIP text tower ({exc})") from exc
+        model, info = loaded
         check_loading_info(info, weights)
         self.model = model.to(self.device).eval()  # fp32: a query is one short sequence
         self.max_tokens = int(model.config.max_position_embeddings)
@@ -231,4 +246,4 @@ class ClipTextEncoder:
             return F.normalize(out.float(), dim=-1).cpu().numpy()
 
 
-__all__ = ["ClipEmbedding", "ClipTextEncoder", "EMBEDDING_DIM", "EMBEDDING_DTYPE"]
+__all__ = ["EMBEDDING_DIM", "EMBEDDING_DTYPE", "ClipEmbedding", "ClipTextEncoder"]

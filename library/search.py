@@ -278,7 +278,7 @@ class SemanticSearch:
         encoder = self._encoder_for(status)
         try:
             vector = encoder.encode([text])[0]
-        except Exception as exc:  # noqa: BLE001 — a model failure becomes a message
+        except Exception as exc:
             raise SearchUnavailable(f"the CLIP text tower failed: {exc}") from exc
         self.texts_encoded += 1
         self._text_cache[key] = vector
