@@ -6,28 +6,28 @@ content); this module keeps them in memory as ONE contiguous float32 matrix, loa
 then topped up with what the analysis runner wrote since (`stored_seq`), and ranks by a
 matrix-vector product.
 
-Why a plain numpy matrix and not an ANN library — measured on this project's 2-core CPU with
-768-d vectors, top-100 (medians, other jobs running; `benchmarks/bench_search.py` repeats
-the numpy figures):
-  * numpy float32 matrix @ query + argpartition: 100k ~37-80 ms, 1M ~280-380 ms;
-  * usearch 2.26 exact search, f16: 100k ~34-52 ms, 1M ~280-330 ms (f32: slower than numpy);
-  * faiss-cpu 1.15 IndexScalarQuantizer fp16 (exact, flat): 100k ~58-88 ms, 1M ~140-235 ms;
+Why a plain numpy matrix and not an ANN library — measured before choosing, on this project's
+2-core CPU with 768-d unit vectors, top-100, medians (other jobs were loading the machine, so
+the figures are upper bounds; `benchmarks/bench_search.py` repeats the numpy ones):
+  * numpy float32 matrix @ query + argpartition, OpenBLAS's default 2 threads: 100k 37-80 ms,
+    1M 280-380 ms; the same with ONE BLAS thread: 100k ~10 ms, 1M 180-230 ms (two BLAS
+    threads busy-wait for a core another job holds);
+  * usearch 2.26 exact search, f16: 100k 34-52 ms, 1M 280-330 ms (f32: slower than numpy);
+  * faiss-cpu 1.15 IndexScalarQuantizer fp16 (flat, exact): 100k 58-88 ms, 1M 140-235 ms;
     IndexFlatIP (fp32): 100k ~156 ms, 1M ~1,080 ms;
-  * sqlite-vec: cannot load at all here (Python's sqlite3 is built without extension
-    loading, as on many distributions), and it would tie the user's database to an extension.
-A brute-force scan is memory-bound, so all exact options land within ~2x of each other and
-within the targets (100k < 50 ms, 1M < 500 ms on an idle machine); the fp16 ones halve the
-memory (1.5 GB instead of 3 GB at 1M). The numpy figures above are with OpenBLAS's default
-two threads; measured again with ONE thread: 100k ~10 ms, 1M ~180-230 ms under the same load
-(two BLAS threads busy-wait for a core the other jobs hold). So the product runs single-
-threaded (threadpoolctl, scoped to that one call): faster here, and it leaves the other core
-to the GUI and the inference thread. Approximate indexes (HNSW) answer in < 1 ms but take
-minutes to build for 1M vectors on 2 cores, need their own cache file beside the database to
-avoid rebuilding at every start, lose exactness (a re-encoded copy must rank first), and make
-"every other filter term combines" approximate too. numpy needs no new dependency, no second
-OpenMP runtime beside torch's (faiss ships its own libgomp), filters exactly with a boolean
-mask, and appends incrementally. If memory at millions of pictures becomes the constraint,
-swapping the matrix for usearch's f16 kernel is local to `EmbeddingIndex`.
+  * sqlite-vec: cannot load here at all (this Python's sqlite3 is built without extension
+    loading, as on several distributions), and it would tie the user's database file to an
+    extension that PostgreSQL does not have.
+A brute-force scan is memory-bound, so the exact options land within ~2x of each other and
+the single-threaded numpy scan is as fast as any; the fp16 ones would halve the memory (1.5 GB
+instead of 3 GB at 1M). Approximate indexes (HNSW) answer in < 1 ms but take minutes to build
+for 1M vectors on 2 cores, need a cache file of their own beside the database to avoid that at
+every start, lose exactness (a re-encoded copy must rank first), and would make "every other
+filter term combines" approximate too. numpy adds no compiled dependency (threadpoolctl, which
+keeps the scan on one BLAS thread, is pure Python), no second OpenMP runtime beside torch's
+(faiss ships its own libgomp), filters exactly with a boolean mask, and appends incrementally.
+If memory at millions of pictures becomes the constraint, swapping the matrix for usearch's f16
+kernel is local to `EmbeddingIndex`.
 """
 
 from __future__ import annotations
