@@ -17,7 +17,8 @@ from cli_support import REPO, cli_env, run_cli
 from gentriage.cli import main
 from inference.testing import write_all, write_coherence, write_nsfw_vit
 
-KEYS = ["nsfw-default", "coherence", "nsfw-vit", "safety-checker", "aesthetic", "tagger-jtp"]
+KEYS = ["nsfw-default", "coherence", "nsfw-vit", "safety-checker", "aesthetic", "clip",
+        "tagger-jtp"]
 
 
 @pytest.fixture(autouse=True)

@@ -101,3 +101,10 @@ def test_export_ranks_a_like_term_and_says_when_it_cannot(library, home, tmp_pat
                       "--models-dir", str(tmp_path / "none")], home)
     assert failed.returncode == 1 and "gentriage models" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_models_lists_the_clip_analyser(library, home):
+    result = run_cli(["models", "--json", "--models-dir", str(library.models)], home)
+    clip = next(s for s in json.loads(result.stdout) if s["key"] == "clip")
+    assert clip["status"] == "ready" and clip["version"].startswith("1-")
+    assert clip["path"].endswith("clip-vit-large-patch14")
