@@ -164,8 +164,9 @@ class SemanticIndicator(QWidget):
         else:
             order = ("most similar first" if f.sort.field == "similarity"
                      else "in the chosen sort order")
-            self.label.setText(f"Semantic search: {what} — the {f.ranking.note or 'closest'} "
-                               f"pictures the other criteria allow, {order}")
+            self.label.setText(f"Semantic search: {what} — the {len(f.ranking):,} closest "
+                               f"pictures the other criteria allow (at most "
+                               f"{f.ranking.limit:,}), {order}")
         self.show()
 
     def show_failure(self, f: ImageFilter, message: str) -> None:
