@@ -59,7 +59,7 @@ class Plan:
 # Sized from the 2-core CPU costs in shared/models/MODELS.md (ms/image): nsfw-default ~30,
 # coherence 60, nsfw-vit 280, CLIP ViT-L/14 1100, JTP 6000 — ~10-20 s per analyser.
 FULL_PLANS = {"nsfw-default": Plan(80, 2), "coherence": Plan(48, 2), "nsfw-vit": Plan(16, 2),
-              "safety-checker": Plan(4, 2), "aesthetic": Plan(4, 2),
+              "safety-checker": Plan(4, 2), "aesthetic": Plan(4, 2), "clip": Plan(4, 2),
               "tagger-jtp": Plan(2, 1, warm_up=False)}
 FULL_ALL = Plan(2, 1, warm_up=False)  # ~7.5 s/image for all six
 QUICK_PLANS = {key: Plan(16, 1) for key in KEYS}

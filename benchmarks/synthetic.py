@@ -286,7 +286,7 @@ def _results_for(rng: random.Random, cid: int, nsfw: bool, incoherent: bool,
                         json.dumps({"aesthetic": score, "prompt_adherence": adherence}), None,
                         TIMESTAMP))
             continue
-        if analyser == TAG_ANALYSERS[0]:
+        if analyser == TAG_ANALYSERS[0] or labels is None:  # tags, or an embedding (clip)
             out.append((cid, analyser, "synthetic", None, None, "{}", None, TIMESTAMP))
             continue
         if rng.random() < 0.003 or labels is None:  # failed on this picture (or no labels)

@@ -7,6 +7,7 @@
     coherence:incoherent prompt:"red hair" generator:comfyui model:"sdxl base"
     folder:/path status:broken sort:-aesthetic sort:unreviewed
     stack:0123456789abcdef is:stacked sort:stack dup:42 is:duplicate
+    like:"red umbrella" similar:1234 sort:-similarity
 
 A term is `[-]key:value`, `key>=number` (also `>`, `<=`, `<`), or a bare word (a substring the
 prompt must contain). Values with spaces go in double quotes; `a|b` means either. Unknown
@@ -23,8 +24,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from db.ranking import Ranking
 from inference.catalog import FILTERABLE_ANALYSERS
 
 # The analysers a filter may name.
@@ -51,7 +53,9 @@ _IS_FAMILY = {"stacked": "stacked", "duplicate": "duplicate"}
 _IS_DECISION = {"unreviewed": {"none"}, "accepted": {"accepted"}, "rejected": {"rejected"},
                 "reviewed": {"accepted", "rejected"}}
 _BUILTIN_KEYS = ("is", "tag", "prompt", "generator", "model", "sampler", "lora", "folder",
-                 "folder-id", "status", "sort", "rating", *_FAMILY_KEYS)
+                 "folder-id", "status", "sort", "rating", "like", "similar", *_FAMILY_KEYS)
+# The sort a like:/similar: term implies unless a sort: term says otherwise: most similar first.
+SIMILARITY = "similarity"
 
 
 class FilterSyntaxError(ValueError):
@@ -101,6 +105,9 @@ class SortKey:
     descending: bool = True
 
 
+SIMILARITY_SORT = SortKey(SIMILARITY, True)
+
+
 @dataclass(frozen=True)
 class ImageFilter:
     """What the grid (or an export) shows. Every criterion narrows the result (AND); empty
@@ -132,6 +139,16 @@ class ImageFilter:
     stacked: bool | None = None  # shares its stack with another picture
     dup_groups: frozenset[int] = frozenset()  # duplicate groups (any of them)
     duplicate: bool | None = None  # has a near-duplicate
+    # Semantic terms (at most one): `like:"text"` ranks by the CLIP text embedding, `similar:ID`
+    # by image ID's CLIP embedding. The ranked contents (library.search computes them) travel
+    # in `ranking`, which is not part of the filter's identity or text.
+    like: str | None = None
+    similar_to: int | None = None
+    ranking: Ranking | None = field(default=None, compare=False, hash=False, repr=False)
+
+    @property
+    def semantic(self) -> bool:
+        return self.like is not None or self.similar_to is not None
 
     def __post_init__(self) -> None:
         # Normalise equivalent spellings so that equal filters compare equal (and round-trip
@@ -160,6 +177,12 @@ class ImageFilter:
             set_attr(self, name, frozenset(getattr(self, name)))
         set_attr(self, "prompt", tuple(self.prompt))
         set_attr(self, "prompt_none", tuple(self.prompt_none))
+        if self.like is not None and self.similar_to is not None:
+            raise ValueError("one semantic term at a time: like: or similar:, not both")
+        if self.like is not None and not self.like.strip():
+            raise ValueError("like: needs some text")
+        if self.sort.field == SIMILARITY and not self.semantic:
+            raise ValueError("sort:similarity needs a like: or similar: term")
 
 
 # --- scanning -------------------------------------------------------------------------------
@@ -395,6 +418,8 @@ def parse_filter(text: str, analysers: Iterable[str] = KNOWN_ANALYSERS) -> Image
                 raise FilterSyntaxError(f"rating{term.op}{term.values[0]} is out of range "
                                         "(ratings are 0 to 5)", term.position)
             rating = rating.intersect(_integer_rating(bounds))
+        elif key in ("like", "similar"):
+            _apply_semantic(term, fields)
         elif term.op == ":" and not all(
                 _is_range_value(v) and not q for v, q in zip(term.values, term.quoted)):
             labels.setdefault(key, set()).update(term.values)  # analyser:label|label
@@ -405,6 +430,11 @@ def parse_filter(text: str, analysers: Iterable[str] = KNOWN_ANALYSERS) -> Image
     decisions = (decisions_in or set(DECISIONS)) - decisions_out
     if decisions_out and not decisions:
         raise FilterSyntaxError("the is: terms exclude every review state")
+    semantic = "like" in fields or "similar_to" in fields
+    if semantic and "sort" not in fields:
+        fields["sort"] = SIMILARITY_SORT  # like:/similar: sort by similarity unless told
+    if not semantic and fields.get("sort", SortKey()).field == SIMILARITY:
+        raise FilterSyntaxError("sort:similarity needs a like: or similar: term")
     return ImageFilter(
         folders=frozenset(sets["folders"]), folder_ids=frozenset(sets["folder_ids"]),
         decisions=frozenset(decisions),
@@ -435,6 +465,32 @@ def _read_family_term(term: _Term, sets: dict[str, set]) -> None:
             sets["dup_groups"].add(int(value))
 
 
+def _apply_semantic(term: _Term, fields: dict) -> None:
+    """`like:"text"` or `similar:IMAGE_ID`; one of them per filter."""
+    if "like" in fields or "similar_to" in fields:
+        raise FilterSyntaxError("only one like: or similar: term per filter", term.position)
+    value = _single(term)
+    if term.key == "like":
+        if not value.strip():
+            raise FilterSyntaxError("like: needs some text, e.g. like:\"red umbrella\"",
+                                    term.position)
+        fields["like"] = value
+    elif value.isdigit():
+        fields["similar_to"] = int(value)
+    else:
+        raise FilterSyntaxError(f"similar:{value} is not an image id (a number)", term.position)
+
+
+def with_semantic(f: ImageFilter, *, like: str | None = None,
+                  similar_to: int | None = None) -> ImageFilter:
+    """`f` with its semantic term replaced (the other terms kept). Sorts by similarity unless
+    `f` was sorted by something other than the default."""
+    sort = f.sort if f.sort not in (SortKey(), SIMILARITY_SORT) else SIMILARITY_SORT
+    if like is None and similar_to is None:
+        sort = SortKey() if f.sort.field == SIMILARITY else f.sort
+    return replace(f, like=like, similar_to=similar_to, ranking=None, sort=sort)
+
+
 def _integer_rating(bounds: ScoreRange) -> ScoreRange:
     """Ratings are whole stars: `rating>2` is `rating>=3`."""
     lo = None if bounds.lo is None else (
@@ -459,13 +515,13 @@ def _apply_sort(term: _Term, fields: dict, analysers: tuple[str, ...]) -> None:
             fields["sort"] = SortKey("time", True)
         elif name == "oldest" and not descending:
             fields["sort"] = SortKey("time", False)
-        elif name in ("name", "time") or name in analysers:
+        elif name in ("name", "time", SIMILARITY) or name in analysers:
             fields["sort"] = SortKey(name, descending)
         else:
             raise FilterSyntaxError(
-                f"unknown sort:{value} (use newest, oldest, name, -name, unreviewed, stack, or an "
-                f"analyser's score: {', '.join(analysers)}, with - for highest first)",
-                term.position)
+                f"unknown sort:{value} (use newest, oldest, name, -name, unreviewed, stack, "
+                f"-similarity, or an analyser's score: {', '.join(analysers)}, with - for "
+                "highest first)", term.position)
 
 
 # --- formatting -----------------------------------------------------------------------------
@@ -551,9 +607,13 @@ def format_filter(f: ImageFilter) -> str:
     terms += [f"-tag:{_value(tag)}" for tag in sorted(f.tags_none)]
     terms += [_bare(text) for text in f.prompt]
     terms += ["-" + _quote(text) for text in f.prompt_none]
+    if f.like is not None:
+        terms.append(f"like:{_value(f.like)}")
+    if f.similar_to is not None:
+        terms.append(f"similar:{f.similar_to}")
     if f.unreviewed_first:
         terms.append("sort:unreviewed")
-    if f.sort != SortKey():
+    if f.sort != (SIMILARITY_SORT if f.semantic else SortKey()):
         terms.append("sort:" + _sort_text(f.sort))
     return " ".join(terms)
 

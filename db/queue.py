@@ -22,6 +22,7 @@ from sqlalchemy import and_, delete, exists, func, literal, or_, select, tuple_,
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from db.embeddings import StoredEmbedding, store_embeddings
 from db.schema import (
     AnalysisResult,
     Content,
@@ -33,7 +34,7 @@ from db.schema import (
     utcnow,
 )
 from db.style_grams import save_grams
-from inference.catalog import STYLE_ANALYSERS
+from inference.catalog import EMBEDDING_ANALYSERS, STYLE_ANALYSERS
 
 __all__ = [
     "Leased", "OutputLike", "QueuedWork", "contents_of_images", "current_results",
@@ -256,11 +257,17 @@ def write_results(session: Session, results: Mapping[tuple[int, str], OutputLike
              scores={k: float(v) for k, v in (output.scores or {}).items()},
              error=output.error, analysed_at=now)
         for (cid, analyser), output in results.items()])
-    # Bulk payloads (style: Gram matrices) live in their own table, versioned the same.
+    # Bulk payloads live in their own tables, versioned like the result row: style's Gram
+    # matrices, clip's embedding (a failed analysis stores none).
     grams = [(cid, output.version or versions[analyser], output.payload)
              for (cid, analyser), output in results.items() if analyser in STYLE_ANALYSERS]
     if grams:
         save_grams(session, grams)
+    store_embeddings(session, [
+        StoredEmbedding(cid, output.version or versions[analyser], output.payload)
+        for (cid, analyser), output in results.items()
+        if analyser in EMBEDDING_ANALYSERS and output.payload is not None
+        and output.error is None])
     session.execute(delete(Tag).where(tuple_(Tag.content_id, Tag.analyser).in_(list(results))))
     tag_rows: list[dict[str, Any]] = []
     for (cid, analyser), output in results.items():

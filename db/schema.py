@@ -225,6 +225,26 @@ class Tag(Base):
     __table_args__ = (Index("ix_tags_tag", "tag", "content_id"),)
 
 
+class ClipEmbedding(Base):
+    """The `clip` analyser's image embedding of one content (db.embeddings reads and writes it).
+
+    `vector` holds `dim` little-endian float16 values, L2-normalised (LargeBinary: a BLOB in
+    SQLite, BYTEA in PostgreSQL). `version` is the CLIP weights checksum it was computed with;
+    `stored_seq` increases with every write batch, so an in-memory index catches up with
+    `WHERE stored_seq > last seen` instead of re-reading every vector."""
+
+    __tablename__ = "clip_embeddings"
+
+    content_id: Mapped[int] = mapped_column(
+        ForeignKey("contents.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[str] = mapped_column(String(80))
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    stored_seq: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_clip_embeddings_seq", "stored_seq"),)
+
+
 class ReviewLog(Base):
     """Append-only history of review changes (and file moves) for undo and audit.
 

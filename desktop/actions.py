@@ -62,6 +62,7 @@ DEFAULT_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("view.zoom_in", "Larger thumbnails", ("Ctrl++", "Ctrl+="), group="View"),
     ActionSpec("view.zoom_out", "Smaller thumbnails", ("Ctrl+-",), group="View"),
     ActionSpec("view.models", "Models…", ("Ctrl+M",), group="View"),
+    ActionSpec("view.find_similar", "Find similar", ("F",), group="View"),
     ActionSpec("help.shortcuts", "Keyboard shortcuts", ("?", "F1"), group="Help"),
     ActionSpec("file.add_folder", "Add folder…", ("Ctrl+O",), group="File"),
     ActionSpec("file.rescan", "Rescan folders", ("F5",), group="File"),

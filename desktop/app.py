@@ -41,6 +41,7 @@ from desktop.grid.view import GridView
 from desktop.main_window import MainWindow
 from desktop.preview import FullView, ImagePreview
 from desktop.safe_text import escaped_rich_text
+from desktop.semantic import SemanticResolver
 from desktop.theme import apply_theme
 from desktop.workers import (
     AnalysisThread,
@@ -102,6 +103,7 @@ class GenTriageApp(QObject):
         self.watcher = WatcherBridge(self) if watch else None
         self.flags = FlagRecomputer(self.sessions, self)
         self.error_bridge = ErrorBridge(self.errors, self)
+        self.semantic = SemanticResolver(self.sessions, self.models_dir(settings), self)
         self.analysis: AnalysisThread | None = None
         if analysis:
             worker = AnalysisWorker(self.sessions, self.models_dir(settings), settings,
@@ -145,6 +147,9 @@ class GenTriageApp(QObject):
         self.flags.flags_changed.connect(w._on_flags_changed)  # per committed chunk
         self.flags.flags_recomputed.connect(w._on_flags_recomputed)
         self.flags.recompute_failed.connect(report)
+        w.semantic_requested.connect(self.semantic.resolve)
+        self.semantic.resolved.connect(w._on_semantic_resolved)
+        self.semantic.failed.connect(w._on_semantic_failed)
         if self.watcher is not None:
             self.watcher.images_indexed.connect(w._on_watcher_images_indexed)
             self.watcher.images_indexed.connect(self._on_scanner_images_indexed)
@@ -158,6 +163,7 @@ class GenTriageApp(QObject):
         if self.analysis is not None:
             worker = self.analysis.worker
             worker.results_written.connect(w._on_analysis_results_written)
+            worker.results_written.connect(self.semantic._on_results_written)
             worker.progress_changed.connect(w._on_analysis_progress_changed)
             worker.status_changed.connect(w._on_analysis_status_changed)
             worker.analysis_unavailable.connect(w._on_analysis_unavailable)
@@ -232,6 +238,7 @@ class GenTriageApp(QObject):
                 or old.models_dir != new.models_dir):
             self.device = new.device
             self.analysis.worker.restart(new, self.models_dir(new), new.device)
+        self.semantic.set_models_dir(self.models_dir(new))
         self.settings = new
 
     def save_settings(self, settings: Settings) -> None:
@@ -261,6 +268,7 @@ class GenTriageApp(QObject):
         if not self.flags.stop():
             log.warning("the flag recompute did not stop in time")
             stopped = False
+        self.semantic.shutdown()
         self.preview.shutdown()
         self.full_view.shutdown()
         self.families.shutdown()

@@ -121,7 +121,7 @@ def render_html(d: ImageDetails) -> str:
                            if isinstance(v, (int, float)))[:200]
         if detail:
             parts.append(detail)
-        results.append(_row(analyser, " · ".join(parts)))
+        results.append(_row(analyser, " · ".join(parts) or "done"))  # e.g. clip: a vector
     tags = ", ".join(f"{escape(tag)} <span style='color:{LABEL_COLOUR}'>{score:.2f}</span>"
                      for tag, score, _ in d.tags)
     raw = [_row(k, (v if isinstance(v, str) else json.dumps(v))[:400])

@@ -43,7 +43,9 @@ from db.filters import (
     SortKey,
     format_filter,
     parse_filter,
+    with_semantic,
 )
+from desktop.semantic import SemanticIndicator
 from inference.catalog import CATALOG, TAG_ANALYSERS
 
 log = logging.getLogger(__name__)
@@ -147,6 +149,9 @@ class FilterBar(QWidget):
         self.error_label.setTextFormat(Qt.TextFormat.PlainText)
         self.error_label.setWordWrap(True)
         self.error_label.hide()
+        self.semantic_indicator = SemanticIndicator()  # like:/similar: active (desktop.semantic)
+        self.semantic_indicator.clear_requested.connect(
+            lambda: self.set_filter(with_semantic(self._filter)))
         self._text_timer = QTimer(self)
         self._text_timer.setSingleShot(True)
         self._text_timer.setInterval(TEXT_APPLY_DELAY_MS)
@@ -270,6 +275,7 @@ class FilterBar(QWidget):
         layout.setSpacing(4)
         layout.addLayout(top)
         layout.addWidget(self.error_label)
+        layout.addWidget(self.semantic_indicator)
         layout.addLayout(row)
         layout.addWidget(self.score_panel)
         self.set_saved_filters([])
@@ -377,7 +383,13 @@ class FilterBar(QWidget):
     def _on_widgets_changed(self, *_: object) -> None:
         if self._updating:
             return
-        self._commit(self._filter_from_widgets())
+        try:
+            f = self._filter_from_widgets()
+        except ValueError as exc:  # e.g. "sort:similarity" chosen with no like:/similar:
+            self.error_label.setText(str(exc))
+            self.error_label.show()
+            return
+        self._commit(f)
 
     def _filter_from_widgets(self) -> ImageFilter:
         f = self._filter
@@ -424,6 +436,8 @@ class FilterBar(QWidget):
         if rewrite_text:
             self._set_text(format_filter(f))
             self.error_label.hide()
+        if f != self._filter or not f.semantic:
+            self.semantic_indicator.show_filter(f)
         if f != self._filter:
             self._filter = f
             self.filter_changed.emit(f)

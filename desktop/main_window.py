@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from db import queries, store
-from db.filters import FilterSyntaxError, ImageFilter
+from db.filters import FilterSyntaxError, ImageFilter, with_semantic
 from db.image_details import load_details
 from db.transaction import Sessions, is_database_busy, write_transaction
 from desktop.actions import ActionRegistry, HoldKeyFilter
@@ -45,6 +45,7 @@ from desktop.interop import InteropActions
 from desktop.preview import FullView, ImagePreview
 from desktop.review_controller import QUIT_WAIT_MS, ReviewController
 from desktop.safe_text import escaped_rich_text
+from desktop.semantic import GridContextMenu
 from desktop.settings_dialog import SettingsDialog
 from desktop.sidebar import ALL_FOLDERS, FolderEntry, FolderSidebar
 from desktop.status_bar import StatusBar
@@ -115,6 +116,7 @@ class MainWindow(QMainWindow):
     settings_changed = Signal(object, object)  # old Settings, new Settings
     analysis_pause_requested = Signal(bool)
     visible_contents_changed = Signal(list)  # content ids on screen: analyse these first
+    semantic_requested = Signal(object)  # an ImageFilter whose like:/similar: needs ranking
     first_page_shown = Signal()
 
     def __init__(self, sessions: Sessions, settings: Settings,
@@ -181,6 +183,8 @@ class MainWindow(QMainWindow):
                                       blur, parent=self)
         self._bind_actions()
         self._build_menus()
+        self.context_menu = GridContextMenu(self.view, self.registry, [
+            "view.find_similar", None, "view.full", "file.open_folder"])
         self.help_overlay = HelpOverlay(self.registry, self)
         self._hold_filter = HoldKeyFilter(self.registry, self)
         QApplication.instance().installEventFilter(self._hold_filter)
@@ -258,6 +262,7 @@ class MainWindow(QMainWindow):
         r.bind("view.zoom_in", self.view.zoom_in)
         r.bind("view.zoom_out", self.view.zoom_out)
         r.bind("view.models", self.show_models_view)
+        r.bind("view.find_similar", self.find_similar)
         r.bind("help.shortcuts", lambda: self.help_overlay.toggle())
         r.bind("file.add_folder", self.add_folder_dialog)
         r.bind("file.rescan", lambda: self._on_sidebar_rescan_requested(ALL_FOLDERS))
@@ -286,7 +291,7 @@ class MainWindow(QMainWindow):
         self.registry.fill_menu(bar.addMenu("&View"), [
             "nav.previous", "nav.next", "nav.next_unreviewed", None, "view.full", "view.back",
             None, "view.peek", "view.toggle_blur", None, "view.zoom_in", "view.zoom_out",
-            None, "view.models"])
+            None, "view.models", "view.find_similar"])
         self.registry.fill_menu(bar.addMenu("&Help"), ["help.shortcuts"])
 
     def show_models_view(self) -> None:
@@ -462,7 +467,36 @@ class MainWindow(QMainWindow):
 
     def _on_filter_bar_filter_changed(self, f: ImageFilter) -> None:
         """Run the bar's new filter. One the database cannot run (too many terms, numbers
-        out of range) leaves the grid as it was and says why under the filter text."""
+        out of range) leaves the grid as it was and says why under the filter text; a
+        like:/similar: term is ranked off the GUI thread first (desktop.semantic)."""
+        if f.semantic and f.ranking is None:
+            # Ranked off the GUI thread (desktop.semantic); the grid changes when it is done.
+            self.status.post("Searching…")
+            self.semantic_requested.emit(f)
+            return
+        self._show_filtered(f)
+
+    def _on_semantic_resolved(self, f: ImageFilter) -> None:
+        if f != self.filter_bar.current_filter():
+            return  # the user has moved on
+        self.filter_bar.semantic_indicator.show_filter(f)
+        self._show_filtered(f)
+        self.status.post(f"Semantic search: {f.ranking.note}" if f.ranking else "")
+
+    def _on_semantic_failed(self, f: ImageFilter, message: str) -> None:
+        if f == self.filter_bar.current_filter():
+            self.filter_bar.semantic_indicator.show_failure(f, message)
+            self.status.post(message)
+
+    def find_similar(self) -> None:
+        """The current image's look-alikes: a similar: term replaces any like:/similar: term;
+        the other criteria stay."""
+        image_id = self.current_image_id()
+        if image_id is not None:
+            self.filter_bar.set_filter(with_semantic(self.filter_bar.current_filter(),
+                                                     similar_to=image_id))
+
+    def _show_filtered(self, f: ImageFilter) -> None:
         keep = self.current_image_id()
         previous = self.model.filter
         try:

@@ -43,6 +43,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sidecars": ("sidecars", "write XMP sidecars for photo managers, or read their ratings back"),
     "duplicates": ("duplicates", "list near-duplicate pictures and their keepers; --resolve "
                    "rejects the rest"),
+    "search": ("search", "pictures ranked by how well they match a text (CLIP)"),
+    "similar": ("similar", "pictures most like a given one (CLIP)"),
 }
 
 EXIT_OK = 0

@@ -23,6 +23,7 @@ class Role(str, Enum):
     SCORE = "score"          # a score to filter and sort by (aesthetic)
     TAGS = "tags"            # tags with probabilities (tag: filter terms)
     STYLE = "style"          # Gram matrices for the report's style loss (not filterable)
+    EMBEDDING = "embedding"  # a vector per picture (like:/similar: terms; no label or score)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ CATALOG: tuple[AnalyserInfo, ...] = (
                  Role.NSFW, ("nsfw", "sfw")),
     AnalyserInfo("aesthetic", "Aesthetic (LAION MLP on CLIP ViT-L/14)", "aesthetic score and prompt adherence (CLIP)",
                  Role.SCORE, (), (0.0, 10.0)),
+    AnalyserInfo("clip", "CLIP embedding (ViT-L/14)", "text search and find-similar (CLIP image embedding)",
+                 Role.EMBEDDING),
     AnalyserInfo("style", "Style (VGG19 Gram matrices)",
                  "style loss against reference pictures in `gentriage report` (VGG19)",
                  Role.STYLE, enabled_by_default=False),
@@ -64,6 +67,7 @@ COHERENCE_ANALYSERS: tuple[str, ...] = tuple(a.key for a in CATALOG
                                              if a.role is Role.COHERENCE)
 TAG_ANALYSERS: tuple[str, ...] = tuple(a.key for a in CATALOG if a.role is Role.TAGS)
 STYLE_ANALYSERS: tuple[str, ...] = tuple(a.key for a in CATALOG if a.role is Role.STYLE)
+EMBEDDING_ANALYSERS: tuple[str, ...] = tuple(a.key for a in CATALOG if a.role is Role.EMBEDDING)
 DEFAULT_ENABLED: tuple[str, ...] = tuple(a.key for a in CATALOG if a.enabled_by_default)
 # Tag analysers store every tag whose probability is at least this. The person's tag
 # threshold (Settings -> thresholds.tagger, 0.2 by default) is applied when reading — in

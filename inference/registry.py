@@ -8,6 +8,7 @@ from __future__ import annotations
 from inference.aesthetic import Aesthetic
 from inference.base import Analyser
 from inference.catalog import ANALYSER_KEYS
+from inference.clip_search import ClipEmbedding
 from inference.coherence import Coherence
 from inference.nsfw_default import NsfwDefault
 from inference.nsfw_vit import NsfwVit
@@ -16,7 +17,7 @@ from inference.style import Style
 from inference.tagger_jtp import TaggerJtp
 
 _CLASSES: tuple[type[Analyser], ...] = (
-    NsfwDefault, Coherence, NsfwVit, SafetyChecker, Aesthetic, Style, TaggerJtp)
+    NsfwDefault, Coherence, NsfwVit, SafetyChecker, Aesthetic, ClipEmbedding, Style, TaggerJtp)
 
 # In catalog (cost) order. A catalog key without a class fails here, at import;
 # tests/inference/test_catalog.py checks the converse and the titles.

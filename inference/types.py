@@ -29,7 +29,9 @@ class AnalyserOutput:
 
     label/score per analyser: nsfw-default "nsfw"/"sfw" + P(nsfw); coherence argmax label +
     P(label); nsfw-vit argmax label + P(nsfw); safety-checker "nsfw"/"sfw" + the largest
-    concept margin; aesthetic None + score ≈1–10; tagger-jtp None + the largest tag probability.
+    concept margin; aesthetic None + score ≈1–10; tagger-jtp None + the largest tag probability;
+    clip None + None, and `embedding`: its L2-normalised image embedding as float16 bytes
+    (stored by db.embeddings beside the result row, in the same transaction).
     """
 
     analyser: str
@@ -39,8 +41,9 @@ class AnalyserOutput:
     scores: dict[str, float] = field(default_factory=dict)
     tags: list[tuple[str, float]] = field(default_factory=list)
     error: str | None = None  # this image failed in this analyser; the others continue
-    # Bulk data beside the result, stored by its own db function (style: packed Gram
-    # matrices, db/style_grams.py); None for every other analyser.
+    # Bulk data beside the result, stored by its own db function in the same transaction
+    # (db.queue.write_results): style's packed Gram matrices (db/style_grams.py), clip's fp16
+    # embedding (db/embeddings.py); None for every other analyser.
     payload: bytes | None = None
 
     @classmethod

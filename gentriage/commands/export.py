@@ -189,6 +189,16 @@ def run(args: argparse.Namespace) -> int:
     engine = open_library_for("export", locations.database)
     if engine is None:
         return EXIT_SOME_BROKEN
+    if image_filter.semantic:  # like:/similar: are ranked first (library.search)
+        from library.search import SearchUnavailable, SemanticSearch
+
+        try:
+            image_filter = SemanticSearch(session_factory(engine),
+                                          locations.models).resolve(image_filter)
+        except SearchUnavailable as exc:
+            print(f"gentriage export: {exc}", file=sys.stderr)
+            engine.dispose()
+            return EXIT_SOME_BROKEN
     settings = Settings.load(locations.settings)
     analysers = list(KNOWN_ANALYSERS)
     records = iter_records(session_factory(engine), image_filter, analysers,

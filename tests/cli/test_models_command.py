@@ -17,7 +17,7 @@ from cli_support import REPO, cli_env, run_cli
 from gentriage.cli import main
 from inference.testing import write_all, write_coherence, write_nsfw_vit, write_style
 
-KEYS = ["nsfw-default", "coherence", "nsfw-vit", "safety-checker", "aesthetic", "style",
+KEYS = ["nsfw-default", "coherence", "nsfw-vit", "safety-checker", "aesthetic", "clip", "style",
         "tagger-jtp"]
 
 

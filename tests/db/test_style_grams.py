@@ -1,5 +1,5 @@
 """The style_grams table: written and replaced per content, removed by a None payload or
-with the content, and added to an existing library by migration 0007_style_grams."""
+with the content, and added to an existing library by migration 0005_style_grams."""
 
 from __future__ import annotations
 

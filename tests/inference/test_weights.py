@@ -45,7 +45,7 @@ def status_of(models_dir: Path, key: str, **kw):
 def test_empty_dir_everything_missing_but_bundled_default(tmp_path):
     statuses = {s.key: s for s in discover(tmp_path)}
     assert list(statuses) == ["nsfw-default", "coherence", "nsfw-vit", "safety-checker",
-                              "aesthetic", "style", "tagger-jtp"]
+                              "aesthetic", "clip", "style", "tagger-jtp"]
     assert statuses["nsfw-default"].status == "ready"
     assert statuses["nsfw-default"].version
     for key in list(statuses)[1:]:

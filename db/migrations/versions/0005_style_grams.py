@@ -1,6 +1,6 @@
 """style analyser Gram matrices
 
-Revision ID: 0007_style_grams
+Revision ID: 0005_style_grams
 Revises: 0004
 Create Date: 2026-11-24 10:00:00
 
@@ -11,7 +11,7 @@ table stays small and fast to scan. Versioned like analysis results; deleted wit
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0007_style_grams'
+revision = '0005_style_grams'
 down_revision = '0004'
 branch_labels = None
 depends_on = None

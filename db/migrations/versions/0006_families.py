@@ -1,7 +1,7 @@
 """families: stack keys, perceptual hashes, duplicate groups
 
-Revision ID: 0005_families
-Revises: 0007_style_grams
+Revision ID: 0006_families
+Revises: 0005_style_grams
 Create Date: 2026-11-24 10:00:00
 
 Three nullable columns on contents (library.families explains them), each indexed where a
@@ -15,8 +15,8 @@ generation metadata, hashes from the thumbnail cache (the file itself where ther
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0005_families'
-down_revision = '0007_style_grams'
+revision = '0006_families'
+down_revision = '0005_style_grams'
 branch_labels = None
 depends_on = None
 
