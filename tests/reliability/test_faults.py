@@ -425,9 +425,10 @@ def test_malformed_weights_are_listed_as_broken_and_the_scan_still_analyses(tmp_
     import json
 
     statuses = {s["key"]: s["status"] for s in json.loads(as_json.stdout)}
+    # clip reads the same (damaged) CLIP folder as aesthetic; style's VGG19 is not there.
     assert statuses == {"nsfw-default": "ready", "coherence": "broken", "nsfw-vit": "broken",
-                        "safety-checker": "broken", "aesthetic": "broken",
-                        "tagger-jtp": "missing"}
+                        "safety-checker": "broken", "aesthetic": "broken", "clip": "broken",
+                        "style": "missing", "tagger-jtp": "missing"}
 
     db = tmp_path / "lib.sqlite3"
     done = gentriage(["scan", str(folder), "--db", str(db), "--models-dir", str(models),
