@@ -6,6 +6,7 @@ import threading
 import pytest
 from grid_test_helpers import checkerboard
 from PIL import Image as PILImage
+from PySide6.QtWidgets import QApplication
 
 from desktop.grid.thumbnail_loader import ThumbnailLoader
 from library.thumbnails import ThumbnailCache
@@ -89,7 +90,11 @@ def test_results_arriving_together_are_announced_together(qtbot, tmp_path, thumb
         loader.thumbnail_ready.connect(singles.append)
         for sha, path in wanted:
             loader.request(sha, path)
-        assert loader.wait_for_done(10_000)  # all three finish before the GUI flushes once
+        # One pass of the event loop runs the (0 ms) dispatch: all three loads start. Then
+        # the GUI thread blocks until they finish, so its first flush (a 30 ms timer it can
+        # only run afterwards) finds all three, however slow the machine is.
+        QApplication.processEvents()
+        assert loader.wait_for_done(10_000)
         qtbot.waitUntil(lambda: bool(batches), timeout=10_000)
         assert sorted(batches[0]) == sorted(sha for sha, _ in wanted) == sorted(singles)
     finally:
