@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from _typeshed import SupportsWrite
     from sqlalchemy import Engine
 
+    from db.filters import ImageFilter
     from library.paths import Locations
 
 # name -> (module under gentriage.commands, one-line help). The module exposes
@@ -87,6 +88,20 @@ def warn(command: str, message: object) -> None:
     """`gentriage COMMAND: message` (`gentriage: message` for the app) on stderr,
     terminal-safe."""
     say(f"gentriage {command}:" if command else "gentriage:", message, file=sys.stderr)
+
+
+def filter_option(command: str, text: str) -> ImageFilter | None:
+    """The command's --filter in the app's syntax, or None after saying why it is not one
+    (the command then exits EXIT_USAGE). Non-UTF-8 bytes in it are written as stored paths
+    are, so `folder:` still finds them."""
+    from db.filters import FilterSyntaxError, parse_filter
+    from library.paths import storable_text
+
+    try:
+        return parse_filter(storable_text(text))
+    except FilterSyntaxError as exc:
+        warn(command, f"bad --filter: {exc}")
+        return None
 
 
 def add_storage_options(parser: argparse.ArgumentParser) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from inference.base import HFSource, TorchAnalyser, require, unexpected
+from inference.clip_embedding import ProjectedClipTower
 from inference.hf_common import check_loading_info, header_or_none, weights_file
 from inference.types import AnalyserOutput, Job
 from inference.weights import (
@@ -111,7 +112,7 @@ def inspect_clip(folder: Path) -> Found | None:
                                  "has_text": bool(text_weights and tokenizer)})
 
 
-class Aesthetic(TorchAnalyser):
+class Aesthetic(ProjectedClipTower, TorchAnalyser):
     key = "aesthetic"
     # 2: upright picture (EXIF); large pictures decoded at reduced size
     revision = 2
@@ -256,27 +257,6 @@ class Aesthetic(TorchAnalyser):
             self.status.message += f"; tokenizer unreadable ({exc}): prompt adherence off"
             self.text_model = None
             return None
-
-    def adopt_clip_encoder(self, encoder: Any) -> None:
-        self.clip_encoder = encoder
-        encoder.shared = True
-
-    def begin_run(self) -> None:
-        if self.clip_encoder is not None:
-            self.clip_encoder.reset()
-
-    def move_to(self, device: str) -> None:
-        from inference.clip_embedding import ClipVisionEncoder, private_copy
-
-        self.device = device
-        encoder = private_copy(self.clip_encoder)
-        vision = self._place(encoder.vision_model)
-        self.clip_encoder = ClipVisionEncoder(vision)
-        self.visual_projection = self._place(self.visual_projection)
-        if self.text_model is not None:
-            self.text_model = self._place(self.text_model)
-            self.text_projection = self._place(self.text_projection)
-        self.mlp = self.mlp.to(device)
 
     def preprocess(self, image: Any) -> Any:
         from inference.preprocess import as_tensor

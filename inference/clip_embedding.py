@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 _CACHE_LIMIT = 2048  # pooled vectors (4 KB each at ViT-L width)
 
@@ -44,6 +44,34 @@ class ClipVisionEncoder:
             while len(self._cache) > _CACHE_LIMIT:
                 self._cache.popitem(last=False)
         return torch.stack([self._cache[image_id] for image_id in image_ids])
+
+
+class ProjectedClipTower:
+    """What the aesthetic predictor and the clip embedding share: a CLIP vision tower behind a
+    ClipVisionEncoder plus CLIP's visual projection. Mixed in before TorchAnalyser (which
+    provides `device` and `_place`)."""
+
+    clip_encoder: Any = None
+    visual_projection: Any = None
+    device: str
+
+    if TYPE_CHECKING:
+        def _place(self, module: Any) -> Any: ...  # TorchAnalyser's
+
+    def adopt_clip_encoder(self, encoder: Any) -> None:
+        """Use another analyser's identical tower (and its per-image cache); ours is freed."""
+        self.clip_encoder = encoder
+        encoder.shared = True
+
+    def begin_run(self) -> None:
+        if self.clip_encoder is not None:
+            self.clip_encoder.reset()
+
+    def move_to(self, device: str) -> None:
+        self.device = device
+        vision = self._place(private_copy(self.clip_encoder).vision_model)
+        self.clip_encoder = ClipVisionEncoder(vision)
+        self.visual_projection = self._place(self.visual_projection)
 
 
 def same_weights(a: Any, b: Any) -> bool:

@@ -31,6 +31,7 @@ from inference.aesthetic import (
     inspect_clip,
 )
 from inference.base import HFSource, TorchAnalyser
+from inference.clip_embedding import ProjectedClipTower
 from inference.hf_common import check_loading_info
 from inference.types import AnalyserOutput, Job
 from inference.weights import (
@@ -47,7 +48,7 @@ EMBEDDING_DIM = 768
 EMBEDDING_DTYPE = "<f2"  # numpy spelling of the stored bytes: little-endian float16
 
 
-class ClipEmbedding(TorchAnalyser):
+class ClipEmbedding(ProjectedClipTower, TorchAnalyser):
     key = "clip"
     # Alone it costs a full ViT-L/14 pass; beside `aesthetic` it reuses that pass (~0 ms).
     cpu_ms_per_image = 1100.0
@@ -129,23 +130,6 @@ class ClipEmbedding(TorchAnalyser):
         model = self._place(model)
         self.clip_encoder = ClipVisionEncoder(model.vision_model)
         self.visual_projection = model.visual_projection
-
-    def adopt_clip_encoder(self, encoder: Any) -> None:
-        """Use another analyser's identical tower (and its per-image cache); ours is freed."""
-        self.clip_encoder = encoder
-        encoder.shared = True
-
-    def begin_run(self) -> None:
-        if self.clip_encoder is not None:
-            self.clip_encoder.reset()
-
-    def move_to(self, device: str) -> None:
-        from inference.clip_embedding import ClipVisionEncoder, private_copy
-
-        self.device = device
-        vision = self._place(private_copy(self.clip_encoder).vision_model)
-        self.clip_encoder = ClipVisionEncoder(vision)
-        self.visual_projection = self._place(self.visual_projection)
 
     def preprocess(self, image: Any) -> Any:
         from inference.preprocess import as_tensor

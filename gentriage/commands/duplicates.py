@@ -17,7 +17,6 @@ file disappeared between the listing and its resolution is left unchanged and re
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -26,7 +25,11 @@ from gentriage.cli import (
     EXIT_SOME_BROKEN,
     EXIT_USAGE,
     add_storage_options,
+    filter_option,
     open_library_for,
+    resolve_locations,
+    say,
+    warn,
 )
 from library.families import DEFAULT_DISTANCE as _DEFAULT_DISTANCE  # light: no numpy yet
 from library.families import MAX_DISTANCE as _MAX_DISTANCE
@@ -62,27 +65,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _print_text(groups: list[Any]) -> None:
     for group in groups:
         count = len(group.paths())
-        print(f"group {group.group_id}: {count} file(s), distance {group.distance}")
+        say(f"group {group.group_id}: {count} file(s), distance {group.distance}")
         for index, member in enumerate(group.members):
             role = "keep  " if index == 0 else "other "
             note = "" if member.decision == "none" else f"  [{member.decision}]"
             for path in member.paths:
-                print(f"  {role}{path}{note}")
+                say(f"  {role}{path}{note}")  # paths come from files: shown, never run
 
 
 def run(args: argparse.Namespace) -> int:
     from db.engine import session_factory
-    from db.filters import FilterSyntaxError, parse_filter
     from library import family_ops
-    from library.paths import Locations
+    from library.safe_output import json_text
     from library.thumbnails import ThumbnailCache
 
-    try:
-        image_filter = parse_filter(args.filter)
-    except FilterSyntaxError as exc:
-        print(f"gentriage duplicates: bad --filter: {exc}", file=sys.stderr)
+    image_filter = filter_option("duplicates", args.filter)
+    locations = resolve_locations("duplicates", args)
+    if image_filter is None or locations is None:
         return EXIT_USAGE
-    locations = Locations.resolve(args.db, args.models_dir)
     engine = open_library_for("duplicates", locations.database)
     if engine is None:
         return EXIT_SOME_BROKEN
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         groups = family_ops.find_groups(sessions, image_filter, args.distance, store=True)
         if args.json:
             for group in groups:
-                print(json.dumps(group.as_json(), ensure_ascii=False))
+                print(json_text(group.as_json()))
         else:
             _print_text(groups)
             if not groups:
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         engine.dispose()
 
     for reason in report.skipped:
-        print(f"gentriage duplicates: {reason}", file=sys.stderr)
+        warn("duplicates", reason)
     summary = (f"rejected {report.rejected} image(s) in {report.groups_resolved} group(s); "
                f"{report.already_decided} already decided left as they were; "
                f"{len(report.skipped)} group(s) skipped")

@@ -27,6 +27,7 @@ from gentriage.cli import (
     EXIT_SOME_BROKEN,
     EXIT_USAGE,
     add_storage_options,
+    filter_option,
     open_library_for,
     resolve_locations,
     say,
@@ -173,15 +174,11 @@ def write(records: Iterator[dict[str, Any]], out: IO[str], fmt: str,
 
 def run(args: argparse.Namespace) -> int:
     from db.engine import session_factory
-    from db.filters import KNOWN_ANALYSERS, FilterSyntaxError, parse_filter
-    from library.paths import storable_text
+    from db.filters import KNOWN_ANALYSERS
     from library.settings import Settings
 
-    try:
-        # Non-UTF-8 bytes in the filter are written as stored paths are (`folder:` finds them).
-        image_filter = parse_filter(storable_text(args.filter))
-    except FilterSyntaxError as exc:
-        warn("export", f"bad --filter: {exc}")
+    image_filter = filter_option("export", args.filter)
+    if image_filter is None:
         return EXIT_USAGE
     locations = resolve_locations("export", args)
     if locations is None:

@@ -16,6 +16,7 @@ from gentriage.cli import (
     EXIT_SOME_BROKEN,
     EXIT_USAGE,
     add_storage_options,
+    filter_option,
     open_library_for,
     resolve_locations,
     say,
@@ -47,15 +48,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from db.engine import session_factory
-    from db.filters import FilterSyntaxError, parse_filter
     from db.interop import watched_folder_containing
     from library.export_files import ExportError, ExportOptions, export_files
     from library.settings import Settings
 
-    try:
-        image_filter = parse_filter(args.filter)
-    except FilterSyntaxError as exc:
-        say(f"gentriage export-files: bad --filter: {exc}", file=sys.stderr)
+    image_filter = filter_option("export-files", args.filter)
+    if image_filter is None:
         return EXIT_USAGE
     locations = resolve_locations("export-files", args)
     if locations is None:

@@ -23,6 +23,7 @@ from gentriage.cli import (
     EXIT_SOME_BROKEN,
     EXIT_USAGE,
     add_storage_options,
+    filter_option,
     open_library_for,
     resolve_locations,
     say,
@@ -65,14 +66,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, command: str = "report") -> int:
     from db.engine import session_factory
-    from db.filters import FilterSyntaxError, parse_filter
     from library.report import build_report
     from library.safe_output import json_text
 
-    try:
-        image_filter = parse_filter(args.filter)
-    except (FilterSyntaxError, ValueError) as exc:
-        warn(command, f"bad --filter: {exc}")
+    image_filter = filter_option(command, args.filter)
+    if image_filter is None:
         return EXIT_USAGE
     reference_dir = Path(args.style_reference).expanduser() if args.style_reference else None
     if reference_dir is not None and not reference_dir.is_dir():

@@ -12,7 +12,6 @@ everything below `configure`.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +21,11 @@ from gentriage.cli import (
     EXIT_SOME_BROKEN,
     EXIT_USAGE,
     add_storage_options,
+    filter_option,
     open_library_for,
+    resolve_locations,
+    say,
+    warn,
 )
 
 DEFAULT_LIMIT = 20
@@ -60,25 +63,22 @@ def run_ranked(args: argparse.Namespace, command: str,
     """Parse --filter, open the library, let `rank(search, sessions, filter)` return the filter
     with its ranking, and print the rows. Every failure is a message, never a traceback."""
     from db.engine import session_factory
-    from db.filters import FilterSyntaxError, parse_filter
     from db.queries import MAX_RANKED
-    from library.paths import Locations
+    from library.safe_output import json_text
     from library.search import SearchUnavailable, SemanticSearch
 
     if not 1 <= args.limit <= MAX_RANKED:
-        print(f"gentriage {command}: --limit must be between 1 and {MAX_RANKED:,}",
-              file=sys.stderr)
+        warn(command, f"--limit must be between 1 and {MAX_RANKED:,}")
         return EXIT_USAGE
-    try:
-        image_filter = parse_filter(args.filter)
-    except (FilterSyntaxError, ValueError) as exc:
-        print(f"gentriage {command}: bad --filter: {exc}", file=sys.stderr)
+    image_filter = filter_option(command, args.filter)
+    if image_filter is None:
         return EXIT_USAGE
     if image_filter.semantic:
-        print(f"gentriage {command}: --filter cannot hold like: or similar: (the command "
-              "gives the ranking)", file=sys.stderr)
+        warn(command, "--filter cannot hold like: or similar: (the command gives the ranking)")
         return EXIT_USAGE
-    locations = Locations.resolve(args.db, args.models_dir)
+    locations = resolve_locations(command, args)
+    if locations is None:
+        return EXIT_USAGE
     engine = open_library_for(command, locations.database)
     if engine is None:
         return EXIT_SOME_BROKEN
@@ -88,16 +88,16 @@ def run_ranked(args: argparse.Namespace, command: str,
         try:
             ranked = rank(search, sessions, image_filter)
         except SearchUnavailable as exc:
-            print(f"gentriage {command}: {exc}", file=sys.stderr)
+            warn(command, exc)
             return EXIT_SOME_BROKEN
         rows = ranked_rows(sessions, ranked, args.limit)
     finally:
         engine.dispose()
     for path, score in rows:
         if args.json:
-            print(json.dumps({"path": path, "score": round(score, 6)}, ensure_ascii=False))
+            print(json_text({"path": path, "score": round(score, 6)}))
         else:
-            print(f"{score:7.4f}  {path}")
+            say(f"{score:7.4f}  {path}")  # paths come from files: shown, never run
     if not rows and not args.json:
         print("no matching pictures", file=sys.stderr)
     return EXIT_OK

@@ -15,6 +15,7 @@ from gentriage.cli import (
     EXIT_SOME_BROKEN,
     EXIT_USAGE,
     add_storage_options,
+    filter_option,
     open_library_for,
     resolve_locations,
     say,
@@ -37,14 +38,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from db.engine import session_factory
-    from db.filters import FilterSyntaxError, parse_filter
     from library.settings import Settings
     from library.sidecars import NAMINGS, read_sidecars, write_sidecars
 
-    try:
-        image_filter = parse_filter(args.filter)
-    except FilterSyntaxError as exc:
-        say(f"gentriage sidecars: bad --filter: {exc}", file=sys.stderr)
+    image_filter = filter_option("sidecars", args.filter)
+    if image_filter is None:
         return EXIT_USAGE
     locations = resolve_locations("sidecars", args)
     if locations is None:

@@ -87,6 +87,13 @@ def test_every_command_shows_escape_sequences_instead_of_running_them(evil_libra
         "review unknown": ["review", str(folder / "x\x1b]0;t\x07.png"), "--reject", "--db",
                            str(db)],
         "usage error": ["scan", str(folder), "--x\x1b]0;t\x07"],  # argparse quotes it
+        # The flat test pictures share one perceptual hash: one near-duplicate group that
+        # lists every path, the evil one included.
+        "duplicates": ["duplicates", "--db", str(db)],
+        "duplicates --json": ["duplicates", "--json", "--db", str(db)],
+        "report": ["report", "--by", "model", "--db", str(db)],
+        "bad filter": ["export-files", str(folder.parent / "out"), "--filter",
+                       "model:\x1b]0;t\x07 bogus:1", "--db", str(db)],
     }.items():
         outputs[name] = _run(args, home)
     for name, done in outputs.items():
@@ -104,6 +111,10 @@ def test_every_command_shows_escape_sequences_instead_of_running_them(evil_libra
     assert record["path"] == str(evil)
     rows = [json.loads(line) for line in _text(outputs["export jsonl"].stdout).splitlines()]
     assert EVIL_PROMPT in {row["prompt"] for row in rows}
+    assert "evil\\x1b]0;title" in _text(outputs["duplicates"].stdout)
+    groups = [json.loads(line) for line in _text(outputs["duplicates --json"].stdout)
+              .splitlines()]
+    assert str(evil) in {path for group in groups for path in group["paths"]}
 
 
 def test_csv_export_neutralises_formulas_and_says_so_nowhere_else(evil_library):
