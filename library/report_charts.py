@@ -183,6 +183,8 @@ def prompt_heatmap(report: Report) -> Any | None:
     for p in report.prompts:
         if p.group in row and p.prompt in column and p.aesthetic_mean is not None:
             grid[row[p.group], column[p.prompt]] = p.aesthetic_mean
+    if np.isnan(grid).all():
+        return None  # no aesthetic scores yet: an empty heat map says nothing
     figure = _figure(max(6.0, 1.8 + 0.45 * len(prompts)), 2.4 + 0.4 * len(groups))
     ax = figure.add_subplot()
     image = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap="viridis")

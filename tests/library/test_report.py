@@ -143,3 +143,17 @@ def test_clicking_a_group_filters_exactly_its_pictures(sessions):
                 assert list(sub) == [g.group], (by, g.group)
     with sessions() as session:  # files, not pictures: p1 has a copy in another folder
         assert count_images(session, group_filter("model", "A", base)) == 5
+
+
+def test_charts_are_drawn_only_for_figures_that_exist(sessions):
+    """Without aesthetic scores the per-prompt breakdown (a heat map of mean aesthetic
+    scores) would be an empty frame: it is left out, like every chart without data."""
+    from dataclasses import replace
+
+    from library.report_charts import draw_charts
+
+    report, _ = _groups(sessions, "model", details=True)
+    assert "prompts" in {chart.key for chart in draw_charts(report)}
+    unscored = replace(report, prompts=[replace(p, aesthetic_mean=None)
+                                        for p in report.prompts])
+    assert unscored.prompts and "prompts" not in {c.key for c in draw_charts(unscored)}
