@@ -66,6 +66,10 @@ class Settings:
     # The main window's last geometry and pane widths ({"geometry": base64, "panes": [...]}),
     # restored at the next start.
     window: dict[str, Any] = field(default_factory=dict)
+    # The analysers this settings file has been offered. An analyser added by a later version
+    # (and on by default) is switched on for existing users too: `enabled_analysers` alone
+    # cannot tell "switched off" from "did not exist yet".
+    known_analysers: list[str] = field(default_factory=lambda: list(ANALYSER_KEYS))
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know
 
     @classmethod
@@ -104,6 +108,15 @@ class Settings:
                     setattr(settings, name, value)
                 else:
                     _warn_invalid(name, value, default)
+        offered = raw.get("known_analysers") if "known_analysers" in raw else LEGACY_ANALYSERS
+        if "enabled_analysers" in raw and isinstance(offered, (list, tuple)) \
+                and _is_key_list(list(offered)):
+            new = [k for k in DEFAULT_ENABLED if k not in offered]
+            if new:
+                log.info("settings: switching on the new analyser(s) %s", ", ".join(new))
+                settings.enabled_analysers = [k for k in ANALYSER_KEYS if k in new
+                                              or k in settings.enabled_analysers]
+        settings.known_analysers = list(ANALYSER_KEYS)
         unknown = [k for k in settings.enabled_analysers if k not in ANALYSER_KEYS]
         if unknown:  # e.g. written by a newer version with another analyser
             log.warning("settings: enabled_analysers names unknown analyser(s) %s; ignored",
@@ -153,8 +166,13 @@ def _is_key_list(value: list[Any]) -> bool:
 
 
 # Value checks beyond the type (the type must match the default's already).
+# The analysers of the versions that wrote no `known_analysers` (before clip and style).
+LEGACY_ANALYSERS = ("nsfw-default", "coherence", "nsfw-vit", "safety-checker", "aesthetic",
+                    "tagger-jtp")
+
 _VALID: dict[str, Callable[[Any], bool]] = {
     "enabled_analysers": _is_key_list,
+    "known_analysers": _is_key_list,
     "blur_mode": lambda v: v in ("blur", "cover"),
     "blur_radius": lambda v: 1 <= v <= 512,
     "rejected_action": lambda v: v in ("mark", "move", "trash"),
