@@ -44,6 +44,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -448,8 +449,13 @@ class RayExecutor:
         for _ in range(self._cluster.shape.count):
             self._spawn()
         starting = {w.start_ref: w for w in self._workers}
-        ready, _ = self._ray.wait(list(starting), num_returns=len(starting),
-                                  timeout=START_TIMEOUT_S)
+        ready: list[Any] = []
+        deadline = time.monotonic() + START_TIMEOUT_S
+        # In short waits: a second Ctrl+C (KeyboardInterrupt) is seen between them.
+        while len(ready) < len(starting) and time.monotonic() < deadline:
+            waiting = [ref for ref in starting if ref not in ready]
+            done, _ = self._ray.wait(waiting, num_returns=len(waiting), timeout=WAIT_SLICE_S)
+            ready += done
         if len(ready) < len(starting):
             raise DistributedError(
                 f"only {len(ready)} of {len(starting)} Ray workers started within "
@@ -492,7 +498,7 @@ class RayExecutor:
                     worker.in_flight -= 1
                     result = self._collect(ref, worker, part, pending)
                     if result is not None:
-                        yield from self._checked(result, worker)
+                        yield from checked_outputs(result, worker.node)
         finally:
             self._cancel.clear()
 
@@ -554,6 +560,8 @@ class RayExecutor:
         except exceptions.RayTaskError as exc:  # a failure inside analyse: not per-image
             raise DistributedError(f"a Ray worker on {worker.node} failed: "
                                    f"{_worker_error(exc)}") from exc
+        except exceptions.RayError as exc:  # the cluster itself (its head or object store)
+            raise DistributedError(f"Ray failed: {_first_line(exc)}") from exc
         part.tries += 1
         if part.tries < CHUNK_TRIES:
             pending.appendleft(part)
@@ -573,25 +581,27 @@ class RayExecutor:
             self._replacements_left -= 1
             self._spawn()
 
-    # ------------------------------------------------------------ what comes back
 
-    def _checked(self, result: ChunkResult, worker: _Worker) -> Iterator[tuple[Job, Any]]:
-        """The worker's outputs, after checking that it saw the files as this machine does."""
-        from inference.types import ContentChanged, DecodeFailure
+def checked_outputs(result: ChunkResult, node: str) -> Iterator[tuple[Job, Any]]:
+    """A worker's outputs, once it is clear that the worker on `node` saw the files as this
+    machine does. DistributedError when it did not (a file this machine has that the worker
+    cannot see; other bytes at the same path): a setup problem, never a broken file or a
+    verdict on another picture."""
+    from inference.types import ContentChanged, DecodeFailure
 
-        for job in result.unseen:
-            if os.path.lexists(job.path):
-                raise DistributedError(
-                    f"the Ray worker on {worker.node} cannot see {job.path}, which this "
-                    "machine can: every Ray node must see the library's folders at the same "
-                    "paths (a shared mount)")
-            yield job, DecodeFailure(job, f"cannot decode {job.path}: No such file or directory")
-        for job, output in result.outputs:
-            if isinstance(output, ContentChanged) and _still_holds(job):
-                raise DistributedError(
-                    f"the Ray worker on {worker.node} reads other bytes at {job.path} than "
-                    "this machine: every Ray node must see the same files at the same paths")
-            yield job, output
+    for job in result.unseen:
+        if os.path.lexists(job.path):
+            raise DistributedError(
+                f"the Ray worker on {node} cannot see {job.path}, which this machine can: "
+                "every Ray node must see the library's folders at the same paths (a shared "
+                "mount)")
+        yield job, DecodeFailure(job, f"cannot decode {job.path}: No such file or directory")
+    for job, output in result.outputs:
+        if isinstance(output, ContentChanged) and _still_holds(job):
+            raise DistributedError(
+                f"the Ray worker on {node} reads other bytes at {job.path} than this "
+                "machine: every Ray node must see the same files at the same paths")
+        yield job, output
 
 
 def _mismatch(key: str, version: str, report: WorkerReport) -> str | None:
@@ -622,5 +632,6 @@ def _worker_error(exc: BaseException) -> str:
     return _first_line(cause if isinstance(cause, BaseException) else exc)
 
 
-__all__ = ["AUTO", "INSTALL_HINT", "LOCAL", "DistributedError", "RayCluster", "RayExecutor",
-           "Target", "WorkerShape", "plan_workers", "ray_installed", "resolve_target"]
+__all__ = ["AUTO", "INSTALL_HINT", "LOCAL", "ChunkResult", "DistributedError", "RayCluster",
+           "RayExecutor", "Target", "WorkerShape", "checked_outputs", "plan_workers",
+           "ray_installed", "resolve_target"]

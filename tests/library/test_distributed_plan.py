@@ -81,3 +81,52 @@ def test_a_large_batch_size_makes_the_chunks_larger():
 def test_what_does_not_fit_is_a_usage_error(nodes, device, wanted, message):
     with pytest.raises(ValueError, match=message):
         plan_workers(nodes, device, wanted)
+
+
+# ---------------------------------------------------------------- what a worker sends back
+
+
+def _job(path, sha256=None, job_id=1):
+    from inference.types import Job
+
+    return Job(job_id, str(path), sha256=sha256)
+
+
+def test_a_file_the_worker_cannot_see_but_this_machine_can_stops_the_run(tmp_path):
+    from library.distributed import ChunkResult, DistributedError, checked_outputs
+
+    here = tmp_path / "a.png"
+    here.write_bytes(b"png")
+    with pytest.raises(DistributedError, match=r"worker on node-7 cannot see .*a\.png.*"
+                                               r"same paths"):
+        list(checked_outputs(ChunkResult([], [_job(here)]), "node-7"))
+
+
+def test_a_file_gone_everywhere_is_an_unreadable_file_as_locally(tmp_path):
+    from inference.types import DecodeFailure
+    from library.distributed import ChunkResult, checked_outputs
+
+    gone = _job(tmp_path / "gone.png")
+    [(job, output)] = checked_outputs(ChunkResult([], [gone]), "node-7")
+    assert job is gone and isinstance(output, DecodeFailure)
+    assert output.message.endswith("No such file or directory")
+
+
+def test_other_bytes_on_the_worker_stop_the_run_a_replaced_file_goes_through(tmp_path):
+    import hashlib
+
+    from inference.types import ContentChanged
+    from library.distributed import ChunkResult, DistributedError, checked_outputs
+
+    path = tmp_path / "a.png"
+    path.write_bytes(b"the picture that was indexed")
+    indexed = hashlib.sha256(path.read_bytes()).hexdigest()
+    job = _job(path, indexed)
+    # The worker says the file holds something else, but this machine still reads the
+    # indexed picture there: the worker's mount shows another file.
+    with pytest.raises(DistributedError, match="reads other bytes"):
+        list(checked_outputs(ChunkResult([(job, ContentChanged(job, "f" * 64))], []), "n"))
+    # Replaced for everyone: the runner re-indexes it, as in a local scan.
+    path.write_bytes(b"a new picture")
+    changed = ContentChanged(job, hashlib.sha256(b"a new picture").hexdigest())
+    assert list(checked_outputs(ChunkResult([(job, changed)], []), "n")) == [(job, changed)]
