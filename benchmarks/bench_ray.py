@@ -10,7 +10,7 @@ Measured, each command as a fresh process, interleaved round by round, best roun
 - `--ray local --ray-workers 1` and `--ray-workers 2`: the same, as ratios against the local
   scan. End to end includes starting Ray (seconds) and loading each worker's models; the
   analysis phase includes the workers' start.
-Ray actors or Ray Data (needs `pip install 'ray[data]'`; skipped without it), one child process
+Ray actors or Ray Data (needs the `ray-data` extra; skipped without it), one child process
 with a local Ray of 2 CPUs and 2 workers of 1 CPU, the same N images in pieces of the
 runner's lease size (`take`), as the queue hands them out:
 - actors: library.distributed's RayExecutor (workers started once, kept);
@@ -272,7 +272,7 @@ def run(report, quick: bool = False, n_images: int | None = None) -> None:
         label = f"{figures['jobs']} images in {figures['pieces']} leases of {figures['take']}"
         report(f"Ray actors (RayExecutor), 2 workers, {label}", actors_n / actors_s, "images/s")
         if "data_per_piece" not in figures:
-            report("Ray Data: not installed (pip install 'ray[data]'), not measured", 0, "-")
+            report("Ray Data: not installed (pip install 'gentriage[ray-data]'), not measured", 0, "-")
         else:
             for key, what in (("data_per_piece", "one map_batches per piece"),
                               ("data_once", "one map_batches over all")):

@@ -410,7 +410,9 @@ class RayExecutor:
         self.versions: dict[str, str] = {k: str(planned[k].version) for k in self.ready_analysers}
         self._on_status = on_status
         decode, model = cluster.shape.threads
-        self._spec = WorkerSpec(str(models_dir), tuple(self.ready_analysers), device,
+        # Absolute (the workers' working folder is not ours), symlinks kept: the path as
+        # this machine names it is the one every node must mount.
+        self._spec = WorkerSpec(os.path.abspath(models_dir), tuple(self.ready_analysers), device,
                                 tag_threshold, batch_size, decode, model)
         self._workers: list[_Worker] = []
         self._replacements_left = cluster.shape.count * REPLACEMENTS_PER_WORKER

@@ -314,3 +314,16 @@ def test_without_ray_installed_ray_exits_2_with_the_install_command(tmp_path):
     assert "--ray needs Ray, which is not installed: pip install 'gentriage[ray]'" in \
         result.stderr
     assert not (tmp_path / "lib.sqlite3").exists()  # refused before anything was written
+
+
+@needs_ray
+def test_ray_auto_without_ray_address_is_a_usage_error(tmp_path, monkeypatch, capsys):
+    from gentriage.cli import main
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    folder = tmp_path / "pics"
+    write_images(folder, 1)
+    assert main(["scan", str(folder), "--db", str(tmp_path / "lib.sqlite3"), "--ray",
+                 "auto"]) == 2
+    assert "--ray auto: RAY_ADDRESS is not set" in capsys.readouterr().err
+    assert not (tmp_path / "lib.sqlite3").exists()
