@@ -257,11 +257,12 @@ class Pipeline:
                     for _ in items]
 
 
-def default_prefetch_workers() -> int:
-    """Decode/preprocess threads. Decoding a PNG costs about as much as a cheap model's forward
-    pass on a GPU, so a GPU machine's spare cores all feed it; on a small CPU-only machine one
-    core stays with the model. (Pillow and the tensor conversions release the GIL.)"""
-    cores = os.cpu_count() or 2
+def default_prefetch_workers(cores: int | None = None) -> int:
+    """Decode/preprocess threads for `cores` (default: this machine's). Decoding a PNG costs
+    about as much as a cheap model's forward pass on a GPU, so a GPU machine's spare cores all
+    feed it; on a small CPU-only machine one core stays with the model. (Pillow and the tensor
+    conversions release the GIL.)"""
+    cores = cores or os.cpu_count() or 2
     return max(2, min(8, cores - 1))
 
 

@@ -24,7 +24,10 @@ done twice:
   result so one poisonous file cannot stall the queue forever;
 * the app and a headless scan may drain the same queue at once: a runner *leases* the rows it
   takes, renews the lease while the batch runs and releases it when the batch ends; other
-  runners skip leased rows, and the lease of a killed process expires after LEASE_S.
+  runners skip leased rows, and the lease of a killed process expires after LEASE_S;
+* where decoding and the models run is pluggable (`executor`): a local Pipeline by default,
+  library.distributed's pool of Ray actors for `gentriage scan --ray`. Planning, leases, what
+  a changed content hash means, and every write stay here, in this one process.
 """
 
 from __future__ import annotations
@@ -158,8 +161,12 @@ class AnalysisRunner:
     on the thread calling `run`.
 
     `pipeline_factory` replaces the real Pipeline (tests); such a pipeline is built at once
-    and is its own plan. `thumbnails`: where a re-indexed file's thumbnail goes (None: the
-    app makes it when it is first shown).
+    and is its own plan. `executor` also replaces it, but only where the jobs run (called with
+    the Pipeline's arguments, when the first batch is taken): this runner still plans from the
+    models folder, and the device is checked where the models load, by the executor. An
+    executor whose `drains_on_cancel` is true finishes what it already started after a cancel
+    and then ends `run` itself; its outputs are still written. `thumbnails`: where a
+    re-indexed file's thumbnail goes (None: the app makes it when it is first shown).
     """
 
     def __init__(self, session_factory: sessionmaker[Session], models_dir: Path | str,
@@ -169,6 +176,7 @@ class AnalysisRunner:
                  on_status: Callable[[Any], None] | None = None, *,
                  take: int = DEFAULT_TAKE,
                  pipeline_factory: Callable[..., PipelineLike] | None = None,
+                 executor: Callable[..., PipelineLike] | None = None,
                  thumbnails: ThumbnailCache | None = None) -> None:
         self._sessions = session_factory
         self._models_dir = Path(models_dir)
@@ -179,7 +187,9 @@ class AnalysisRunner:
         self._on_progress = on_progress
         self._on_status = on_status
         self._take = max(1, take)
-        self._pipeline_factory = pipeline_factory or _default_pipeline_factory
+        self._pipeline_factory = pipeline_factory or executor or _default_pipeline_factory
+        self._plans_itself = pipeline_factory is None
+        self._local_device = executor is None
         self._thumbnails = thumbnails
         self._plan: _Plan | None = None
         self._pipeline: PipelineLike | None = None
@@ -205,7 +215,8 @@ class AnalysisRunner:
 
     @property
     def _real_pipeline(self) -> bool:
-        return self._pipeline_factory is _default_pipeline_factory
+        """Whether this runner plans from the models folder (not from an injected pipeline)."""
+        return self._plans_itself
 
     def _known(self, keys: list[str]) -> list[str]:
         """Drop keys this version does not know (a settings file from a newer version)."""
@@ -239,7 +250,7 @@ class AnalysisRunner:
         parse_device(self._device)
         statuses = {s.key: s for s in discover(self._models_dir, keys)}
         for key, status in statuses.items():
-            if status.status == READY:
+            if status.status == READY and self._local_device:
                 analyser_class(key).check_device(self._device)
         self._plan = _Plan({k: str(s.version) for k, s in statuses.items() if s.status == READY},
                            statuses)
@@ -491,10 +502,11 @@ class AnalysisRunner:
                         writer.add(job, output)
                         if writer.due():
                             writer.flush()
-                        if self._should_stop(stop):
+                        if self._should_stop(stop) and not interrupted:
                             interrupted = True
                             pipeline.cancel()
-                            break
+                            if not getattr(pipeline, "drains_on_cancel", False):
+                                break
                 finally:
                     close = getattr(results, "close", None)
                     if close is not None:

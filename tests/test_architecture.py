@@ -1,5 +1,7 @@
 """Layer rules and start-up cost, enforced."""
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +17,7 @@ def test_import_linter_contracts_hold():
     assert lint, "import-linter is not installed (pip install -e '.[test]')"
     result = subprocess.run([lint, "--no-cache"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Contracts: 3 kept, 0 broken" in result.stdout
+    assert "Contracts: 5 kept, 0 broken" in result.stdout
 
 
 def _modules_after(code: str) -> set[str]:
@@ -42,6 +44,59 @@ def test_headless_packages_import_without_qt_or_torch():
     modules = _modules_after("import db.schema, db.review, db.flags, library.settings, "
                              "library.paths")
     assert not {m.split(".")[0] for m in modules} & {"PySide6", "torch", "desktop"}
+
+
+# The app as a user starts it (offscreen), on a folder it indexes and analyses; once the
+# picture has its verdict, the window closes and what was imported is printed.
+APP_PROBE = r"""
+import sqlite3, sys
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+folder, db = sys.argv[1], sys.argv[2]
+qapp = QApplication(sys.argv[:1])  # run_app uses this instance
+
+
+def analysed():
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            return conn.execute("SELECT count(*) FROM analysis_results").fetchone()[0] > 0
+    except sqlite3.Error:
+        return False
+
+
+timer = QTimer()
+timer.timeout.connect(lambda: analysed() and qapp.quit())
+timer.start(50)
+QTimer.singleShot(120_000, qapp.quit)
+from gentriage.cli import main
+status = main([folder, "--db", db])
+print("ANALYSED", analysed())
+"""
+
+
+def test_neither_the_app_nor_a_local_scan_loads_ray(tmp_path):
+    """Ray is the `scan --ray` extra: the app analysing a folder and a local scan never
+    import it (library.distributed imports it only when a cluster is joined)."""
+    from PIL import Image
+
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(folder / "one.png")
+    scan = _modules_after(
+        "from gentriage.cli import main\n"
+        f"assert main(['scan', {str(folder)!r}, '--db', {str(tmp_path / 'scan.db')!r}, "
+        "'--analysers', 'nsfw-default']) == 0\n")
+    probe = APP_PROBE + "\nimport json\nprint(json.dumps(sorted(sys.modules)))\n"
+    app = subprocess.run([sys.executable, "-c", probe, str(folder), str(tmp_path / "app.db")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=240,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert "ANALYSED True" in app.stdout, app.stderr[-3000:]
+    app_modules = set(json.loads(app.stdout.splitlines()[-1]))
+    assert "onnxruntime" in scan and "onnxruntime" in app_modules  # both really analysed
+    assert {m for m in scan | app_modules if m == "ray" or m.startswith("ray.")} == set()
+    # Importing the module that speaks to Ray does not load Ray either.
+    assert "ray" not in _modules_after("import library.distributed")
 
 
 def test_every_write_goes_through_the_one_transaction_helper():

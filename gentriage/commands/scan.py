@@ -8,6 +8,9 @@
 3. Without --watch the command ends when the queue is empty; with it, it keeps watching the
    folders (library.watch) and analyses new files until interrupted.
 
+With --ray the decoding and the models run on Ray workers (library.distributed, the only
+module that imports ray); indexing, the queue and every write stay in this process.
+
 Ctrl+C (or SIGTERM) during analysis stops after the batch in progress: every result written
 so far is kept and the rest stays queued, so the next run continues where this one stopped.
 A second Ctrl+C stops at once (committed work is still kept: every write is a short
@@ -38,6 +41,7 @@ from gentriage.cli import (
 )
 
 PLAIN_PROGRESS_INTERVAL_S = 2.0
+STOPPING_NOTE = "stopping after the batch in progress; Ctrl+C again stops at once\n"
 MAX_LISTED_PROBLEMS = 20
 
 
@@ -54,6 +58,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="indexing worker processes (default: one per CPU core)")
     parser.add_argument("--watch", action="store_true",
                         help="keep watching the folders and analysing new files until Ctrl+C")
+    parser.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                        help="analyse on Ray workers (needs the 'ray' extra): a cluster's "
+                             "ADDRESS (host:port, ray://host:10001), 'auto' ($RAY_ADDRESS) or "
+                             "'local' (start Ray on this machine); bare --ray: $RAY_ADDRESS "
+                             "when set, else local. Write it after the folders, or as "
+                             "--ray=ADDRESS")
+    parser.add_argument("--ray-workers", type=int, metavar="N",
+                        help="Ray analysis workers (default: one per GPU of the cluster; "
+                             "without GPUs one per 4 CPUs of each node)")
 
 
 # ---------------------------------------------------------------------------- progress output
@@ -138,6 +151,8 @@ class Interrupts:
             raise KeyboardInterrupt
         self.stop.set()
         self.runner.cancel()
+        # A raw write: safe even if the signal interrupted a print on this thread.
+        os.write(sys.stderr.fileno(), STOPPING_NOTE.encode())
 
     def install(self) -> dict[int, Any]:
         previous: dict[int, Any] = {}
@@ -234,6 +249,12 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         warn("scan", "--batch-size must be at least 1")
         return EXIT_USAGE
+    if args.ray_workers is not None and (args.ray is None or args.ray_workers < 1):
+        warn("scan", "--ray-workers needs --ray and must be at least 1")
+        return EXIT_USAGE
+    target = _ray_target(args.ray) if args.ray is not None else None
+    if isinstance(target, int):
+        return target
 
     from db.engine import session_factory
     from library.settings import Settings
@@ -248,25 +269,66 @@ def run(args: argparse.Namespace) -> int:
     engine = open_library_for("scan", locations.database, must_exist=False)
     if engine is None:
         return EXIT_SOME_BROKEN
-    interrupts = Interrupts()
-    previous = interrupts.install()
+    cluster = None
     try:
-        with Reporter(sys.stderr.isatty()) as reporter:
-            return _scan_and_analyse(args, folders, settings, device, locations,
-                                     session_factory(engine), interrupts, reporter)
-    except KeyboardInterrupt:
-        print("interrupted; work done so far is saved and the next run continues from there",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+        if target is not None:  # before our signal handlers: Ray installs its own
+            connected = _connect_ray(target, args, device)
+            if isinstance(connected, int):
+                return connected
+            cluster = connected
+        interrupts = Interrupts()
+        previous = interrupts.install()
+        try:
+            with Reporter(sys.stderr.isatty()) as reporter:
+                return _scan_and_analyse(args, folders, settings, device, locations,
+                                         session_factory(engine), interrupts, reporter,
+                                         cluster)
+        except KeyboardInterrupt:
+            print("interrupted; work done so far is saved and the next run continues from "
+                  "there", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if cluster is not None:
+            cluster.close()
         engine.dispose()
+
+
+def _ray_target(option: str) -> Any:
+    """Where --ray runs (library.distributed.Target), or EXIT_USAGE after saying why not."""
+    from library import distributed  # imports ray only when it connects
+
+    if not distributed.ray_installed():
+        warn("scan", f"--ray needs Ray, which is not installed: {distributed.INSTALL_HINT}")
+        return EXIT_USAGE
+    try:
+        return distributed.resolve_target(option)
+    except ValueError as exc:  # `auto` without RAY_ADDRESS
+        warn("scan", exc)
+        return EXIT_USAGE
+
+
+def _connect_ray(target: Any, args: argparse.Namespace, device: str) -> Any:
+    """The Ray cluster for --ray (library.distributed.RayCluster), or an exit status after
+    saying why not."""
+    from library import distributed
+
+    try:
+        return distributed.RayCluster.connect(target, device, args.ray_workers,
+                                              args.batch_size)
+    except ValueError as exc:  # workers that do not fit the cluster, a device it lacks
+        warn("scan", exc)
+        return EXIT_USAGE
+    except distributed.DistributedError as exc:
+        warn("scan", exc)
+        return EXIT_SOME_BROKEN
 
 
 def _scan_and_analyse(args: argparse.Namespace, folders: list[str], settings: Any, device: str,
                       locations: Any, sessions: Any, interrupts: Interrupts,
-                      reporter: Reporter) -> int:
+                      reporter: Reporter, cluster: Any = None) -> int:
     from library.analysis import AnalysisRunner, RunProgress
     from library.scan import scan_folders
     from library.thumbnails import ThumbnailCache
@@ -286,9 +348,13 @@ def _scan_and_analyse(args: argparse.Namespace, folders: list[str], settings: An
         reporter.update("analysing", progress.done, progress.done + progress.queued, note,
                         final=progress.queued == 0)
 
+    on_ray: dict[str, Any] = {}
+    if cluster is not None:  # the runner leases and writes; Ray workers decode and predict
+        cluster.say = reporter.message
+        on_ray = {"executor": cluster.executor, "take": cluster.take}
     runner = AnalysisRunner(sessions, locations.models, settings, device=device,
                             batch_size=args.batch_size, on_progress=on_progress,
-                            thumbnails=thumbnails)
+                            thumbnails=thumbnails, **on_ray)
     try:
         runner.load()
     except (ValueError, KeyError) as exc:  # a device that is not there, an unknown key
@@ -305,9 +371,15 @@ def _scan_and_analyse(args: argparse.Namespace, folders: list[str], settings: An
     interrupts.runner = runner
     watcher, wake = _start_watcher(sessions, folders, thumbnails, args.workers, reporter) \
         if args.watch else (None, None)
+    cluster_failed = False
+    # What a Ray run can fail with (a cluster problem in the user's terms); nothing locally.
+    cluster_errors = cluster.Error if cluster is not None else ()
     try:
         if runner.ready or watcher is not None:
             runner.run(interrupts.stop, wake=wake, until_empty=watcher is None)
+    except cluster_errors as exc:
+        reporter.message(f"error: {exc}; what was not written stays queued")
+        cluster_failed = True
     finally:
         interrupts.runner = None
         if watcher is not None:
@@ -330,14 +402,18 @@ def _scan_and_analyse(args: argparse.Namespace, folders: list[str], settings: An
     print(f"flagged: {state.flagged} of {state.analysed} analysed image(s) in these folders")
     rate = stats.completed / analysis_s if analysis_s > 0 else 0.0
     print(f"elapsed: {time.monotonic() - started:.1f} s, {rate:.2f} images/s analysed")
-    remaining = runner.queued_count() if interrupts.interrupted and runner.ready else 0
+    if cluster is not None:
+        print(f"ray: {cluster.summary()}")
+    stopped = (interrupts.interrupted or cluster_failed) and runner.ready
+    remaining = runner.queued_count() if stopped else 0
     if remaining:
         print(f"stopped: {remaining} image(s) still queued; run again to continue")
     for line in _problem_lines(state.broken):
         print(line, file=sys.stderr)
     if interrupts.interrupted and not args.watch:  # Ctrl+C is how a watch normally ends
         return EXIT_INTERRUPTED
-    return EXIT_SOME_BROKEN if state.broken or summary.unrecorded else EXIT_OK
+    failed = state.broken or summary.unrecorded or cluster_failed
+    return EXIT_SOME_BROKEN if failed else EXIT_OK
 
 
 def _start_watcher(sessions: Any, folders: list[str], thumbnails: Any, workers: int | None,

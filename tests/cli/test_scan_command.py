@@ -81,6 +81,7 @@ def test_scan_of_a_clean_folder_with_the_default_settings_exits_0(tmp_path, home
     (["{missing}"], "no such folder"),
     (["{folder}", "--analysers", "nsfw-default,colour"], "unknown analyser(s) colour"),
     (["{folder}", "--batch-size", "0"], "--batch-size must be at least 1"),
+    (["{folder}", "--ray-workers", "2"], "--ray-workers needs --ray"),
 ])
 def test_usage_errors_exit_2(tmp_path, capsys, args, message):
     folder = make_folder(tmp_path / "pics", 1)

@@ -27,6 +27,7 @@ from db.schema import (
     Tag,
 )
 from inference.types import AnalyserOutput, DecodeFailure
+from inference.weights import READY
 from library.analysis import MAX_ATTEMPTS, AnalysisRunner
 from library.settings import Settings
 
@@ -504,3 +505,51 @@ def test_the_runner_leaves_every_sql_statement_to_db_queue():
     assert imported == {("sqlalchemy.orm", "Session"), ("sqlalchemy.orm", "sessionmaker")}
     assert not [n for n in ast.walk(tree) if isinstance(n, ast.Import)
                 and any(a.name.startswith("sqlalchemy") for a in n.names)]
+
+
+class DrainingExecutor(FakePipeline):
+    """An executor as library.distributed's: after cancel it still yields what it had already
+    started (here: the rest of the jobs it was given) and then ends by itself."""
+
+    drains_on_cancel = True
+
+    def __init__(self, versions, stop: threading.Event):
+        super().__init__(versions)
+        self._stop = stop
+        self.built_with: dict = {}
+
+    def run(self, jobs):
+        for pair in super().run(jobs):
+            yield pair
+            self._stop.set()  # Ctrl+C after the first output: the runner cancels
+
+
+def test_an_executor_that_drains_on_cancel_has_its_outputs_written(lib):
+    """The runner keeps writing what a draining executor still yields after cancel, then
+    stops: the batch in flight is finished, the rest stays queued and uncounted."""
+    ids = [lib.add_image(f"img{i}.png") for i in range(6)]
+    stop = threading.Event()
+    executor = DrainingExecutor({}, stop)
+    settings = Settings(enabled_analysers=["nsfw-default"])
+
+    def build(**arguments):
+        executor.built_with = arguments
+        # Its outputs carry the versions the runner planned (as the Ray workers' do).
+        executor.versions = {s.key: str(s.version) for s in arguments["statuses"]}
+        return executor
+
+    runner = AnalysisRunner(lib.Session, lib.root / "models", settings, device="cuda",
+                            executor=build, take=4)
+    runner.run(stop)
+    # Planned here from the models folder (the bundled nsfw-default), not by the executor;
+    # "cuda" was not checked on this machine (the executor's workers check it).
+    assert runner.statuses["nsfw-default"].status == READY
+    assert executor.built_with["device"] == "cuda"
+    assert [s.key for s in executor.built_with["statuses"]] == ["nsfw-default"]
+    # The whole first batch (4) was written although the stop came after its first output.
+    assert len(lib.results()) == 4
+    with lib.Session() as s:
+        queued = list(s.execute(select(QueuedAnalysis.content_id, QueuedAnalysis.attempts,
+                                       QueuedAnalysis.leased_by)))
+    assert len(queued) == 2 and {cid for cid, _, _ in queued} < set(ids)
+    assert all(attempts == 0 and leased is None for _, attempts, leased in queued)

@@ -36,3 +36,28 @@ def library(tmp_path):
     engine = open_library(db)
     yield engine, session_factory(engine), db
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def ray_head():
+    """One local Ray (2 CPUs, loopback only) for every `scan --ray` test of the session, in a
+    helper process; see ray_support.py."""
+    from ray_support import NO_RAY, RAY_MISSING, start_head, stop_head
+
+    if RAY_MISSING:
+        pytest.skip(NO_RAY)
+    head = start_head()
+    yield head
+    stop_head(head)
+
+
+@pytest.fixture
+def ray_files():
+    """A short-pathed folder for a local Ray's session files and token (removed after)."""
+    import shutil
+
+    from ray_support import short_root
+
+    root = short_root()
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
