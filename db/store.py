@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, cast
 
 from sqlalchemy import ColumnElement, CursorResult, and_, delete, exists, func, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from db.dialect import insert_for
 from db.review import record_path_changes
 from db.schema import (
     AnalysisResult,
@@ -427,7 +427,7 @@ def _get_or_create_content(session: Session, facts: FileFacts) -> tuple[int, boo
     # INSERT … ON CONFLICT DO NOTHING: another process (the app and a headless scan share the
     # database) may insert the same picture at the same moment; no IntegrityError either way.
     result = session.execute(
-        sqlite_insert(Content)
+        insert_for(session, Content)
         .values(sha256=facts.sha256, width=facts.width, height=facts.height, format=facts.format,
                 stack_key=facts.stack_key, phash=facts.phash)
         .on_conflict_do_nothing(index_elements=[Content.sha256]))
@@ -500,7 +500,7 @@ def _enqueue_if_unanalysed(session: Session, content_id: int) -> None:
     if session.scalar(select(exists().where(AnalysisResult.content_id == content_id))):
         return
     session.execute(
-        sqlite_insert(QueuedAnalysis).values(content_id=content_id, enqueued_at=utcnow())
+        insert_for(session, QueuedAnalysis).values(content_id=content_id, enqueued_at=utcnow())
         .on_conflict_do_nothing(index_elements=[QueuedAnalysis.content_id]))
 
 

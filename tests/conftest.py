@@ -8,9 +8,16 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = ["pytester"]  # tests/desktop/test_leak_fixtures.py runs pytest on pytest
+
+sys.path.insert(0, os.path.dirname(__file__))  # tests/postgres_server.py, from any folder
+from postgres_server import PostgresServer, find_binaries, missing_reason, start_server
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +31,105 @@ def isolated_home(tmp_path_factory, monkeypatch):
     # The style analyser also looks in torch hub's cache, which may hold the user's VGG19.
     monkeypatch.setenv("TORCH_HOME", str(home / "torch-home"))
     return home
+
+
+# ---------------------------------------------------------------- the library database
+#
+# The db/, library/, CLI and reliability tests run on both backends: the fixtures below are
+# parametrised over SQLite (a file under tmp_path) and PostgreSQL (a fresh database on a
+# throwaway server started once per session, tests/postgres_server.py). The PostgreSQL half
+# skips, saying why, where the machine has no server binaries.
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The session's PostgreSQL server, started on first use; None without binaries."""
+    bindir = find_binaries()
+    if bindir is None:
+        yield None
+        return
+    server = start_server(bindir)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass(frozen=True)
+class LibraryDatabase:
+    """Where a test's library lives. `target` is what `--db`, GENTRIAGE_DB and open_library
+    take (a file path, or a postgresql+psycopg:// URL); `path` is the SQLite file (None on
+    PostgreSQL)."""
+
+    backend: str
+    target: str
+    path: Path | None = None
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.backend == "postgresql"
+
+    def open(self):
+        from db.engine import open_library
+
+        return open_library(self.target)
+
+    def __str__(self) -> str:
+        return self.target
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    """"sqlite" or "postgresql"; every test using it runs once per backend."""
+    if request.param == "postgresql" and request.getfixturevalue("postgres_server") is None:
+        pytest.skip(missing_reason())
+    return request.param
+
+
+def make_library_database(backend: str, folder: Path, server: PostgresServer | None,
+                          name: str = "library.sqlite3", *, blank: bool = False
+                          ) -> tuple[LibraryDatabase, str | None]:
+    """A new library location; the PostgreSQL database name to drop afterwards. SQLite: a
+    path with no file yet; PostgreSQL: a migrated database (`blank`: one without tables)."""
+    if backend == "sqlite":
+        return LibraryDatabase("sqlite", str(folder / name), folder / name), None
+    assert server is not None
+    database = server.create_database(blank=blank)
+    return LibraryDatabase("postgresql", server.url(database)), database
+
+
+@pytest.fixture
+def library_db(backend, tmp_path, request) -> LibraryDatabase:
+    """A fresh, not yet opened library database on the test's backend (PostgreSQL: already
+    migrated, copied from the session's template; SQLite: a path that does not exist yet)."""
+    server = request.getfixturevalue("postgres_server") if backend == "postgresql" else None
+    database, name = make_library_database(backend, tmp_path, server)
+    yield database
+    if name is not None:
+        server.drop_database(name)
+
+
+@pytest.fixture
+def blank_library_db(backend, tmp_path, request) -> LibraryDatabase:
+    """A library database with no schema yet (SQLite: no file; PostgreSQL: an empty
+    database, as a studio's administrator creates it): for tests of schema creation."""
+    server = request.getfixturevalue("postgres_server") if backend == "postgresql" else None
+    database, name = make_library_database(backend, tmp_path, server, blank=True)
+    yield database
+    if name is not None:
+        server.drop_database(name)
+
+
+@pytest.fixture
+def other_library_db(backend, tmp_path, request) -> LibraryDatabase:
+    """A second, separate library on the same backend."""
+    server = request.getfixturevalue("postgres_server") if backend == "postgresql" else None
+    database, name = make_library_database(backend, tmp_path, server, "other.sqlite3")
+    yield database
+    if name is not None:
+        server.drop_database(name)
 
 
 # ---------------------------------------------------------------- leaked threads and timers
