@@ -68,10 +68,10 @@ def parse_database(value: str | os.PathLike[str]) -> DatabaseTarget:
         return Path(value).expanduser()
     try:
         url = make_url(value)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise DatabaseError(f"{value!r} is not a database URL (expected a file path or "
                             "postgresql+psycopg://USER@HOST/DATABASE)") from None
-    backend = url.get_backend_name()
+    backend, _, driver = url.drivername.partition("+")  # without loading any dialect
     if backend == "sqlite":
         if not url.database or url.database == ":memory:":
             raise DatabaseError("a sqlite:/// URL needs a file path (sqlite:///PATH)")
@@ -79,8 +79,7 @@ def parse_database(value: str | os.PathLike[str]) -> DatabaseTarget:
     if backend not in ("postgresql", "postgres"):
         raise DatabaseError(f"GenTriage libraries live in SQLite (a file path) or PostgreSQL "
                             f"(postgresql+psycopg://…), not {backend!r}")
-    driver = url.get_driver_name()
-    if "+" in url.drivername and driver != "psycopg":
+    if driver and driver != "psycopg":
         raise DatabaseError(f"GenTriage talks to PostgreSQL through psycopg: use "
                             f"{POSTGRESQL_DRIVER}://…, not {url.drivername}://…")
     if not url.database:
