@@ -62,9 +62,11 @@ def dialect_name(session: Session) -> str:
 
 
 def insert_for(session: Session, target: Any) -> Any:
-    """INSERT for `target` with the dialect's ON CONFLICT clauses (same API on both)."""
+    """INSERT into `target` (a model or table) with the dialect's ON CONFLICT clauses (same
+    API on both), as a Core statement on the table (the same statement on both backends;
+    no ORM bulk-insert semantics)."""
     module = postgresql if dialect_name(session) == POSTGRESQL else sqlite
-    return module.insert(target)
+    return module.insert(getattr(target, "__table__", target))
 
 
 # Text whose order the query layer relies on (paths, names, tags): byte order everywhere.

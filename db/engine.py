@@ -143,16 +143,24 @@ def _optimize_on_close(dbapi_connection: sqlite3.Connection, _record: object) ->
 
 def _begin_postgresql(connection: Connection) -> None:
     """Writers take the one write lock first (waiting at most their lock timeout), so what
-    they read cannot change before they write, as under SQLite's BEGIN IMMEDIATE; readers
-    get one snapshot for the whole transaction (REPEATABLE READ never fails a reader)."""
+    they read cannot change before they write, as under SQLite's BEGIN IMMEDIATE; they run
+    READ COMMITTED, so every statement after the lock sees everything committed before it
+    (REPEATABLE READ would keep the snapshot taken while waiting). Readers get one snapshot
+    for the whole transaction (REPEATABLE READ, which never fails a reader). psycopg sends
+    the isolation level with its BEGIN: no round trip of its own."""
+    from psycopg import IsolationLevel, pq
+
     options = connection.get_execution_options()
-    if options.get(WRITE_OPTION, False):
+    write = bool(options.get(WRITE_OPTION, False))
+    driver = connection.connection.driver_connection
+    if driver.info.transaction_status == pq.TransactionStatus.IDLE:  # else: already begun
+        driver.isolation_level = (IsolationLevel.READ_COMMITTED if write
+                                  else IsolationLevel.REPEATABLE_READ)
+    if write:
         timeout_ms = int(options.get(LOCK_TIMEOUT_OPTION) or BUSY_TIMEOUT_MS)
         connection.exec_driver_sql(
             f"SELECT set_config('lock_timeout', '{timeout_ms}ms', true), "
             f"pg_advisory_xact_lock({POSTGRESQL_WRITE_LOCK})")
-    else:
-        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
 
 def _postgresql_engine(url: URL) -> Engine:
@@ -359,3 +367,11 @@ def session_factory(engine: Engine, reviewer: str | None = None) -> sessionmaker
     # (the grid and the CLI hand them to other code).
     return sessionmaker(engine, expire_on_commit=False,
                         info={REVIEWER_KEY: reviewer} if reviewer else None)
+
+
+def set_reviewer(sessions: sessionmaker[Session], reviewer: str | None) -> None:
+    """From now on, sessions made by `sessions` write (and undo) as `reviewer` (None: the OS
+    user name): the app's reviewer setting changed while it runs."""
+    from db.review import REVIEWER_KEY
+
+    sessions.configure(info={REVIEWER_KEY: reviewer} if reviewer else None)

@@ -96,8 +96,10 @@ def enqueue_outdated(session: Session, versions: Mapping[str, str]) -> int:
         has_ok_image, or_(*outdated))
     statement = insert_for(session, QueuedAnalysis).from_select(
         ["content_id", "priority", "enqueued_at", "attempts"], candidates
-    ).on_conflict_do_nothing()
-    return _rowcount(session.execute(statement))
+    ).on_conflict_do_nothing().returning(QueuedAnalysis.__table__.c.content_id)
+    # Counted from RETURNING (the rows actually inserted): psycopg reports no rowcount for
+    # an INSERT compiled by SQLAlchemy (-1).
+    return len(session.execute(statement).all())
 
 
 def queued_count(session: Session) -> int:

@@ -27,6 +27,7 @@ from gentriage.cli import (
     EXIT_USAGE,
     add_storage_options,
     open_library_for,
+    sessions_for,
 )
 from library.families import DEFAULT_DISTANCE as _DEFAULT_DISTANCE  # light: no numpy yet
 from library.families import MAX_DISTANCE as _MAX_DISTANCE
@@ -71,7 +72,6 @@ def _print_text(groups: list[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from db.engine import session_factory
     from db.filters import FilterSyntaxError, parse_filter
     from library import family_ops
     from library.paths import Locations
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     engine = open_library_for("duplicates", locations.database)
     if engine is None:
         return EXIT_SOME_BROKEN
-    sessions = session_factory(engine)
+    sessions = sessions_for(engine, args)
     try:
         filled = family_ops.backfill(sessions, ThumbnailCache(locations.thumbnails))
         if filled.hashes:

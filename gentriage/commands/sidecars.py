@@ -18,6 +18,7 @@ from gentriage.cli import (
     open_library_for,
     resolve_locations,
     say,
+    sessions_for,
 )
 
 MAX_LISTED = 20
@@ -36,7 +37,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from db.engine import session_factory
     from db.filters import FilterSyntaxError, parse_filter
     from library.settings import Settings
     from library.sidecars import NAMINGS, read_sidecars, write_sidecars
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     engine = open_library_for("sidecars", locations.database)
     if engine is None:
         return EXIT_SOME_BROKEN
-    sessions = session_factory(engine)
+    sessions = sessions_for(engine, args)
     try:
         if args.read:
             report = read_sidecars(sessions, image_filter, naming)

@@ -1,4 +1,3 @@
-import sqlite3
 
 import pytest
 from sqlalchemy import inspect, text

@@ -24,8 +24,8 @@ from db.engine import (
     parse_database,
     session_factory,
 )
-from db.queries import count_images, fetch_page
 from db.filters import parse_filter
+from db.queries import count_images, fetch_page
 from db.schema import Content, Generation, QueuedAnalysis, utcnow
 from db.transaction import is_database_busy, write_transaction
 
@@ -212,7 +212,7 @@ def test_concurrent_runners_lease_every_row_exactly_once(pg):
                 if not leased:
                     return
                 mine.extend(item.content_id for item in leased)
-        except BaseException as exc:  # reported by the test thread
+        except BaseException as exc:  # noqa: BLE001 - reported by the test thread
             errors.append(exc)
 
     threads = [threading.Thread(target=runner, args=(f"r{k}",)) for k in range(4)]

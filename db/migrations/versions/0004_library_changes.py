@@ -123,7 +123,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_context().dialect.name == "postgresql":
-        for name, when in POSTGRESQL_TRIGGERS.items():
+        for name in POSTGRESQL_TRIGGERS:
             table = "contents" if name.endswith("contents") else "images"
             op.execute(f"DROP TRIGGER IF EXISTS {name} ON {table}")
         op.execute("DROP FUNCTION IF EXISTS library_changes_log()")
