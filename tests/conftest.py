@@ -9,15 +9,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import sys
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 pytest_plugins = ["pytester"]  # tests/desktop/test_leak_fixtures.py runs pytest on pytest
 
-sys.path.insert(0, os.path.dirname(__file__))  # tests/postgres_server.py, from any folder
-from postgres_server import PostgresServer, find_binaries, missing_reason, start_server
+sys.path.insert(0, os.path.dirname(__file__))  # helpers at tests/, from any folder
+from library_database import LibraryDatabase, make_library_database
+from postgres_server import find_binaries, missing_reason, start_server
 
 
 @pytest.fixture(autouse=True)
@@ -57,47 +56,12 @@ def postgres_server():
         server.stop()
 
 
-@dataclass(frozen=True)
-class LibraryDatabase:
-    """Where a test's library lives. `target` is what `--db`, GENTRIAGE_DB and open_library
-    take (a file path, or a postgresql+psycopg:// URL); `path` is the SQLite file (None on
-    PostgreSQL)."""
-
-    backend: str
-    target: str
-    path: Path | None = None
-
-    @property
-    def is_postgresql(self) -> bool:
-        return self.backend == "postgresql"
-
-    def open(self):
-        from db.engine import open_library
-
-        return open_library(self.target)
-
-    def __str__(self) -> str:
-        return self.target
-
-
 @pytest.fixture(params=BACKENDS)
 def backend(request) -> str:
     """"sqlite" or "postgresql"; every test using it runs once per backend."""
     if request.param == "postgresql" and request.getfixturevalue("postgres_server") is None:
         pytest.skip(missing_reason())
     return request.param
-
-
-def make_library_database(backend: str, folder: Path, server: PostgresServer | None,
-                          name: str = "library.sqlite3", *, blank: bool = False
-                          ) -> tuple[LibraryDatabase, str | None]:
-    """A new library location; the PostgreSQL database name to drop afterwards. SQLite: a
-    path with no file yet; PostgreSQL: a migrated database (`blank`: one without tables)."""
-    if backend == "sqlite":
-        return LibraryDatabase("sqlite", str(folder / name), folder / name), None
-    assert server is not None
-    database = server.create_database(blank=blank)
-    return LibraryDatabase("postgresql", server.url(database)), database
 
 
 @pytest.fixture

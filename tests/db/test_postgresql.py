@@ -45,8 +45,8 @@ def test_a_plain_path_is_sqlite_and_a_url_is_a_server(tmp_path):
 
 
 @pytest.mark.parametrize("value, message", [
-    ("mysql://ann@db/triage", "not 'mysql'"),
-    ("postgresql+psycopg2://ann@db/triage", "through psycopg"),
+    ("mysql://ann@dbhost/triage", "not 'mysql'"),
+    ("postgresql+psycopg2://ann@dbhost/triage", "through psycopg"),
     ("postgresql://ann@db.studio", "names no database"),
     ("sqlite://", "needs a file path"),
     ("postgresql://ann@db:notaport/triage", "not a database URL"),
