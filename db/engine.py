@@ -153,6 +153,7 @@ def _begin_postgresql(connection: Connection) -> None:
     options = connection.get_execution_options()
     write = bool(options.get(WRITE_OPTION, False))
     driver = connection.connection.driver_connection
+    assert driver is not None  # a live connection: begin runs on one
     if driver.info.transaction_status == pq.TransactionStatus.IDLE:  # else: already begun
         driver.isolation_level = (IsolationLevel.READ_COMMITTED if write
                                   else IsolationLevel.REPEATABLE_READ)
