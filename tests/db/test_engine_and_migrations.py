@@ -65,7 +65,7 @@ def test_prompt_index_follows_inserts_updates_and_deletes(Session, backend):
 
     if backend == "postgresql":
         pytest.skip("SQLite's FTS5 table is kept by triggers; PostgreSQL's GIN index by "
-                    "PostgreSQL itself (test_postgresql_prompt_search_uses_the_trigram_index)")
+                    "PostgreSQL itself (test_postgresql.py: test_prompt_search_uses_the_trigram_index)")
     with Session.begin() as session:
         content = Content(sha256="b" * 64)
         session.add(content)
