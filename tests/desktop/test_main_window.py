@@ -216,9 +216,12 @@ class _FlaggingRunner:
         while cid is None and not stop.wait(0.02):  # the scan runs at the same time
             with self._sessions() as session:
                 cid = session.scalar(select(Image.content_id).where(Image.name == NEWEST))
-        with self._sessions() as session:
+        from db.transaction import write_transaction
+
+        # The project's write helper, as the real runner: a plain session that reads, then
+        # writes while the scan holds the lock gets SQLite's "database is locked" at once.
+        with write_transaction(self._sessions) as session:
             session.get(Content, cid).flagged = True
-            session.commit()
         self._on_results([cid])
         self._on_progress(type("Progress", (), dict(done=1, queued=0, images_per_s=2.0,
                                                     device="cpu", paused=False))())
