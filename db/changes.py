@@ -9,11 +9,13 @@ not by whichever code path wrote, and a reader keeps a *token*: the id of the la
 has seen.
 
 `changes_since(session, token)` costs one max() on the log's primary key when nothing
-changed, so it can be polled every second. SQLite assigns log ids in commit order (one writer
-at a time), so nothing committed before a token can appear after it. On PostgreSQL sequence
-values are handed out before commit and may become visible out of order: a PostgreSQL reader
-would keep a transaction-id snapshot as its token instead — this module is the one place that
-changes.
+changed, so it can be polled every second. Log ids are assigned in commit order, so nothing
+committed before a token can appear after it: SQLite has one writer at a time; PostgreSQL
+hands out sequence values before commit (two transactions could make theirs visible out of
+order), so its trigger function takes the write lock before taking an id (migration 0004,
+db.transaction): the id order is the commit order there too, whoever writes. A PostgreSQL
+id that a rolled-back transaction took is never used (a gap); the only consequence is a
+rare "everything" answer below, never a missed change.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ def changes_since(session: Session, token: int) -> LibraryChanges:
         return LibraryChanges(token)
     oldest = session.scalar(select(func.min(LibraryChange.id))) or latest
     # latest < token: the database was replaced; oldest > token + 1: the log was trimmed
-    # past the token (ids are contiguous, so a gap means rows were dropped unread).
+    # past the token (ids are contiguous but for rolled-back PostgreSQL transactions, so a
+    # gap there means rows were probably dropped unread: re-read everything to be safe).
     if latest < token or oldest > token + 1 or latest - token > LISTED_MAX:
         return LibraryChanges(latest, everything=True)
     contents: set[int] = set()

@@ -12,10 +12,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from db.dialect import insert_for
 from db.schema import ClipEmbedding, Image
 
 # Rows per fetch when streaming vectors (1.5 KB each at 768 float16 values).
@@ -37,9 +36,7 @@ def store_embeddings(session: Session, rows: Sequence[StoredEmbedding]) -> None:
     seq = (session.scalar(select(func.max(ClipEmbedding.stored_seq))) or 0) + 1
     values = [{"content_id": r.content_id, "version": r.version, "dim": len(r.vector) // 2,
                "vector": r.vector, "stored_seq": seq} for r in rows]
-    insert = (postgresql_insert if session.get_bind().dialect.name == "postgresql"
-              else sqlite_insert)
-    statement = insert(ClipEmbedding).values(values)
+    statement = insert_for(session, ClipEmbedding).values(values)
     statement = statement.on_conflict_do_update(
         index_elements=[ClipEmbedding.content_id],
         set_={name: statement.excluded[name]

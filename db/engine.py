@@ -1,4 +1,19 @@
-"""Opening the library database: engine factory, SQLite pragmas, migrations on open."""
+"""Opening the library database: where it is (a file or a server URL), the engine with its
+per-connection setup, migrations on open, and storage errors in the user's terms.
+
+Two backends share one schema and one query layer (db.dialect has the few differences):
+
+- SQLite, the default: a plain path (`--db lib.sqlite3`, or `sqlite:///lib.sqlite3`). WAL,
+  one writer at a time (BEGIN IMMEDIATE), readers on a snapshot.
+- PostgreSQL, for a studio: a URL (`postgresql+psycopg://user@host/db`; `postgresql://` and
+  `postgres://` mean the same). The same guarantees, spelled the PostgreSQL way: a write
+  transaction first takes one transaction-scoped advisory lock (db.transaction explains why
+  a lock rather than SERIALIZABLE), readers run REPEATABLE READ (one snapshot per
+  transaction, as SQLite's deferred BEGIN), and the busy timeout is `lock_timeout`.
+
+This is the one module that names the PostgreSQL driver (psycopg 3, the optional extra
+`postgres`); SQLAlchemy loads it only for a postgresql URL.
+"""
 
 from __future__ import annotations
 
@@ -8,25 +23,89 @@ import os
 import sqlite3
 import stat
 from pathlib import Path
+from typing import Any, TypeAlias
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.private_files import create_private_file, non_folder_on_path, private_directory
-from db.transaction import WRITE_OPTION
+from db.transaction import (
+    BUSY_SQLSTATES,
+    LOCK_TIMEOUT_OPTION,
+    POSTGRESQL_WRITE_LOCK,
+    WRITE_OPTION,
+)
 
 # What callers outside db/ hold for an open library (desktop/ never imports SQLAlchemy).
 LibraryEngine = Engine
+# Where a library lives: a SQLite file, or a server database named by a SQLAlchemy URL.
+DatabaseTarget: TypeAlias = Path | URL
 
 log = logging.getLogger(__name__)
 
 # How long a connection waits for another writer (the app and a headless scan may share one
-# database) before SQLite reports "database is locked".
+# database) before SQLite reports "database is locked" (PostgreSQL: its lock_timeout).
 BUSY_TIMEOUT_MS = 15_000
+# How long opening a PostgreSQL connection may take before the server counts as unreachable.
+CONNECT_TIMEOUT_S = 10
+# The one driver GenTriage uses for PostgreSQL.
+POSTGRESQL_DRIVER = "postgresql+psycopg"
+POSTGRES_EXTRA_HINT = "pip install 'gentriage[postgres]'"
 
 
 class DatabaseError(RuntimeError):
     """The library database cannot be opened or written; the message says what to do."""
+
+
+# --- where the library is --------------------------------------------------------------------
+
+def parse_database(value: str | os.PathLike[str]) -> DatabaseTarget:
+    """A `--db` / GENTRIAGE_DB value as a target: a path (SQLite) or a PostgreSQL URL.
+    Text with "://" is a URL; `sqlite:///PATH` is the path. Raises DatabaseError for a URL
+    that does not parse or names another kind of database."""
+    if not isinstance(value, str) or "://" not in value:
+        return Path(value).expanduser()
+    try:
+        url = make_url(value)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise DatabaseError(f"{value!r} is not a database URL (expected a file path or "
+                            "postgresql+psycopg://USER@HOST/DATABASE)") from None
+    backend, _, driver = url.drivername.partition("+")  # without loading any dialect
+    if backend == "sqlite":
+        if not url.database or url.database == ":memory:":
+            raise DatabaseError("a sqlite:/// URL needs a file path (sqlite:///PATH)")
+        return Path(url.database).expanduser()
+    if backend not in ("postgresql", "postgres"):
+        raise DatabaseError(f"GenTriage libraries live in SQLite (a file path) or PostgreSQL "
+                            f"(postgresql+psycopg://…), not {backend!r}")
+    if driver and driver != "psycopg":
+        raise DatabaseError(f"GenTriage talks to PostgreSQL through psycopg: use "
+                            f"{POSTGRESQL_DRIVER}://…, not {url.drivername}://…")
+    if not url.database:
+        raise DatabaseError("the PostgreSQL URL names no database "
+                            "(postgresql+psycopg://USER@HOST/DATABASE)")
+    return url.set(drivername=POSTGRESQL_DRIVER)
+
+
+def is_server(target: DatabaseTarget) -> bool:
+    """A database server (PostgreSQL) rather than a SQLite file."""
+    return isinstance(target, URL)
+
+
+def describe_target(target: DatabaseTarget) -> str:
+    """The target for messages: the path, or the URL without its password."""
+    if isinstance(target, URL):
+        return target.render_as_string(hide_password=True)
+    return str(target)
+
+
+def _postgresql_driver_problem() -> str | None:
+    try:
+        import psycopg  # noqa: F401 - only to say how to install it when it is missing
+    except ImportError:
+        return f"a PostgreSQL library needs the psycopg driver: {POSTGRES_EXTRA_HINT}"
+    return None
 
 
 def _set_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
@@ -62,11 +141,55 @@ def _optimize_on_close(dbapi_connection: sqlite3.Connection, _record: object) ->
         pass  # a busy or read-only database only loses the statistics refresh
 
 
-def create_library_engine(path: Path | str) -> Engine:
-    """An engine whose every connection has WAL, synchronous=NORMAL, foreign keys and a busy
-    timeout. Does not migrate: use open_library for that. A new database (and its folder) is
-    created private to the user (db.private_files); its -wal and -shm files inherit the mode."""
-    path = Path(path)
+def _begin_postgresql(connection: Connection) -> None:
+    """Writers take the one write lock first (waiting at most their lock timeout), so what
+    they read cannot change before they write, as under SQLite's BEGIN IMMEDIATE; they run
+    READ COMMITTED, so every statement after the lock sees everything committed before it
+    (REPEATABLE READ would keep the snapshot taken while waiting). Readers get one snapshot
+    for the whole transaction (REPEATABLE READ, which never fails a reader). psycopg sends
+    the isolation level with its BEGIN: no round trip of its own."""
+    from psycopg import IsolationLevel, pq
+
+    options = connection.get_execution_options()
+    write = bool(options.get(WRITE_OPTION, False))
+    driver = connection.connection.driver_connection
+    assert driver is not None  # a live connection: begin runs on one
+    if driver.info.transaction_status == pq.TransactionStatus.IDLE:  # else: already begun
+        driver.isolation_level = (IsolationLevel.READ_COMMITTED if write
+                                  else IsolationLevel.REPEATABLE_READ)
+    if write:
+        timeout_ms = int(options.get(LOCK_TIMEOUT_OPTION) or BUSY_TIMEOUT_MS)
+        connection.exec_driver_sql(
+            f"SELECT set_config('lock_timeout', '{timeout_ms}ms', true), "
+            f"pg_advisory_xact_lock({POSTGRESQL_WRITE_LOCK})")
+
+
+def _postgresql_engine(url: URL) -> Engine:
+    problem = _postgresql_driver_problem()
+    if problem is not None:
+        raise DatabaseError(problem)
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    if "application_name" not in url.query:
+        connect_args["application_name"] = "gentriage"
+    # pool_pre_ping: a connection the server dropped (a restart) is replaced, not reported.
+    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    event.listen(engine, "begin", _begin_postgresql)
+    return engine
+
+
+def create_library_engine(target: DatabaseTarget | str) -> Engine:
+    """An engine for the library at `target` (a path or URL, see parse_database). SQLite:
+    every connection has WAL, synchronous=NORMAL, foreign keys and a busy timeout, and a new
+    database (and its folder) is created private to the user (db.private_files; its -wal and
+    -shm files inherit the mode). PostgreSQL: see _begin_postgresql. Does not migrate: use
+    open_library for that."""
+    if isinstance(target, str):
+        target = parse_database(target)
+    if isinstance(target, URL):
+        return _postgresql_engine(target)
+    path = Path(target)
     private_directory(path.parent)
     create_private_file(path)
     engine = create_engine(
@@ -79,10 +202,13 @@ def create_library_engine(path: Path | str) -> Engine:
     return engine
 
 
-def database_path_problem(path: Path | str) -> str | None:
+def database_path_problem(path: DatabaseTarget | str) -> str | None:
     """Why `path` cannot be a library database, or None. Checked before SQLite touches it: a
     FIFO would block the open forever, a folder or a file standing where a parent folder
-    should be would end in a traceback."""
+    should be would end in a traceback. A server URL: only whether its driver is installed
+    (the server itself answers when the library is opened)."""
+    if isinstance(path, URL):
+        return _postgresql_driver_problem()
     path = Path(path)
     try:
         info = path.stat()
@@ -100,18 +226,22 @@ def database_path_problem(path: Path | str) -> str | None:
     return None
 
 
-def open_library(path: Path | str) -> Engine:
-    """Open (creating if needed) the library at `path` and bring its schema to head.
-    Raises DatabaseError with a one-line reason when it cannot."""
+def open_library(target: DatabaseTarget | str) -> Engine:
+    """Open (creating if needed) the library at `target` (a path, or a URL: the PostgreSQL
+    database must exist; its tables are created) and bring its schema to head. Raises
+    DatabaseError with a one-line reason when it cannot."""
     from db.migrate import upgrade_to_head  # alembic import is deferred to first open
 
-    problem = database_path_problem(path)
+    if isinstance(target, str):
+        target = parse_database(target)
+    where = describe_target(target)
+    problem = database_path_problem(target)
     if problem is not None:
         raise DatabaseError(f"cannot open the library database: {problem}")
     try:
-        engine = create_library_engine(path)
+        engine = create_library_engine(target)
     except OSError as exc:
-        raise DatabaseError(f"cannot create the library database {path}: "
+        raise DatabaseError(f"cannot create the library database {where}: "
                             f"{exc.strerror or exc}") from exc
     try:
         upgrade_to_head(engine)
@@ -120,17 +250,58 @@ def open_library(path: Path | str) -> Engine:
         raise
     except Exception as exc:  # turned into one clear message
         engine.dispose()
-        reason = describe_database_error(exc, path) or str(exc)
-        raise DatabaseError(f"cannot open the library database {path}: {reason}") from exc
+        path = target if isinstance(target, Path) else None
+        reason = describe_database_error(exc, path) or _first_line(exc)
+        raise DatabaseError(f"cannot open the library database {where}: {reason}") from exc
     return engine
 
 
-def describe_database_error(exc: BaseException, path: Path | str | None = None) -> str | None:
-    """A one-line reason for an error SQLite reported, in the user's terms, or None when it
-    is not a storage problem. "disk I/O error" is what SQLite says when a write fails for a
-    reason it does not classify; on a full file system that is the disk being full, so the
-    free space of the database's folder decides which to say."""
+def _first_line(exc: BaseException) -> str:
     cause = getattr(exc, "orig", None) or exc
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+
+
+def _is_postgresql_error(cause: BaseException) -> bool:
+    return type(cause).__module__.split(".")[0] == "psycopg"
+
+
+def _describe_postgresql_error(cause: BaseException) -> str | None:
+    """The PostgreSQL counterpart of describe_database_error, by SQLSTATE (psycopg's errors
+    carry it; a failed connection has none and says "connection ..." instead)."""
+    state = getattr(cause, "sqlstate", None)
+    text = str(cause).lower()
+    if state in BUSY_SQLSTATES:
+        return ("the library database stayed locked by another program for too long; "
+                "nothing was lost — run the command again (is another GenTriage scan running?)")
+    if state == "53100":
+        return ("the database server's disk is full; free some space there and run the "
+                "command again (nothing recorded so far was lost)")
+    if state in ("28000", "28P01"):
+        return ("the PostgreSQL server refused the login (check the user and password in the "
+                "URL, ~/.pgpass or PGPASSWORD)")
+    if state == "3D000":
+        return ("the PostgreSQL database does not exist; create it first "
+                "(createdb -O USER DATABASE), GenTriage then creates its tables")
+    if state == "42501":
+        return ("the PostgreSQL user may not do this (it needs to own the database, or "
+                "CREATE rights in it; pg_trgm needs PostgreSQL 13 or newer, or a superuser to "
+                "run CREATE EXTENSION pg_trgm once)")
+    if state is None and ("connection" in text or "could not connect" in text
+                          or "server closed" in text):
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        return f"cannot reach the PostgreSQL server ({first})"
+    return None
+
+
+def describe_database_error(exc: BaseException,
+                            path: DatabaseTarget | str | None = None) -> str | None:
+    """A one-line reason for an error the database reported, in the user's terms, or None
+    when it is not a storage problem. "disk I/O error" is what SQLite says when a write fails
+    for a reason it does not classify; on a full file system that is the disk being full, so
+    the free space of the database's folder decides which to say."""
+    cause = getattr(exc, "orig", None) or exc
+    if _is_postgresql_error(cause):
+        return _describe_postgresql_error(cause)
     if not isinstance(cause, sqlite3.Error):
         return None
     text = str(cause).lower()
@@ -151,8 +322,8 @@ def describe_database_error(exc: BaseException, path: Path | str | None = None) 
     return None
 
 
-def _disk_full(path: Path | str | None) -> bool:
-    if path is None:
+def _disk_full(path: DatabaseTarget | str | None) -> bool:
+    if path is None or isinstance(path, URL):
         return False
     try:
         info = os.statvfs(Path(path).parent)
@@ -170,22 +341,38 @@ def database_path_of(engine_or_session: object) -> Path | None:
     """The file behind an engine or session (for error messages), if it is a SQLite file."""
     bind = getattr(engine_or_session, "bind", None) or engine_or_session
     url = getattr(bind, "url", None)
-    database = getattr(url, "database", None)
-    return Path(database) if database else None
+    if not isinstance(url, URL) or url.get_backend_name() != "sqlite":
+        return None
+    return Path(url.database) if url.database else None
 
 
-def is_disk_full(exc: BaseException, path: Path | str | None = None) -> bool:
-    """SQLite could not write because the disk is full (see describe_database_error)."""
+def is_disk_full(exc: BaseException, path: DatabaseTarget | str | None = None) -> bool:
+    """The database could not write because the disk is full (see describe_database_error)."""
     cause = getattr(exc, "orig", None) or exc
     if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
         return True
+    if _is_postgresql_error(cause):
+        return getattr(cause, "sqlstate", None) == "53100"
     if not isinstance(cause, sqlite3.Error):
         return False
     text = str(cause).lower()
     return "disk is full" in text or ("disk i/o error" in text and _disk_full(path))
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
+def session_factory(engine: Engine, reviewer: str | None = None) -> sessionmaker[Session]:
+    """Sessions on the library. `reviewer`: whose review changes they log and whose undo
+    stack they walk (db.review; None: the OS user name)."""
+    from db.review import REVIEWER_KEY
+
     # expire_on_commit=False: rows read in a short session stay usable after it closes
     # (the grid and the CLI hand them to other code).
-    return sessionmaker(engine, expire_on_commit=False)
+    return sessionmaker(engine, expire_on_commit=False,
+                        info={REVIEWER_KEY: reviewer} if reviewer else None)
+
+
+def set_reviewer(sessions: sessionmaker[Session], reviewer: str | None) -> None:
+    """From now on, sessions made by `sessions` write (and undo) as `reviewer` (None: the OS
+    user name): the app's reviewer setting changed while it runs."""
+    from db.review import REVIEWER_KEY
+
+    sessions.configure(info={REVIEWER_KEY: reviewer} if reviewer else None)

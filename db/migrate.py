@@ -53,9 +53,10 @@ def _check_known(revision: str | None) -> None:
 def upgrade_to_head(engine: Engine) -> None:
     """Bring the schema to head in ONE write transaction: a process killed half-way leaves
     the database as it was (SQLite's DDL is transactional once pysqlite stops committing
-    around it, see db.engine), and two processes creating a new library at once queue on
-    the write lock; the second finds the schema made and does nothing. A database from a
-    newer GenTriage raises db.engine.DatabaseError and is left untouched."""
+    around it, see db.engine; PostgreSQL's DDL is transactional anyway), and two processes
+    creating a new library at once queue on the write lock (PostgreSQL: the advisory lock of
+    every write transaction); the second finds the schema made and does nothing. A database
+    from a newer GenTriage raises db.engine.DatabaseError and is left untouched."""
     head = head_revision()
     current = current_revision(engine)
     if current == head:

@@ -26,7 +26,6 @@ driver error.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,27 +34,29 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Float,
-    Integer,
     Select,
     and_,
-    bindparam,
     case,
-    cast,
-    column,
     exists,
     func,
     literal,
     literal_column,
     or_,
     select,
-    table,
     tuple_,
 )
-from sqlalchemy import values as sql_values
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from db.dialect import (
+    contains_text,
+    dialect_name,
+    glob_match,
+    no_index,
+    prompt_listing,
+    ranking_rows,
+    stack_rank_text,
+)
 from db.filters import (
     DECISIONS,
     SIMILARITY,
@@ -85,10 +86,10 @@ _results = AnalysisResult.__table__
 _tags = Tag.__table__
 _generation = Generation.__table__
 _loras = LoraUse.__table__
-_prompt_fts = table("prompt_fts", column("rowid"))  # FTS5 trigram index over generation
 _FROM = _i.outerjoin(_c, _c.c.id == _i.c.content_id)  # broken files may have no content
 
-# FTS5's trigram tokenizer indexes three-character sequences: shorter text cannot use it.
+# Trigram indexes (SQLite's FTS5, PostgreSQL's pg_trgm) index three-character sequences:
+# shorter text cannot use them.
 _TRIGRAM = 3
 # Bound parameters per IN list, well below SQLite's limit (32766).
 _IN_CHUNK = 500
@@ -181,6 +182,7 @@ MAX_RANKED = 10_000
 
 
 def _ranked_cte(f: ImageFilter, dialect: str) -> Any:
+    """The ranking as a CTE `ranked(content_id, score)` (db.dialect.ranking_rows)."""
     if f.ranking is None:
         raise SemanticNotResolved(
             f"the filter {format_filter(f)!r} has a like:/similar: term but no ranking; "
@@ -189,22 +191,10 @@ def _ranked_cte(f: ImageFilter, dialect: str) -> Any:
         raise ValueError(f"a ranking holds at most {MAX_RANKED:,} pictures")
     # An empty ranking becomes one row no content has (ids start at 1): VALUES cannot be empty.
     pairs = list(zip(f.ranking.content_ids, f.ranking.scores)) or [(0, 0.0)]
-    if dialect == "sqlite":
-        # One JSON parameter unpacked by json_each: SQLAlchemy compiles a 1,000-row VALUES
-        # clause in ~100 ms (measured), the JSON form in well under 1 ms.
-        rows = func.json_each(bindparam("ranking", json.dumps(pairs))).table_valued("value")
-        return select(
-            cast(func.json_extract(rows.c.value, "$[0]"), Integer).label("content_id"),
-            cast(func.json_extract(rows.c.value, "$[1]"), Float).label("score"),
-        ).cte("ranked")
-    return sql_values(column("content_id", Integer), column("score", Float),
-                      name="ranked").data(pairs).cte("ranked")
+    return ranking_rows(dialect, pairs)
 
 
-def _no_index(target: Any) -> ColumnElement:
-    """`+col`: the same value, but SQLite will not pick an index on it (used where the
-    condition matches most rows and walking the sort index is far cheaper)."""
-    return literal_column(f"+{target.table.name}.{target.name}")
+_no_index = no_index  # `+col` on SQLite (db.dialect): an index it must not pick
 
 
 class _Membership:
@@ -229,7 +219,7 @@ class _Membership:
         """The filter's like:/similar: ranking as one CTE `ranked(content_id, score)`, shared
         by the WHERE clause and the sort of the statement being built."""
         if self._ranked is None:
-            self._ranked = _ranked_cte(f, self.session.get_bind().dialect.name)
+            self._ranked = _ranked_cte(f, dialect_name(self.session))
         return self._ranked
 
     def tagged(self, condition: ColumnElement) -> Select:
@@ -285,20 +275,11 @@ def _correlated(listing: Select) -> Select:
     return listing.where(listing.selected_columns[0] == _i.c.content_id)
 
 
-def _fts_phrase(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"'
-
-
-def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _prompt_like(term: str) -> Select:
-    """Correlated: this row's prompt contains `term` (LIKE: case-insensitive for ASCII)."""
+    """Correlated: this row's prompt contains `term`, ignoring case (db.dialect)."""
     return select(_generation.c.content_id).where(
         _generation.c.content_id == _i.c.content_id,
-        _generation.c.prompt.like(_like_pattern(term), escape="\\"))
+        contains_text(_generation.c.prompt, term))
 
 
 def _prompt_clauses(members: _Membership, terms: Sequence[str]) -> list[ColumnElement]:
@@ -310,8 +291,7 @@ def _prompt_clauses(members: _Membership, terms: Sequence[str]) -> list[ColumnEl
         if len(term) < _TRIGRAM:
             clauses.append(exists(probe))
             continue
-        listing = select(_prompt_fts.c.rowid).where(
-            literal_column("prompt_fts").op("MATCH")(f"prompt : {_fts_phrase(term)}"))
+        listing = prompt_listing(dialect_name(members.session), _generation, term)
         clauses.append(members.has(listing, probe))
     return clauses
 
@@ -321,7 +301,7 @@ def _value_matches(target: Any, values: Iterable[str]) -> ColumnElement:
     exact = sorted(v for v in values if "*" not in v)
     patterns = sorted(v for v in values if "*" in v)
     clauses = [target.in_(exact)] if exact else []
-    clauses += [target.op("GLOB")(p.replace("[", "[[]").replace("?", "[?]")) for p in patterns]
+    clauses += [glob_match(target, p) for p in patterns]
     return or_(*clauses)
 
 
@@ -383,8 +363,9 @@ def _decision_clause(members: _Membership, decisions: Iterable[str]) -> ColumnEl
 
 def _flag_clause(members: _Membership, flag: str, wanted: bool) -> ColumnElement:
     if wanted:
-        return members.content_test(lambda c: getattr(c, flag) == 1)
-    return members.content_test(lambda c: or_(getattr(c, flag) == 0, c.id.is_(None)))
+        return members.content_test(lambda c: getattr(c, flag) == True)  # noqa: E712
+    return members.content_test(
+        lambda c: or_(getattr(c, flag) == False, c.id.is_(None)))  # noqa: E712
 
 
 def filter_clauses(session: Session, f: ImageFilter, *, for_page: int | None = None,
@@ -480,9 +461,9 @@ def _stack_rank_key() -> ColumnElement:
     aesthetic = (select(_results.c.score).where(
         _results.c.content_id == _i.c.content_id, _results.c.analyser == "aesthetic",
         _results.c.error.is_(None)).scalar_subquery())
-    return func.printf("%s|%d|%d|%019.6f|%020d", _c.c.stack_key, 5 - _c.c.rating,
-                       case((_c.c.decision == "accepted", 0), else_=1),
-                       1e9 - func.coalesce(aesthetic, -1e9), (1 << 62) - _i.c.mtime_ns)
+    return stack_rank_text(_c.c.stack_key, 5 - _c.c.rating,
+                           case((_c.c.decision == "accepted", 0), else_=1),
+                           1e9 - func.coalesce(aesthetic, -1e9), (1 << 62) - _i.c.mtime_ns)
 
 
 def matching_image_ids(session: Session, f: ImageFilter) -> Select:
@@ -782,10 +763,11 @@ def _fetch_ids(session: Session, stmt: Select) -> list[int]:
     compiled = stmt.compile(dialect=connection.dialect,
                             compile_kwargs={"render_postcompile": True})
     params = compiled.construct_params()
-    positional = compiled.positiontup or ()
+    arguments: Any = (tuple(params[name] for name in compiled.positiontup or ())
+                      if compiled.positional else params)  # qmark (SQLite), pyformat (psycopg)
     cursor = connection.connection.cursor()
     try:
-        cursor.execute(str(compiled), tuple(params[name] for name in positional))
+        cursor.execute(str(compiled), arguments)
         return [row[0] for row in cursor.fetchall()]
     finally:
         cursor.close()

@@ -5,10 +5,10 @@ Qt-free and typed. Every function takes the caller's session and never commits: 
 wraps writes in db.transaction.write_transaction (so a lease, for instance, is the first
 statement of its transaction and the write lock is held from the choice of rows to the end).
 
-Leases: several runners (the app, a headless scan) may drain one queue. A runner leases the
-rows it takes (`lease_next`, one UPDATE … RETURNING), renews the lease while it works and
-releases it when its batch ends; rows leased by someone else are skipped until the lease
-expires.
+Leases: several runners (the app, a headless scan, Ray workers) may drain one queue. A
+runner leases the rows it takes (`lease_next`, one UPDATE … RETURNING; on PostgreSQL the rows
+are chosen FOR UPDATE SKIP LOCKED), renews the lease while it works and releases it when its
+batch ends; rows leased by someone else are skipped until the lease expires.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import and_, delete, exists, func, literal, or_, select, tuple_, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from db.dialect import greatest, insert_for
 from db.embeddings import StoredEmbedding, store_embeddings
 from db.schema import (
     AnalysisResult,
@@ -94,10 +94,12 @@ def enqueue_outdated(session: Session, versions: Mapping[str, str]) -> int:
                                   Image.status == ImageStatus.OK.value)
     candidates = select(Content.id, literal(0), literal(utcnow()), literal(0)).where(
         has_ok_image, or_(*outdated))
-    statement = sqlite_insert(QueuedAnalysis).from_select(
+    statement = insert_for(session, QueuedAnalysis).from_select(
         ["content_id", "priority", "enqueued_at", "attempts"], candidates
-    ).on_conflict_do_nothing()
-    return _rowcount(session.execute(statement))
+    ).on_conflict_do_nothing().returning(QueuedAnalysis.__table__.c.content_id)
+    # Counted from RETURNING (the rows actually inserted): psycopg reports no rowcount for
+    # an INSERT compiled by SQLAlchemy (-1).
+    return len(session.execute(statement).all())
 
 
 def queued_count(session: Session) -> int:
@@ -114,14 +116,18 @@ def prioritise(session: Session, content_ids: Collection[int]) -> None:
 def lease_next(session: Session, lease_id: str, take: int, until: datetime) -> list[Leased]:
     """Lease the next `take` unleased (or expired) rows, counting the attempt, in one
     UPDATE … RETURNING, highest priority first, then newest. Call it as the first statement
-    of a write transaction."""
+    of a write transaction.
+
+    On PostgreSQL the rows are chosen `FOR UPDATE SKIP LOCKED`: a row another runner is
+    leasing at this moment is passed over, not waited for and never taken twice, even by
+    runners whose transactions overlap (SQLite has one writer at a time and ignores it)."""
     now = utcnow()
     order = (QueuedAnalysis.priority.desc(), QueuedAnalysis.enqueued_at.desc(),
              QueuedAnalysis.content_id.desc())
     takeable = (select(QueuedAnalysis.content_id)
                 .where(or_(QueuedAnalysis.leased_until.is_(None),
                            QueuedAnalysis.leased_until < now))
-                .order_by(*order).limit(take))
+                .order_by(*order).limit(take).with_for_update(skip_locked=True))
     taken = session.execute(
         update(QueuedAnalysis).where(QueuedAnalysis.content_id.in_(takeable))
         .values(leased_by=lease_id, leased_until=until, attempts=QueuedAnalysis.attempts + 1)
@@ -155,7 +161,7 @@ def release(session: Session, lease_id: str, content_ids: Collection[int], *,
         return
     values: dict[str, Any] = {"leased_by": None, "leased_until": None}
     if uncount_attempt:
-        values["attempts"] = func.max(QueuedAnalysis.attempts - 1, 0)
+        values["attempts"] = greatest(QueuedAnalysis.attempts - 1, 0)
     session.execute(update(QueuedAnalysis).where(_mine(lease_id, content_ids)).values(values))
 
 
@@ -235,7 +241,7 @@ def _rowcount(result: Any) -> int:
 
 
 def _upsert(session: Session, rows: list[dict[str, Any]]) -> None:
-    statement = sqlite_insert(AnalysisResult).values(rows)
+    statement = insert_for(session, AnalysisResult).values(rows)
     statement = statement.on_conflict_do_update(
         index_elements=[AnalysisResult.content_id, AnalysisResult.analyser],
         set_={name: statement.excluded[name]
@@ -277,7 +283,7 @@ def write_results(session: Session, results: Mapping[tuple[int, str], OutputLike
         tag_rows.extend(dict(content_id=cid, analyser=analyser, tag=t, score=s)
                         for t, s in best.items())
     if tag_rows:
-        session.execute(sqlite_insert(Tag).values(tag_rows).on_conflict_do_nothing())
+        session.execute(insert_for(session, Tag).values(tag_rows).on_conflict_do_nothing())
 
 
 def give_up(session: Session, content_ids: Collection[int], versions: Mapping[str, str],

@@ -159,7 +159,7 @@ def _totals_select(pairs: Any, good_threshold: float, extra_keys: tuple[Any, ...
     aes, aes_on = _result(AESTHETIC, "aes", pairs.c.cid)
     coh, coh_on = _result(COHERENCE, "coh", pairs.c.cid)
     content = Content.__table__.alias("pc")
-    adherence = func.json_extract(aes.c.scores, f"$.{PROMPT_ADHERENCE_KEY}")
+    adherence = aes.c.scores[PROMPT_ADHERENCE_KEY].as_float()
     not_incoherent = or_(coh.c.label.is_(None), coh.c.label.not_in(INCOHERENT_LABELS))
     good = and_(aes.c.score >= good_threshold, content.c.decision != "rejected", not_incoherent)
     keys = (pairs.c.grp, *extra_keys)
@@ -200,7 +200,7 @@ def picture_scores(session: Session, by: str, f: ImageFilter) -> Iterator[Pictur
     """Every picture of every group with its aesthetic and prompt-adherence scores."""
     pairs = _pairs(session, by, f)
     aes, aes_on = _result(AESTHETIC, "aes", pairs.c.cid)
-    adherence = func.json_extract(aes.c.scores, f"$.{PROMPT_ADHERENCE_KEY}")
+    adherence = aes.c.scores[PROMPT_ADHERENCE_KEY].as_float()
     stmt = select(pairs.c.grp, pairs.c.cid, aes.c.score, adherence).select_from(
         pairs.outerjoin(aes, aes_on))
     for row in session.execute(stmt).all():

@@ -9,10 +9,20 @@ process sharing the database (the app, `gentriage review`) undoes the same histo
 The undo and redo stacks are derived from the log (see `_undo_target`), so they survive
 restarts; undo reaches back through the whole history, with a few index lookups per step.
 File moves are recorded here (field "path") but performed by the caller: db/ does no file I/O.
+
+Several reviewers (a library on a PostgreSQL server, or `gentriage review --user` beside the
+app): every log row names its author, and each author has their own undo and redo stacks,
+derived from their own rows only: Ctrl+Z takes back *my* last step, never a colleague's.
+The author is the reviewer of the session factory (`db.engine.session_factory(engine,
+reviewer=…)`; default: the OS user name). An undo or redo never overwrites what someone
+else decided since: a field that no longer holds the value the step left is kept as it is
+(the step is still logged, as unchanged, so the stacks move on). Group ids are unique across
+authors: they are taken under the write lock that every write transaction holds.
 """
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -42,7 +52,41 @@ class ReviewError(ValueError):
     pass
 
 
+# session.info key naming the reviewer a session writes for (db.engine.session_factory).
+REVIEWER_KEY = "gentriage_reviewer"
+# review_log.author holds at most this many characters.
+MAX_REVIEWER_LENGTH = 64
+
+
+def local_reviewer() -> str:
+    """The reviewer when none is named: the OS user name ("unknown" when it has none)."""
+    try:
+        name = getpass.getuser()
+    except (OSError, KeyError):  # no login name and no password entry (a container's uid)
+        name = ""
+    return (name.strip() or "unknown")[:MAX_REVIEWER_LENGTH]
+
+
+def reviewer_problem(name: str) -> str | None:
+    """Why `name` cannot be a reviewer name, or None."""
+    if not name.strip():
+        return "a reviewer name cannot be empty"
+    if len(name) > MAX_REVIEWER_LENGTH:
+        return f"a reviewer name has at most {MAX_REVIEWER_LENGTH} characters"
+    if any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in name):
+        return "a reviewer name cannot hold control characters or undecodable bytes"
+    return None
+
+
+def reviewer_of(session: Session) -> str:
+    """Who the session's review changes are logged for (and whose undo stack it walks)."""
+    return str(session.info.get(REVIEWER_KEY) or local_reviewer())
+
+
 def _next_group(session: Session) -> int:
+    # max() + 1 inside the write transaction: every writer holds the one write lock (SQLite's
+    # BEGIN IMMEDIATE, PostgreSQL's advisory lock, db.transaction), so no two reviewers ever
+    # get the same group, and group order is commit order (the undo stacks rely on it).
     return (session.scalar(select(func.max(ReviewLog.group_id))) or 0) + 1
 
 
@@ -63,10 +107,12 @@ def _write_group(session: Session, changes: Sequence[Change], source: str,
     if group is None:
         group = _next_group(session)
     now = utcnow()
+    author = reviewer_of(session)
     for change in changes:
         session.add(ReviewLog(group_id=group, content_id=change.content_id, field=change.field,
                               old_value=change.old_value, new_value=change.new_value,
-                              source=source, reverts_group=reverts_group, at=now))
+                              source=source, reverts_group=reverts_group, at=now,
+                              author=author))
     return group
 
 
@@ -117,12 +163,13 @@ def record_path_changes(session: Session, moves: Sequence[tuple[int | None, str,
 _STACK_SOURCES = (*sorted(USER_SOURCES), "undo", "redo")
 
 
-def _event_before(session: Session, before: int | None) -> tuple[int, str, int | None] | None:
-    """The latest group that can move the undo/redo stacks (a person's action, an undo or a
-    redo; audit-only groups are skipped) whose id is below `before` (None: the latest of
-    all). One step down the group-id index."""
+def _event_before(session: Session, author: str, before: int | None
+                  ) -> tuple[int, str, int | None] | None:
+    """The latest group of `author` that can move their undo/redo stacks (an action, an undo
+    or a redo; audit-only groups are skipped) whose id is below `before` (None: the latest
+    of all). One step down the (author, group id) index."""
     stmt = select(ReviewLog.group_id, ReviewLog.source, ReviewLog.reverts_group).where(
-        ReviewLog.source.in_(_STACK_SOURCES))
+        ReviewLog.author == author, ReviewLog.source.in_(_STACK_SOURCES))
     if before is not None:
         stmt = stmt.where(ReviewLog.group_id < before)
     row = session.execute(stmt.order_by(ReviewLog.group_id.desc()).limit(1)).first()
@@ -130,7 +177,8 @@ def _event_before(session: Session, before: int | None) -> tuple[int, str, int |
 
 
 def _undo_target(session: Session) -> int | None:
-    """The group the next undo reverts: the top of the undo stack, derived from the log.
+    """The group the session's reviewer's next undo reverts: the top of their undo stack,
+    derived from their rows of the log.
 
     The log is a stack history: an action or a redo pushes a group, an undo pops the top
     (the undo and redo writers read the top inside their write transaction, so the log is
@@ -140,8 +188,9 @@ def _undo_target(session: Session) -> int | None:
     had to be redone first), so the stack after the undo is the stack before g: continue
     below g. Each step is one index lookup, however long the history: undo depth has no
     limit, and a long run of undos is crossed in one jump."""
+    author = reviewer_of(session)
     before: int | None = None
-    while (event := _event_before(session, before)) is not None:
+    while (event := _event_before(session, author, before)) is not None:
         group, source, reverts = event
         if source in USER_SOURCES:
             return group
@@ -162,8 +211,9 @@ def _redo_target(session: Session) -> int | None:
     backwards: an undo is the top; a redo of g popped the group pushed by the latest undo of
     g before it, and the stack after the redo is the stack before that undo (anything
     undone in between had to be redone first), so continue below that undo."""
+    author = reviewer_of(session)
     before: int | None = None
-    while (event := _event_before(session, before)) is not None:
+    while (event := _event_before(session, author, before)) is not None:
         group, source, reverts = event
         if source in USER_SOURCES:
             return None
@@ -171,6 +221,7 @@ def _redo_target(session: Session) -> int | None:
             return reverts
         pushed_by = session.scalar(  # a redo: the undo it took back
             select(func.max(ReviewLog.group_id)).where(
+                ReviewLog.author == author,
                 ReviewLog.group_id < group, ReviewLog.group_id > (reverts or 0),
                 ReviewLog.source == "undo", ReviewLog.reverts_group == reverts))
         before = pushed_by if pushed_by is not None else group
@@ -183,14 +234,30 @@ def _group_changes(session: Session, group: int) -> list[Change]:
     return [Change(r.content_id, r.field, r.old_value, r.new_value) for r in rows]
 
 
+def _current_value(content: Content, field: str) -> str | None:
+    """A review field as the log writes it."""
+    return content.decision if field == "decision" else str(content.rating)
+
+
 def _replay(session: Session, changes: Sequence[Change], source: str, group: int) -> list[Change]:
+    """Apply `changes` (old -> new) as an undo or redo of `group`. A field that no longer
+    holds `old` was changed since by someone else (another reviewer): it keeps that value
+    and is logged unchanged (old = new = its value), so no one's decision is overwritten
+    and the log stays a chain of true old values."""
     contents = {c.id: c for c in _contents(session, [c.content_id for c in changes
                                                       if c.content_id is not None])}
+    applied: list[Change] = []
     for change in changes:
         if change.field != "path" and change.content_id in contents:
-            _apply_field(contents[change.content_id], change.field, change.new_value)
-    _write_group(session, changes, source, reverts_group=group)
-    return list(changes)
+            content = contents[change.content_id]
+            current = _current_value(content, change.field)
+            if current != change.old_value:
+                change = Change(change.content_id, change.field, current, current)
+            else:
+                _apply_field(content, change.field, change.new_value)
+        applied.append(change)
+    _write_group(session, applied, source, reverts_group=group)
+    return applied
 
 
 def can_undo(session: Session) -> bool:

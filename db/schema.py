@@ -13,7 +13,6 @@ import enum
 from datetime import UTC, datetime
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     DateTime,
@@ -26,6 +25,14 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from db.dialect import json_document, sortable_text
+
+# Both databases hold the same schema (migrations in db/migrations run on each); the two
+# types below differ by dialect: JSON is JSONB on PostgreSQL, and text the query layer sorts
+# or compares by range is byte-ordered there (COLLATE "C", as SQLite compares).
+JSON = json_document()
+SortableText = sortable_text()
 
 
 def utcnow() -> datetime:
@@ -54,7 +61,7 @@ class Folder(Base):
     __tablename__ = "folders"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    path: Mapped[str] = mapped_column(Text, unique=True)
+    path: Mapped[str] = mapped_column(SortableText, unique=True)
     # Unanalysed images in a sensitive folder stay blurred until analysed.
     sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
     added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -108,8 +115,8 @@ class Image(Base):
     __tablename__ = "images"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    path: Mapped[str] = mapped_column(Text, unique=True)
-    name: Mapped[str] = mapped_column(Text)  # file name, for sorting by name
+    path: Mapped[str] = mapped_column(SortableText, unique=True)
+    name: Mapped[str] = mapped_column(SortableText)  # file name, for sorting by name
     folder_id: Mapped[int | None] = mapped_column(ForeignKey("folders.id", ondelete="SET NULL"))
     content_id: Mapped[int | None] = mapped_column(ForeignKey("contents.id", ondelete="SET NULL"))
     size: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -219,7 +226,7 @@ class Tag(Base):
     content_id: Mapped[int] = mapped_column(
         ForeignKey("contents.id", ondelete="CASCADE"), primary_key=True)
     analyser: Mapped[str] = mapped_column(String(32), primary_key=True)
-    tag: Mapped[str] = mapped_column(Text, primary_key=True)
+    tag: Mapped[str] = mapped_column(SortableText, primary_key=True)
     score: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (Index("ix_tags_tag", "tag", "content_id"),)
@@ -249,7 +256,8 @@ class ReviewLog(Base):
     """Append-only history of review changes (and file moves) for undo and audit.
 
     Undo never deletes a row: it appends the inverse change. `group_id` ties together the rows
-    of one user action (a decision applied to a multi-selection undoes as one step).
+    of one user action (a decision applied to a multi-selection undoes as one step); group ids
+    are unique across authors (taken under the write lock, db.review._next_group).
     """
 
     __tablename__ = "review_log"
@@ -265,6 +273,12 @@ class ReviewLog(Base):
     # For "undo"/"redo" groups: the group they revert or re-apply.
     reverts_group: Mapped[int | None] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Who made the change (db.review.reviewer_of: the OS user name unless `--user` or the
+    # app's setting names someone). Undo and redo are per author. Rows logged before
+    # migration 0008 carry the name of the account that upgraded the library.
+    author: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_review_log_author_group", "author", "group_id"),)
 
 
 class QueuedAnalysis(Base):
@@ -300,11 +314,13 @@ class LibraryChange(Base):
 
     Written only by triggers (migration 0004), never by code, so a change made by another
     process or another program is logged exactly like one of ours; read by db.changes. The
-    id only grows (AUTOINCREMENT): it is the token a reader keeps."""
+    id only grows (AUTOINCREMENT; on PostgreSQL in commit order, see migration 0004): it is
+    the token a reader keeps."""
 
     __tablename__ = "library_changes"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(Integer().with_variant(BigInteger(), "postgresql"),
+                                    primary_key=True)
     content_id: Mapped[int | None] = mapped_column(Integer)
     image_id: Mapped[int | None] = mapped_column(Integer)
 

@@ -20,12 +20,12 @@ import enum
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol, cast
+from typing import NamedTuple, Protocol
 
-from sqlalchemy import ColumnElement, CursorResult, and_, delete, exists, func, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import ColumnElement, and_, delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
+from db.dialect import insert_for
 from db.review import record_path_changes
 from db.schema import (
     AnalysisResult,
@@ -426,13 +426,17 @@ def _chunks(items: Sequence, size: int = _IN_CHUNK) -> Iterable[Sequence]:
 def _get_or_create_content(session: Session, facts: FileFacts) -> tuple[int, bool]:
     # INSERT … ON CONFLICT DO NOTHING: another process (the app and a headless scan share the
     # database) may insert the same picture at the same moment; no IntegrityError either way.
-    result = session.execute(
-        sqlite_insert(Content)
+    # RETURNING gives the new id, and no row when the picture was there already (a
+    # rowcount is not reported for this statement by every driver: psycopg says -1).
+    inserted = session.execute(
+        insert_for(session, Content)
         .values(sha256=facts.sha256, width=facts.width, height=facts.height, format=facts.format,
                 stack_key=facts.stack_key, phash=facts.phash)
-        .on_conflict_do_nothing(index_elements=[Content.sha256]))
-    created = cast("CursorResult[Any]", result).rowcount == 1
-    content_id = session.scalar(select(Content.id).where(Content.sha256 == facts.sha256))
+        .on_conflict_do_nothing(index_elements=[Content.sha256])
+        .returning(Content.__table__.c.id)).scalar()
+    created = inserted is not None
+    content_id = inserted if created else session.scalar(
+        select(Content.id).where(Content.sha256 == facts.sha256))
     assert content_id is not None
     if not created:
         # Fill in what an older row may lack (e.g. written before the size was known).
@@ -500,7 +504,7 @@ def _enqueue_if_unanalysed(session: Session, content_id: int) -> None:
     if session.scalar(select(exists().where(AnalysisResult.content_id == content_id))):
         return
     session.execute(
-        sqlite_insert(QueuedAnalysis).values(content_id=content_id, enqueued_at=utcnow())
+        insert_for(session, QueuedAnalysis).values(content_id=content_id, enqueued_at=utcnow())
         .on_conflict_do_nothing(index_elements=[QueuedAnalysis.content_id]))
 
 

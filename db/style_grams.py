@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from db.dialect import insert_for
 from db.schema import StyleGram
 
 # Rows per read: ~600 KiB each, so a chunk holds ~60 MB at most.
@@ -25,7 +25,7 @@ def save_grams(session: Session, rows: Iterable[tuple[int, str, bytes | None]]) 
     for cid, version, data in rows:
         if data is None:
             continue
-        statement = sqlite_insert(StyleGram).values(content_id=cid, version=version, data=data)
+        statement = insert_for(session, StyleGram).values(content_id=cid, version=version, data=data)
         session.execute(statement.on_conflict_do_update(
             index_elements=[StyleGram.content_id],
             set_={"version": statement.excluded.version, "data": statement.excluded.data}))

@@ -17,6 +17,22 @@ A writer that waits longer than the busy timeout for another process's lock gets
 The GUI thread writes with a short busy timeout of its own (`busy_timeout_ms`): a keypress
 must not freeze the window for the engine's 15 s while a scan in another process holds the
 lock; the window queues the change and retries instead (desktop.review_controller).
+
+PostgreSQL (a studio library shared by several machines): the same guarantee, by the same
+means. A write transaction begins by taking one transaction-scoped advisory lock
+(`pg_advisory_xact_lock(POSTGRESQL_WRITE_LOCK)`, db.engine), held until it commits or rolls
+back: writers take turns, as under SQLite's write lock, and readers never wait (MVCC). Its
+statements run READ COMMITTED, so each one sees everything committed before the lock was
+granted. Chosen over the alternatives because every write in GenTriage is a read-then-write
+written and tested for one-writer-at-a-time: SERIALIZABLE would abort conflicting writers,
+and a `with` block cannot be re-run, so every call site would need its own retry loop; row
+locks (SELECT … FOR UPDATE) would need a proof per write path that it locks everything it
+reads, including rows that do not exist yet (the next review-log group, a path about to be
+recorded). The lock makes review-log group ids (max + 1) unique and commit-ordered, and the
+change log's ids commit-ordered (its triggers take the same lock, db.changes). Work that
+only needs a row at a time still avoids waiting where it can: queue leases pick their rows
+FOR UPDATE SKIP LOCKED (db.queue). The busy timeout is PostgreSQL's `lock_timeout` for the
+lock; running out of it is "busy" like SQLite's "database is locked" (is_database_busy).
 """
 
 from __future__ import annotations
@@ -27,7 +43,7 @@ from contextlib import contextmanager
 from typing import TypeAlias
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 # What the layers above db/ hold to reach the library: they open reads (`with sessions() as
@@ -37,6 +53,15 @@ Sessions: TypeAlias = sessionmaker[Session]
 
 # Connection execution option read by db.engine's "begin" listener: this transaction writes.
 WRITE_OPTION = "gentriage_write"
+# PostgreSQL: how long (ms) this write transaction waits for the write lock (lock_timeout).
+LOCK_TIMEOUT_OPTION = "gentriage_lock_timeout_ms"
+# PostgreSQL: the advisory lock key every write transaction takes ("GenTriag" in ASCII).
+# Advisory locks are per database, so two libraries on one server do not share it.
+POSTGRESQL_WRITE_LOCK = 0x47656E5472696167
+# PostgreSQL errors that mean "another writer held on too long": lock_not_available
+# (lock_timeout), query_canceled (statement_timeout), deadlock_detected and
+# serialization_failure (both resolved by running again).
+BUSY_SQLSTATES = frozenset({"55P03", "57014", "40P01", "40001"})
 
 # SQLite's write lock is not fair: a writer waiting for it sleeps in its busy handler and
 # polls, at most MAX_POLL_GAP_S apart (sqlite3's default busy handler), so a job that
@@ -62,7 +87,8 @@ def write_transaction(sessions: Sessions, *,
         return
     with _busy_timeout(sessions, busy_timeout_ms) as connection, \
             sessions(bind=connection) as session:
-        session.connection(execution_options={WRITE_OPTION: True})
+        session.connection(execution_options={WRITE_OPTION: True,
+                                              LOCK_TIMEOUT_OPTION: int(busy_timeout_ms)})
         yield session
         session.commit()
 
@@ -74,7 +100,8 @@ def _busy_timeout(sessions: Sessions, busy_timeout_ms: int) -> Iterator[Connecti
 
     The timeout has to be in place before BEGIN IMMEDIATE, which is where the wait happens,
     so it is set on the driver connection before any transaction starts; the session is then
-    bound to this connection. Other databases keep their own lock waits."""
+    bound to this connection. PostgreSQL reads the wait from the transaction's execution
+    options instead (LOCK_TIMEOUT_OPTION, applied with the lock by db.engine)."""
     engine = sessions.kw["bind"]
     with engine.connect() as connection:
         if engine.dialect.name != "sqlite":
@@ -108,7 +135,12 @@ def commit_and_continue(session: Session, held_since: float) -> float:
 
 
 def is_database_busy(exc: BaseException) -> bool:
-    """Another process held the write lock for longer than the busy timeout."""
-    cause = exc.orig if isinstance(exc, OperationalError) else exc
+    """Another process held the write lock for longer than the busy timeout (SQLite:
+    "database is locked"; PostgreSQL: a lock timeout, deadlock or serialization failure)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    cause = exc.orig
+    if getattr(cause, "sqlstate", None) in BUSY_SQLSTATES:
+        return True
     text = str(cause).lower()
     return isinstance(exc, OperationalError) and ("locked" in text or "busy" in text)

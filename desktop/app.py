@@ -29,7 +29,14 @@ from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from db import store
-from db.engine import DatabaseError, LibraryEngine, open_library, session_factory
+from db.engine import (
+    DatabaseError,
+    LibraryEngine,
+    describe_target,
+    open_library,
+    session_factory,
+    set_reviewer,
+)
 from db.transaction import Sessions, write_transaction
 from desktop.blur import BlurPolicy
 from desktop.error_sink import ErrorSink
@@ -68,12 +75,16 @@ class GenTriageApp(QObject):
                  folders: list[str] | None = None, device: str | None = None,
                  models_dir: str | None = None, *, analysis: bool = True,
                  watch: bool = True, scan_executor: ExecutorKind = "thread",
-                 runner_factory: Any = None) -> None:
+                 runner_factory: Any = None, reviewer: str | None = None) -> None:
         super().__init__()
         self.engine = engine
         self.locations = locations
         self.settings = settings
-        self.sessions: Sessions = session_factory(engine)
+        # Who this window's decisions are logged for: `--user`, else the setting, else the
+        # OS user name (db.review). Undo and redo walk this reviewer's steps only.
+        self._reviewer_override = reviewer
+        self.sessions: Sessions = session_factory(engine,
+                                                  reviewer=reviewer or settings.reviewer)
         self.device = device or settings.device
         self._explicit_models = models_dir
         self.errors = ErrorSink()
@@ -239,6 +250,9 @@ class GenTriageApp(QObject):
             self.device = new.device
             self.analysis.worker.restart(new, self.models_dir(new), new.device)
         self.semantic.set_models_dir(self.models_dir(new))
+        if old.reviewer != new.reviewer and self._reviewer_override is None:
+            set_reviewer(self.sessions, new.reviewer or None)
+            self.window.controller.refresh_history()
         self.settings = new
 
     def save_settings(self, settings: Settings) -> None:
@@ -324,19 +338,26 @@ def run_app(args: argparse.Namespace) -> int:
     settings = Settings.load(locations.settings)
     apply_theme(app, settings.theme)
     try:
+        if locations.database_error is not None:
+            raise DatabaseError(locations.database_error)
         engine = open_library(locations.database)
     except DatabaseError as exc:
-        QMessageBox.critical(None, "GenTriage cannot open its library", escaped_rich_text(
-            f"{exc}\n\nIf another program holds the database, close it; if the file is "
-            "damaged, move it away and GenTriage starts a new one (use --db to choose "
-            "another file)."))
+        advice = ("Check that the PostgreSQL server is running and the URL is right (use "
+                  "--db to choose another library)." if not isinstance(locations.database, Path)
+                  else "If another program holds the database, close it; if the file is "
+                  "damaged, move it away and GenTriage starts a new one (use --db to choose "
+                  "another file).")
+        QMessageBox.critical(None, "GenTriage cannot open its library",
+                             escaped_rich_text(f"{exc}\n\n{advice}"))
         return 2
+    log.info("library: %s", describe_target(locations.database))
     folders = [str(Path(f).expanduser().resolve()) for f in getattr(args, "folders", []) or []]
     missing = [f for f in folders if not Path(f).is_dir()]
     folders = [f for f in folders if f not in missing]
     gentriage = GenTriageApp(engine, locations, settings, folders,
                              device=getattr(args, "device", None),
-                             models_dir=getattr(args, "models_dir", None))
+                             models_dir=getattr(args, "models_dir", None),
+                             reviewer=getattr(args, "user", None))
     gentriage.window.show()
     gentriage.start()
     # Start-up objects (Qt, SQLAlchemy, Pillow: ~100k) leave the garbage collector's view,

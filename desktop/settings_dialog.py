@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from db.review import local_reviewer, reviewer_problem
 from desktop.actions import ActionRegistry
 from desktop.interop import SharingSettingsPage
 from desktop.theme import THEMES
@@ -132,6 +133,12 @@ class SettingsDialog(QDialog):
         form.addRow("Rejected folder", self._rejected_folder_row)
         self.rejected_combo.currentIndexChanged.connect(self._update_rejected_folder)
         self._update_rejected_folder()
+        self.reviewer_edit = QLineEdit(s.reviewer)
+        self.reviewer_edit.setPlaceholderText(local_reviewer())
+        self.reviewer_edit.setToolTip(
+            "The name the review log records for your decisions. Several reviewers on one "
+            "library: each undoes only their own steps. Empty: your user name.")
+        form.addRow("Reviewer name", self.reviewer_edit)
         return page
 
     def _analysis_tab(self, s: Settings, default_models_dir: str) -> QWidget:
@@ -228,6 +235,7 @@ class SettingsDialog(QDialog):
         s.blur_radius = self.blur_strength.value()
         s.rejected_action = self.rejected_combo.currentData()
         s.rejected_folder = self.rejected_folder_edit.text().strip()
+        s.reviewer = self.reviewer_edit.text().strip()
         s.models_dir = self.models_dir_edit.text().strip()
         s.device = self.device_combo.currentText().strip() or "auto"
         s.enabled_analysers = [a for a, box in self.analyser_boxes.items() if box.isChecked()]
@@ -254,6 +262,9 @@ class SettingsDialog(QDialog):
         if self.rejected_combo.currentData() == "move" and not \
                 self.rejected_folder_edit.text().strip():
             return "Choose a folder for rejected files, or pick another rejected-file action."
+        reviewer = self.reviewer_edit.text().strip()
+        if reviewer and (problem := reviewer_problem(reviewer)) is not None:
+            return f"Reviewer name: {problem}."
         return None
 
     def accept(self) -> None:

@@ -562,8 +562,11 @@ class ChangeWatcher(QObject):
     re-checks the blur. A privacy rule cannot depend on who wrote the flag.
 
     Polling, because SQLite has no cross-process notification; each poll is one max() on the
-    log's primary key when nothing changed. The token is taken when this object is made —
-    before the window reads its first page — so nothing committed in between is missed."""
+    log's primary key when nothing changed. On PostgreSQL the same poll serves: the log's
+    ids are commit-ordered there too (db.changes), and LISTEN/NOTIFY would hold one more
+    connection open per window for what one indexed max() a second already gives. The token
+    is taken when this object is made — before the window reads its first page — so nothing
+    committed in between is missed."""
 
     library_changed = Signal(object)  # db.changes.LibraryChanges
     error_reported = Signal(str)

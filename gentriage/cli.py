@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
     from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
+    from db.engine import DatabaseTarget
     from db.filters import ImageFilter
     from library.paths import Locations
 
@@ -105,11 +107,22 @@ def filter_option(command: str, text: str) -> ImageFilter | None:
 
 
 def add_storage_options(parser: argparse.ArgumentParser) -> None:
-    """--db and --models-dir, shared by every command that touches the library."""
-    parser.add_argument("--db", metavar="PATH", help="library database (default: $GENTRIAGE_DB, "
-                        "else the user data directory, or $GENTRIAGE_HOME)")
+    """--db, --models-dir and --user, shared by every command that touches the library."""
+    parser.add_argument("--db", metavar="PATH|URL", help="library database: a SQLite file, or "
+                        "a PostgreSQL URL (postgresql+psycopg://USER@HOST/DATABASE) (default: "
+                        "$GENTRIAGE_DB, else the user data directory, or $GENTRIAGE_HOME)")
     parser.add_argument("--models-dir", metavar="DIR", help="folder with one subfolder per "
                         "analyser (default: $GENTRIAGE_MODELS_DIR, else <data dir>/models)")
+    parser.add_argument("--user", metavar="NAME", help="the reviewer the review log names "
+                        "for this run's decisions; undo and redo are per reviewer (default: "
+                        "the OS user name)")
+
+
+def sessions_for(engine: Engine, args: argparse.Namespace) -> sessionmaker[Session]:
+    """The library's sessions for this run, writing review changes as `--user`."""
+    from db.engine import session_factory
+
+    return session_factory(engine, reviewer=getattr(args, "user", None))
 
 
 def resolve_locations(command: str, args: argparse.Namespace) -> Locations | None:
@@ -120,6 +133,13 @@ def resolve_locations(command: str, args: argparse.Namespace) -> Locations | Non
 
     locations = Locations.resolve(getattr(args, "db", None), getattr(args, "models_dir", None))
     problem = locations.problem()
+    if problem is None and getattr(args, "user", None) is not None:
+        from db.review import reviewer_problem
+
+        problem = reviewer_problem(args.user)
+        if problem is not None:  # not a location: no GENTRIAGE_HOME to blame
+            warn(command, f"--user: {problem}")
+            return None
     if problem is not None:
         home = os.environ.get("GENTRIAGE_HOME")
         origin = f" (GENTRIAGE_HOME={home})" if home else ""
@@ -128,12 +148,14 @@ def resolve_locations(command: str, args: argparse.Namespace) -> Locations | Non
     return locations
 
 
-def open_library_for(command: str, database: Path, *, must_exist: bool = True) -> Engine | None:
+def open_library_for(command: str, database: DatabaseTarget, *,
+                     must_exist: bool = True) -> Engine | None:
     """Open the library database for a headless command, or say on stderr why it cannot be
-    opened and return None (the command then exits with EXIT_SOME_BROKEN)."""
+    opened and return None (the command then exits with EXIT_SOME_BROKEN). `must_exist`
+    applies to a SQLite file; a PostgreSQL database exists or the server says so."""
     from db.engine import DatabaseError, open_library
 
-    if must_exist and not database.exists():
+    if must_exist and isinstance(database, Path) and not database.exists():
         warn(command, f"no library database at {database} (run 'gentriage scan FOLDER' first)")
         return None
     try:
@@ -143,7 +165,7 @@ def open_library_for(command: str, database: Path, *, must_exist: bool = True) -
         return None
 
 
-def _failure_line(exc: Exception, database: Path | None) -> str:
+def _failure_line(exc: Exception, database: DatabaseTarget | None) -> str:
     """One line for an exception no command handled: the storage problem in the user's
     terms when SQLite reported one (`database`: the library file, for the free-space check
     behind "disk full"), else what went wrong and how to see more."""
@@ -231,10 +253,19 @@ def _run_command(name: str, arguments: list[str]) -> int:
             return EXIT_SOME_BROKEN
         if os.environ.get(DEBUG_ENV):
             raise
-        from library.paths import database_path
-
-        warn(name, _failure_line(exc, database_path(getattr(args, "db", None))))
+        warn(name, _failure_line(exc, _database_named_by(args)))
         return EXIT_SOME_BROKEN
+
+
+def _database_named_by(args: argparse.Namespace) -> DatabaseTarget | None:
+    """The run's database for a failure message (None when it cannot even be named)."""
+    from db.engine import DatabaseError
+    from library.paths import database_path
+
+    try:
+        return database_path(getattr(args, "db", None))
+    except DatabaseError:
+        return None
 
 
 def _run_app(argv: list[str]) -> int:

@@ -1,7 +1,8 @@
 """Where GenTriage keeps what it writes.
 
 Resolution order, for every location:
-1. an explicit argument (`--db`, `--models-dir`);
+1. an explicit argument (`--db`, `--models-dir`; `--db` and GENTRIAGE_DB also take a
+   PostgreSQL URL, db.engine.parse_database);
 2. a specific environment variable (`GENTRIAGE_DB`, `GENTRIAGE_MODELS_DIR`);
 3. `GENTRIAGE_HOME=DIR`: everything (database, thumbnails, settings, models) under DIR —
    portable installs, and tests that must not touch the user's real data;
@@ -18,8 +19,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
+
+if TYPE_CHECKING:
+    from db.engine import DatabaseTarget
 
 APP_NAME = "GenTriage"
 
@@ -75,11 +80,15 @@ def config_dir() -> Path:
     return home if home else Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
 
 
-def database_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+def database_path(explicit: str | os.PathLike[str] | None = None) -> DatabaseTarget:
+    """The library database: a SQLite file, or a PostgreSQL URL. Raises
+    db.engine.DatabaseError for a URL GenTriage cannot use."""
+    from db.engine import parse_database
+
     if explicit:
-        return Path(explicit).expanduser()
+        return parse_database(explicit if isinstance(explicit, str) else Path(explicit))
     if env := os.environ.get("GENTRIAGE_DB"):
-        return Path(env).expanduser()
+        return parse_database(env)
     return data_dir() / "library.sqlite3"
 
 
@@ -103,14 +112,23 @@ def settings_path() -> Path:
 class Locations:
     """The resolved locations for one run (what the CLI and the app pass around)."""
 
-    database: Path
+    database: DatabaseTarget  # a SQLite file, or a PostgreSQL URL
     models: Path
     thumbnails: Path
     settings: Path
+    # Why the named database cannot be used (a URL of another kind), for problem().
+    database_error: str | None = None
 
     @classmethod
     def resolve(cls, db: str | None = None, models: str | None = None) -> Locations:
-        return cls(database_path(db), models_dir(models), thumbnails_dir(), settings_path())
+        from db.engine import DatabaseError
+
+        try:
+            database: DatabaseTarget = database_path(db)
+            error = None
+        except DatabaseError as exc:
+            database, error = Path(db or os.environ.get("GENTRIAGE_DB") or "."), str(exc)
+        return cls(database, models_dir(models), thumbnails_dir(), settings_path(), error)
 
     def problem(self) -> str | None:
         """Why these locations cannot be used, or None: a file where a folder must be (a
@@ -120,6 +138,8 @@ class Locations:
         from db.engine import database_path_problem
         from db.private_files import non_folder_on_path
 
+        if self.database_error is not None:
+            return self.database_error
         if (problem := database_path_problem(self.database)) is not None:
             return problem
         for what, folder in (("models folder", self.models),

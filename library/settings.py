@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from db.private_files import write_private_text
+from db.review import reviewer_problem
 from inference.catalog import ANALYSER_KEYS, DEFAULT_ENABLED
 from library.user_files import NotARegularFileError, open_regular_file
 
@@ -60,6 +61,9 @@ class Settings:
     sidecar_auto: bool = False
     sidecar_naming: str = "darktable"
     comfyui_url: str = "http://127.0.0.1:8188"
+    # Who the review log names for this app's decisions (several reviewers on one library:
+    # undo and redo are per reviewer, db.review); empty: the OS user name. `--user` wins.
+    reviewer: str = ""
     # Key rebindings that differ from the defaults: action id -> key sequences (the app's
     # Settings -> Keys; desktop.actions.ActionRegistry.overrides()).
     shortcuts: dict[str, list[str]] = field(default_factory=dict)
@@ -179,6 +183,7 @@ _VALID: dict[str, Callable[[Any], bool]] = {
     "theme": lambda v: v in ("system", "light", "dark"),
     "thumbnail_size": lambda v: 32 <= v <= 2048,
     "device": lambda v: 0 < len(v) <= 64,
+    "reviewer": lambda v: v == "" or reviewer_problem(v) is None,
 }
 
 

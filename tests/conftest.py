@@ -8,9 +8,18 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import sys
+from typing import TYPE_CHECKING
+
 import pytest
 
 pytest_plugins = ["pytester"]  # tests/desktop/test_leak_fixtures.py runs pytest on pytest
+
+# Helpers at tests/ (postgres_server, library_database), importable from any test folder;
+# imported inside the fixtures, so this file also works copied alone (test_leak_fixtures).
+sys.path.insert(0, os.path.dirname(__file__))
+if TYPE_CHECKING:
+    from library_database import LibraryDatabase
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +33,80 @@ def isolated_home(tmp_path_factory, monkeypatch):
     # The style analyser also looks in torch hub's cache, which may hold the user's VGG19.
     monkeypatch.setenv("TORCH_HOME", str(home / "torch-home"))
     return home
+
+
+# ---------------------------------------------------------------- the library database
+#
+# The db/, library/, CLI and reliability tests run on both backends: the fixtures below are
+# parametrised over SQLite (a file under tmp_path) and PostgreSQL (a fresh database on a
+# throwaway server started once per session, tests/postgres_server.py). The PostgreSQL half
+# skips, saying why, where the machine has no server binaries.
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The session's PostgreSQL server, started on first use; None without binaries."""
+    from postgres_server import find_binaries, start_server
+
+    bindir = find_binaries()
+    if bindir is None:
+        yield None
+        return
+    server = start_server(bindir)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    """"sqlite" or "postgresql"; every test using it runs once per backend."""
+    if request.param == "postgresql" and request.getfixturevalue("postgres_server") is None:
+        from postgres_server import missing_reason
+
+        pytest.skip(missing_reason())
+    return request.param
+
+
+@pytest.fixture
+def library_db(backend, tmp_path, request) -> "LibraryDatabase":
+    """A fresh, not yet opened library database on the test's backend (PostgreSQL: already
+    migrated, copied from the session's template; SQLite: a path that does not exist yet)."""
+    from library_database import make_library_database
+
+    server = request.getfixturevalue("postgres_server") if backend == "postgresql" else None
+    database, name = make_library_database(backend, tmp_path, server)
+    yield database
+    if name is not None:
+        server.drop_database(name)
+
+
+@pytest.fixture
+def blank_library_db(backend, tmp_path, request) -> "LibraryDatabase":
+    """A library database with no schema yet (SQLite: no file; PostgreSQL: an empty
+    database, as a studio's administrator creates it): for tests of schema creation."""
+    from library_database import make_library_database
+
+    server = request.getfixturevalue("postgres_server") if backend == "postgresql" else None
+    database, name = make_library_database(backend, tmp_path, server, blank=True)
+    yield database
+    if name is not None:
+        server.drop_database(name)
+
+
+@pytest.fixture
+def other_library_db(backend, tmp_path, request) -> "LibraryDatabase":
+    """A second, separate library on the same backend."""
+    from library_database import make_library_database
+
+    server = request.getfixturevalue("postgres_server") if backend == "postgresql" else None
+    database, name = make_library_database(backend, tmp_path, server, "other.sqlite3")
+    yield database
+    if name is not None:
+        server.drop_database(name)
 
 
 # ---------------------------------------------------------------- leaked threads and timers

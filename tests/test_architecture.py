@@ -115,3 +115,25 @@ def test_every_write_goes_through_the_one_transaction_helper():
                         and node.func.attr in {"commit", "begin", "begin_nested"}):
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert offenders == []
+
+
+def test_only_the_engine_module_names_the_postgresql_driver():
+    """psycopg (the optional `postgres` extra) is imported by db/engine.py alone, and only
+    when a PostgreSQL library is used: a SQLite install never needs it."""
+    import ast
+
+    importers = []
+    for package in ("db", "library", "inference", "desktop", "gentriage", "benchmarks"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                if any(name.split(".")[0] == "psycopg" for name in names):
+                    importers.append(str(path.relative_to(ROOT)))
+    assert sorted(set(importers)) == ["db/engine.py"]
+    modules = _modules_after(
+        "import tempfile, pathlib\n"
+        "from db.engine import open_library\n"
+        "with tempfile.TemporaryDirectory() as d:\n"
+        "    open_library(pathlib.Path(d) / 'lib.sqlite3').dispose()\n")
+    assert "psycopg" not in {m.split(".")[0] for m in modules}

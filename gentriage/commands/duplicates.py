@@ -29,6 +29,7 @@ from gentriage.cli import (
     open_library_for,
     resolve_locations,
     say,
+    sessions_for,
     warn,
 )
 from library.families import DEFAULT_DISTANCE as _DEFAULT_DISTANCE  # light: no numpy yet
@@ -74,7 +75,6 @@ def _print_text(groups: list[Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from db.engine import session_factory
     from library import family_ops
     from library.safe_output import json_text
     from library.thumbnails import ThumbnailCache
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     engine = open_library_for("duplicates", locations.database)
     if engine is None:
         return EXIT_SOME_BROKEN
-    sessions = session_factory(engine)
+    sessions = sessions_for(engine, args)
     try:
         filled = family_ops.backfill(sessions, ThumbnailCache(locations.thumbnails))
         if filled.hashes:

@@ -20,6 +20,7 @@ from gentriage.cli import (
     open_library_for,
     resolve_locations,
     say,
+    sessions_for,
 )
 
 MAX_LISTED = 20  # problems printed one by one; the rest are counted
@@ -47,7 +48,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from db.engine import session_factory
     from db.interop import watched_folder_containing
     from library.export_files import ExportError, ExportOptions, export_files
     from library.settings import Settings
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     engine = open_library_for("export-files", locations.database)
     if engine is None:
         return EXIT_SOME_BROKEN
-    sessions = session_factory(engine)
+    sessions = sessions_for(engine, args)
     try:
         with sessions() as session:
             inside = watched_folder_containing(session, str(options.destination))

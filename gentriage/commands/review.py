@@ -20,6 +20,7 @@ from gentriage.cli import (
     open_library_for,
     resolve_locations,
     say,
+    sessions_for,
     warn,
 )
 
@@ -76,7 +77,6 @@ def run(args: argparse.Namespace) -> int:
         warn("review", "give --accept, --reject, --clear and/or --rating N")
         return EXIT_USAGE
 
-    from db.engine import session_factory
     from db.review import set_decision, set_rating
     from db.transaction import write_transaction
 
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_SOME_BROKEN
     unknown: list[str] = []
     try:
-        with write_transaction(session_factory(engine)) as session:
+        with write_transaction(sessions_for(engine, args)) as session:
             content_ids: set[int] = set()
             for raw in args.paths:
                 ids = _resolve(session, raw)
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                                    group=group)
             changed = group is not None
         if changed:
-            _write_sidecars_if_enabled(session_factory(engine), content_ids, locations)
+            _write_sidecars_if_enabled(sessions_for(engine, args), content_ids, locations)
     finally:
         engine.dispose()
 

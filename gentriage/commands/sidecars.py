@@ -19,6 +19,7 @@ from gentriage.cli import (
     open_library_for,
     resolve_locations,
     say,
+    sessions_for,
 )
 
 MAX_LISTED = 20
@@ -37,7 +38,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from db.engine import session_factory
     from library.settings import Settings
     from library.sidecars import NAMINGS, read_sidecars, write_sidecars
 
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     engine = open_library_for("sidecars", locations.database)
     if engine is None:
         return EXIT_SOME_BROKEN
-    sessions = session_factory(engine)
+    sessions = sessions_for(engine, args)
     try:
         if args.read:
             report = read_sidecars(sessions, image_filter, naming)

@@ -72,9 +72,10 @@ def run_cli(args: Sequence[str], home: Path, timeout: float = 240) -> CliResult:
 
 @dataclass
 class Seeded:
-    """A library seeded with known rows (no analysis run): exact values to assert on."""
+    """A library seeded with known rows (no analysis run): exact values to assert on.
+    `db` is what --db takes (a SQLite path or a PostgreSQL URL)."""
 
-    db: Path
+    db: str
     folder: Path
     paths: list[Path]
     content_ids: list[int]
@@ -89,15 +90,16 @@ SEED_ROWS = [
 ]
 
 
-def seed_library(root: Path) -> Seeded:
-    """Write SEED_ROWS as indexed, analysed images (real files, rows written directly)."""
+def seed_library(root: Path, db: str | None = None) -> Seeded:
+    """Write SEED_ROWS as indexed, analysed images (real files, rows written directly) into
+    the library `db` (default: a SQLite file under `root`)."""
     from db.engine import open_library, session_factory
     from db.flags import update_flags
     from db.schema import AnalysisResult, Content, Folder, Generation, Image, LoraUse, Tag
     from library.settings import Thresholds
 
     folder = root / "pictures"
-    db = root / "library.sqlite3"
+    db = db or str(root / "library.sqlite3")
     engine = open_library(db)
     paths, ids = [], []
     with session_factory(engine).begin() as s:

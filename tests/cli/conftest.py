@@ -14,5 +14,6 @@ def home(isolated_home) -> Path:
 
 
 @pytest.fixture
-def seeded(tmp_path) -> Seeded:
-    return seed_library(tmp_path)
+def seeded(tmp_path, library_db) -> Seeded:
+    """A seeded library on the test's backend (SQLite and PostgreSQL)."""
+    return seed_library(tmp_path, library_db.target)

@@ -25,8 +25,9 @@ pytest.importorskip("skimage")
 
 
 @pytest.fixture
-def library(tmp_path) -> tuple[Path, Path]:
-    """Two families (coffee ×3, rocket ×2), a stack of two seeds, a loner. Returns (db, dir)."""
+def library(tmp_path, library_db) -> tuple[str, Path]:
+    """Two families (coffee ×3, rocket ×2), a stack of two seeds, a loner, in a library on
+    the test's backend. Returns (--db value, dir)."""
     out = tmp_path / "out"
     (out / "shared").mkdir(parents=True)
     coffee, rocket = photo("coffee", 640), photo("rocket", 640)
@@ -40,7 +41,7 @@ def library(tmp_path) -> tuple[Path, Path]:
         (out / f"seed{seed}.png").write_bytes(
             generated_png(structured(seed, (256, 256)), "a castle", seed=seed))
     (out / "loner.png").write_bytes(encode(structured(9, (256, 256)), "PNG"))
-    db = tmp_path / "library.sqlite3"
+    db = library_db.target
     engine = open_library(db)
     try:
         scan_folders(session_factory(engine), [out], ThumbnailCache(tmp_path / "thumbs"),
@@ -50,7 +51,7 @@ def library(tmp_path) -> tuple[Path, Path]:
     return db, out
 
 
-def decisions(db: Path) -> dict[str, str]:
+def decisions(db: str) -> dict[str, str]:
     engine = open_library(db)
     try:
         with session_factory(engine)() as s:

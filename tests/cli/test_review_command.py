@@ -111,3 +111,36 @@ def test_a_folder_matches_its_own_files_only_not_a_differently_cased_sibling(see
     decisions = _contents(seeded.db)
     assert decisions[other_id] == ("none", 0)
     assert {decisions[cid][0] for cid in seeded.content_ids} == {"rejected"}
+
+
+def test_user_names_the_reviewer_whose_undo_it_is(seeded, capsys):
+    """`--user bob`: the log names bob; bob's sessions undo it, the default reviewer's
+    (the OS user, as the app without a reviewer setting) cannot."""
+    from db.review import local_reviewer
+
+    target, cid = seeded.paths[2], seeded.content_ids[2]
+    assert main(["review", str(target), "--accept", "--user", "bob", "--db", seeded.db]) == 0
+    engine = open_library(seeded.db)
+    try:
+        with session_factory(engine)() as s:
+            authors = set(s.scalars(select(ReviewLog.author)
+                                   .where(ReviewLog.content_id == cid)))
+        assert authors == {"bob"} and local_reviewer() != "bob"
+        with session_factory(engine).begin() as s:  # the OS user's undo: nothing of bob's
+            assert undo(s) == []
+        with session_factory(engine, reviewer="bob").begin() as s:
+            assert [c.content_id for c in undo(s)] == [cid]
+    finally:
+        engine.dispose()
+    assert _contents(seeded.db)[cid] == ("none", 0)
+
+
+def test_a_bad_user_or_database_url_is_a_usage_error(seeded, capsys):
+    target = str(seeded.paths[0])
+    assert main(["review", target, "--accept", "--user", "  ", "--db", seeded.db]) == 2
+    assert "--user: a reviewer name cannot be empty" in capsys.readouterr().err
+    assert main(["review", target, "--accept", "--user", "x" * 65, "--db", seeded.db]) == 2
+    assert "at most 64 characters" in capsys.readouterr().err
+    assert main(["review", target, "--accept", "--db", "mysql://ann@dbhost/triage"]) == 2
+    err = capsys.readouterr().err
+    assert "not 'mysql'" in err and "Traceback" not in err

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,29 +18,25 @@ from gentriage.cli import main
 NSFW = ["--analysers", "nsfw-default"]
 
 
-def _db_counts(db: Path) -> dict[str, int]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
-        return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                for table in ("images", "contents", "analysis_results", "analysis_queue")}
+def _db_counts(db) -> dict[str, int]:
+    counts = db.counts(("images", "contents", "analysis_results", "analysis_queue"))
+    assert counts is not None, "the library has no tables"
+    return counts
 
 
-def _results_so_far(db: Path) -> int:
+def _results_so_far(db) -> int:
     """Analysis results written so far; 0 while the database is still being created."""
-    if not db.exists():
-        return 0
-    try:
-        return _db_counts(db)["analysis_results"]
-    except sqlite3.OperationalError:
-        return 0  # tables not created yet
+    counts = db.counts(("analysis_results",))
+    return 0 if counts is None else counts["analysis_results"]
 
 
 def _summary(stdout: str) -> dict[str, str]:
     return dict(line.split(": ", 1) for line in stdout.splitlines() if ": " in line)
 
 
-def test_scan_indexes_analyses_and_reports_broken_files(tmp_path, home):
+def test_scan_indexes_analyses_and_reports_broken_files(tmp_path, home, library_db):
     folder = make_folder(tmp_path / "pics", 6, broken=1)
-    db = tmp_path / "lib.sqlite3"
+    db = library_db
 
     first = run_cli(["scan", str(folder), "--db", str(db), *NSFW], home)
 
@@ -97,14 +92,14 @@ def test_an_unknown_option_exits_2(tmp_path):
     assert exc.value.code == 2
 
 
-def _start_scan(folder: Path, db: Path, home: Path) -> subprocess.Popen:
+def _start_scan(folder: Path, db, home: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "gentriage", "scan", str(folder), "--db", str(db), *NSFW,
          "--batch-size", "1", "--workers", "1"],
         cwd=REPO, env=cli_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for_results(proc: subprocess.Popen, db: Path, timeout: float = 120) -> None:
+def _wait_for_results(proc: subprocess.Popen, db, timeout: float = 120) -> None:
     """Poll the database (never a blind sleep) until the scan has written some results."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -117,10 +112,11 @@ def _wait_for_results(proc: subprocess.Popen, db: Path, timeout: float = 120) ->
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
-def test_an_interrupted_scan_resumes_without_losing_or_repeating_work(tmp_path, home, how):
+def test_an_interrupted_scan_resumes_without_losing_or_repeating_work(tmp_path, home, how,
+                                                                      library_db):
     total = 80
     folder = make_folder(tmp_path / "pics", total)
-    db = tmp_path / "lib.sqlite3"
+    db = library_db
 
     proc = _start_scan(folder, db, home)
     try:
@@ -153,9 +149,9 @@ def test_an_interrupted_scan_resumes_without_losing_or_repeating_work(tmp_path, 
 
 
 @pytest.mark.slow
-def test_watch_analyses_new_files_until_interrupted(tmp_path, home):
+def test_watch_analyses_new_files_until_interrupted(tmp_path, home, library_db):
     folder = make_folder(tmp_path / "pics", 2)
-    db = tmp_path / "lib.sqlite3"
+    db = library_db
     proc = subprocess.Popen(
         [sys.executable, "-m", "gentriage", "scan", str(folder), "--db", str(db), *NSFW,
          "--watch"], cwd=REPO, env=cli_env(home), stdout=subprocess.PIPE,

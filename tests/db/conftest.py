@@ -1,11 +1,12 @@
 import pytest
 
-from db.engine import open_library, session_factory
+from db.engine import session_factory
 
 
 @pytest.fixture
-def engine(tmp_path):
-    engine = open_library(tmp_path / "library.sqlite3")
+def engine(library_db):
+    """An open library on the test's backend (tests/conftest.py: SQLite and PostgreSQL)."""
+    engine = library_db.open()
     yield engine
     engine.dispose()
 

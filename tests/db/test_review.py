@@ -1,7 +1,7 @@
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from db import review
 from db.schema import Content, ReviewLog
@@ -168,12 +168,13 @@ def _deep_history(Session, content_id: int, decisions: int, undone: int) -> None
     reject) followed by `undone` undos would leave, written in bulk to keep the test fast;
     the picture's decision is what that history leaves."""
     values = ["none"] + [("accepted", "rejected")[i % 2] for i in range(decisions)]
+    me = review.local_reviewer()  # the author of the Session fixture's changes
     rows = [dict(group_id=g, content_id=content_id, field="decision", old_value=values[g - 1],
-                 new_value=values[g], source="app", reverts_group=None)
+                 new_value=values[g], source="app", reverts_group=None, author=me)
             for g in range(1, decisions + 1)]
     rows += [dict(group_id=decisions + k, content_id=content_id, field="decision",
                   old_value=values[decisions - k + 1], new_value=values[decisions - k],
-                  source="undo", reverts_group=decisions - k + 1)
+                  source="undo", reverts_group=decisions - k + 1, author=me)
              for k in range(1, undone + 1)]
     with Session.begin() as session:
         session.execute(insert(ReviewLog), rows)
@@ -253,7 +254,101 @@ def test_the_stacks_read_backwards_agree_with_a_full_replay(Session, contents, s
         with Session() as session:
             log = session.execute(
                 select(ReviewLog.group_id, ReviewLog.source, ReviewLog.reverts_group)
-                .group_by(ReviewLog.group_id).order_by(ReviewLog.group_id)).all()
+                .distinct().order_by(ReviewLog.group_id)).all()
             done, undone = _reference_stacks([tuple(row) for row in log])
             assert review._undo_target(session) == (done[-1] if done else None)
             assert review._redo_target(session) == (undone[-1] if undone else None)
+
+
+# --- several reviewers (review_log.author, migration 0008) -------------------------------------
+
+def _reviewer(Session, name):
+    """Sessions of another reviewer on the same library (as `--user NAME` makes them)."""
+    from db.engine import session_factory
+
+    return session_factory(Session.kw["bind"], reviewer=name)
+
+
+def _step(sessions, action, *args):
+    from db.transaction import write_transaction
+
+    with write_transaction(sessions) as session:
+        return action(session, *args)
+
+
+def test_the_log_names_who_decided(Session, contents):
+    ann = _reviewer(Session, "ann")
+    _step(ann, review.set_decision, [contents[0]], "accepted")
+    _step(Session, review.set_rating, [contents[1]], 3)
+    with Session() as session:
+        authors = session.scalars(select(ReviewLog.author).order_by(ReviewLog.id)).all()
+    assert authors == ["ann", review.local_reviewer()]
+
+
+def test_each_reviewer_undoes_and_redoes_only_their_own_steps(Session, contents):
+    a, b, c = contents
+    ann, bob = _reviewer(Session, "ann"), _reviewer(Session, "bob")
+    _step(ann, review.set_decision, [a], "accepted")
+    _step(bob, review.set_decision, [b], "rejected")
+    _step(ann, review.set_rating, [c], 4)
+    assert [c_.content_id for c_ in _step(ann, review.undo)] == [c]
+    assert [c_.content_id for c_ in _step(ann, review.undo)] == [a]
+    assert not _step(ann, review.can_undo) and _step(bob, review.can_undo)
+    assert state(Session, contents) == [("none", 0), ("rejected", 0), ("none", 0)]
+    assert not _step(bob, review.can_redo), "bob's redo stack holds ann's undos"
+    assert [c_.content_id for c_ in _step(bob, review.undo)] == [b]
+    assert state(Session, contents) == [("none", 0), ("none", 0), ("none", 0)]
+    assert [c_.content_id for c_ in _step(ann, review.redo)] == [a]
+    assert state(Session, [a]) == [("accepted", 0)]
+    assert _step(bob, review.can_redo) and _step(ann, review.can_redo)
+
+
+def test_an_undo_never_overwrites_what_another_reviewer_decided_since(Session, contents):
+    a = contents[0]
+    ann, bob = _reviewer(Session, "ann"), _reviewer(Session, "bob")
+    _step(ann, review.set_decision, [a], "accepted")
+    _step(bob, review.set_decision, [a], "rejected")
+    undone = _step(ann, review.undo)  # ann takes back her accept: bob's reject stands
+    assert [(u.old_value, u.new_value) for u in undone] == [("rejected", "rejected")]
+    assert state(Session, [a]) == [("rejected", 0)]
+    assert not _step(ann, review.can_undo)
+    _step(ann, review.redo)  # nor does her redo overwrite it
+    assert state(Session, [a]) == [("rejected", 0)]
+    _step(bob, review.undo)  # bob's undo restores what he changed: ann's accept
+    assert state(Session, [a]) == [("accepted", 0)]
+    with Session() as session:  # the log stays a chain of true old values
+        rows = session.scalars(select(ReviewLog).order_by(ReviewLog.id)).all()
+    assert all(p.new_value == n.old_value for p, n in zip(rows, rows[1:]))
+
+
+def test_review_steps_logged_before_authors_belong_to_the_account_that_upgrades(
+        blank_library_db):
+    """A library from before migration 0008: its log rows get the upgrading account's name
+    (the OS user; db.review.local_reviewer), so that person can still undo them."""
+    from alembic import command
+
+    from db.engine import create_library_engine, open_library, session_factory
+    from db.migrate import alembic_config
+
+    engine = create_library_engine(blank_library_db.target)
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0007_clip_embeddings")
+        connection.execute(insert(Content.__table__).values(
+            id=1, sha256="c" * 64, decision="accepted", rating=0, flagged=False,
+            flag_nsfw=False, flag_incoherent=False, analysed=False))
+        connection.execute(text(  # the columns of a 0007 review_log: no author
+            "INSERT INTO review_log (group_id, content_id, field, old_value, new_value, "
+            "source, at) VALUES (1, 1, 'decision', 'none', 'accepted', 'app', :at)"),
+            {"at": review.utcnow()})
+    engine.dispose()
+    engine = open_library(blank_library_db.target)
+    try:
+        sessions = session_factory(engine)
+        with sessions() as session:
+            assert session.scalar(select(ReviewLog.author)) == review.local_reviewer()
+        assert [c.new_value for c in _step(sessions, review.undo)] == ["none"]
+        assert not _step(session_factory(engine, reviewer="someone else"), review.can_redo)
+    finally:
+        engine.dispose()

@@ -1,5 +1,6 @@
 """The one write helper (db.transaction): a read-then-write is atomic across processes, a
-failed block leaves nothing behind, and schema creation is all-or-nothing."""
+failed block leaves nothing behind, and schema creation is all-or-nothing — on SQLite and on
+PostgreSQL (the `library_db` fixtures run each test on both)."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ FLIPPER = textwrap.dedent("""
 """)
 
 
-def _writers(db: Path, tmp_path: Path, n: int) -> None:
+def _writers(db: object, tmp_path: Path, n: int) -> None:
     go = tmp_path / "go"
     procs = [subprocess.Popen([sys.executable, "-c", FLIPPER, str(db), source, str(n), str(go)],
                               cwd=REPO, stderr=subprocess.PIPE, text=True)
@@ -48,9 +49,10 @@ def _writers(db: Path, tmp_path: Path, n: int) -> None:
         assert proc.returncode == 0, err[-2000:]
 
 
-def test_two_processes_never_share_an_undo_group_or_log_a_stale_value(tmp_path):
-    db = tmp_path / "lib.sqlite3"
-    sessions = session_factory(open_library(db))
+def test_two_processes_never_share_an_undo_group_or_log_a_stale_value(tmp_path, library_db):
+    db = library_db.target
+    engine = open_library(db)
+    sessions = session_factory(engine)
     with write_transaction(sessions) as session:
         session.add(Content(sha256="a" * 64))
     _writers(db, tmp_path, 300)
@@ -68,15 +70,15 @@ def test_two_processes_never_share_an_undo_group_or_log_a_stale_value(tmp_path):
              if a.new_value != b.old_value]
     assert stale == [], f"stale old values logged: {stale[:5]}"
     assert rows[0].old_value == "none" and rows[-1].new_value == final.decision
+    engine.dispose()
 
 
-def test_a_failing_block_rolls_back_everything(tmp_path):
-    sessions = session_factory(open_library(tmp_path / "lib.sqlite3"))
-    with pytest.raises(RuntimeError), write_transaction(sessions) as session:
+def test_a_failing_block_rolls_back_everything(Session):
+    with pytest.raises(RuntimeError), write_transaction(Session) as session:
         session.add(Content(sha256="b" * 64))
         session.flush()
         raise RuntimeError("half-way")
-    with sessions() as session:
+    with Session() as session:
         assert session.scalars(select(Content)).all() == []
 
 
@@ -95,6 +97,25 @@ def test_the_write_lock_is_held_from_the_first_statement(tmp_path):
         other.close()
 
 
+def test_a_second_writer_waits_for_the_first_and_is_busy_after_its_timeout(Session):
+    """Both backends: a writer that cannot get the write lock within its busy timeout gets
+    an error is_database_busy recognises (SQLite: "database is locked"; PostgreSQL: a lock
+    timeout on the advisory lock), and readers are never held up by a writer."""
+    from sqlalchemy.exc import OperationalError
+
+    with write_transaction(Session) as first:
+        first.execute(select(Content.id)).all()  # a read only: the lock is already held
+        with pytest.raises(OperationalError) as info, \
+                write_transaction(Session, busy_timeout_ms=100):
+            pass
+        assert is_database_busy(info.value)
+        with Session() as reader:  # readers never wait
+            assert reader.scalars(select(Content)).all() == []
+        first.add(Content(sha256="c" * 64))
+    with write_transaction(Session, busy_timeout_ms=100) as second:  # free again
+        assert len(second.scalars(select(Content)).all()) == 1
+
+
 def test_busy_errors_are_recognised(tmp_path):
     from sqlalchemy.exc import OperationalError
 
@@ -102,13 +123,22 @@ def test_busy_errors_are_recognised(tmp_path):
     assert not is_database_busy(OperationalError("x", {}, Exception("no such table: x")))
     assert not is_database_busy(ValueError("locked"))
 
+    class PostgreSQLError(Exception):  # what psycopg's errors carry: the SQLSTATE
+        def __init__(self, sqlstate: str) -> None:
+            super().__init__("canceling statement")
+            self.sqlstate = sqlstate
 
-def test_schema_creation_is_all_or_nothing(tmp_path, monkeypatch):
+    for busy in ("55P03", "40P01", "40001", "57014"):  # lock timeout, deadlock, ...
+        assert is_database_busy(OperationalError("x", {}, PostgreSQLError(busy)))
+    assert not is_database_busy(OperationalError("x", {}, PostgreSQLError("42P01")))
+
+
+def test_schema_creation_is_all_or_nothing(blank_library_db, monkeypatch):
     """A creation that fails half-way (a kill, a full disk) leaves an empty database, which
     the next open creates properly — never "table … already exists"."""
     import db.migrate as migrate
 
-    db = tmp_path / "lib.sqlite3"
+    db = blank_library_db.target
     real_upgrade = migrate.command.upgrade
 
     def upgrade_then_crash(*args, **kwargs):
@@ -119,12 +149,14 @@ def test_schema_creation_is_all_or_nothing(tmp_path, monkeypatch):
     with pytest.raises(Exception, match="simulated crash"):
         open_library(db)
     monkeypatch.undo()
-    import sqlite3
+    from db.engine import create_library_engine
 
-    left = sqlite3.connect(db).execute("SELECT name FROM sqlite_master").fetchall()
-    assert left == []
+    bare = create_library_engine(db)
+    assert inspect(bare).get_table_names() == []
+    bare.dispose()
     engine = open_library(db)
     assert current_revision(engine) == head_revision()
+    engine.dispose()
 
 
 CREATOR = textwrap.dedent("""
@@ -139,8 +171,8 @@ CREATOR = textwrap.dedent("""
 """)
 
 
-def test_two_processes_creating_one_library_both_succeed(tmp_path):
-    db = tmp_path / "fresh.sqlite3"
+def test_two_processes_creating_one_library_both_succeed(tmp_path, blank_library_db):
+    db = blank_library_db.target
     go = tmp_path / "go"
     procs = [subprocess.Popen([sys.executable, "-c", CREATOR, str(db), str(go)], cwd=REPO,
                               stderr=subprocess.PIPE, text=True) for _ in range(3)]
@@ -150,5 +182,7 @@ def test_two_processes_creating_one_library_both_succeed(tmp_path):
         assert proc.returncode == 0, err[-2000:]
     engine = open_library(db)
     assert "images" in inspect(engine).get_table_names()
-    with engine.connect() as connection:
-        assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+    if blank_library_db.path is not None:
+        with engine.connect() as connection:
+            assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+    engine.dispose()

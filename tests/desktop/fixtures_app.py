@@ -38,12 +38,14 @@ def image_folder(tmp_path: Path) -> Path:
 
 
 def build_app(qtbot, tmp_path: Path, folders: list[Path], *, watch: bool = False,
-              expect_rows: int | None = None, **kwargs):
+              expect_rows: int | None = None, database: str | None = None, **kwargs):
+    """The app over `folders`; `database`: its --db (default: a SQLite file in tmp_path)."""
     from desktop.app import GenTriageApp
     from library.paths import Locations
     from library.settings import Settings
 
-    locations = Locations.resolve(str(tmp_path / "library.sqlite3"), str(tmp_path / "models"))
+    locations = Locations.resolve(database or str(tmp_path / "library.sqlite3"),
+                                  str(tmp_path / "models"))
     engine = open_library(locations.database)
     settings = kwargs.pop("settings", None) or Settings()
     app = GenTriageApp(engine, locations, settings, [str(f) for f in folders],

@@ -216,9 +216,12 @@ class _FlaggingRunner:
         while cid is None and not stop.wait(0.02):  # the scan runs at the same time
             with self._sessions() as session:
                 cid = session.scalar(select(Image.content_id).where(Image.name == NEWEST))
-        with self._sessions() as session:
+        from db.transaction import write_transaction
+
+        # The project's write helper, as the real runner: a plain session that reads, then
+        # writes while the scan holds the lock gets SQLite's "database is locked" at once.
+        with write_transaction(self._sessions) as session:
             session.get(Content, cid).flagged = True
-            session.commit()
         self._on_results([cid])
         self._on_progress(type("Progress", (), dict(done=1, queued=0, images_per_s=2.0,
                                                     device="cpu", paused=False))())
@@ -345,8 +348,11 @@ def test_status_bar_while_indexing_and_no_noise_at_start(qtbot, tmp_path, image_
         status = app.window.status
         assert posted == []  # nothing to say yet: no "Auto-advance on" at start
         app.window.add_folder(str(image_folder))
-        qtbot.waitUntil(lambda: f"Indexed {N_IMAGES} new or changed image(s)" in posted,
-                        timeout=20_000)
+
+        def indexed() -> None:  # asserting: a timeout shows what was posted instead
+            assert f"Indexed {N_IMAGES} new or changed image(s)" in posted, posted
+
+        qtbot.waitUntil(indexed, timeout=20_000)
         assert scan_lines and set(scan_lines) == {"Indexing outputs…"}  # said while it ran
         app.scanner.wait(10)
         qtbot.waitUntil(lambda: status.scan_label.text() == "", timeout=5_000)  # cleared

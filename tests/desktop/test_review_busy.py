@@ -1,7 +1,8 @@
 """A locked database during review keys (issue 10, item 9): another connection holds the
 write lock; the keypress does not block, the change is queued in order, shown as pending,
 "database busy" is said, and everything is written once the lock is free. Quitting with a
-change still queued waits briefly, then asks."""
+change still queued waits briefly, then asks. On SQLite and on PostgreSQL (there the lock is
+the advisory lock every write transaction takes, and the wait is its lock_timeout)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import threading
 import pytest
 from fixtures_app import (  # noqa: F401 - fixtures
     N_IMAGES,
+    build_app,
     current_name,
     decisions,
-    gentriage,
     image_folder,
     names_in_view,
 )
@@ -27,16 +28,46 @@ from desktop import main_window as main_window_module
 from desktop.roles import Role
 
 
+@pytest.fixture
+def gentriage(qtbot, tmp_path, image_folder, library_db):
+    """The running app over N_IMAGES images, on each backend."""
+    app, engine = build_app(qtbot, tmp_path, [image_folder], expect_rows=N_IMAGES,
+                            database=library_db.target)
+    yield app
+    app.shutdown()
+    app.window.close()
+    engine.dispose()
+
+
 class WriteLock:
-    """A second connection to the library holding SQLite's write lock (as a long scan
-    chunk in another process would) until released."""
+    """A second connection to the library holding its write lock (as a long scan chunk in
+    another process would) until released: SQLite's BEGIN IMMEDIATE, or PostgreSQL's
+    advisory lock of write transactions (db.transaction)."""
 
     def __init__(self, app) -> None:
+        self._server = None
+        if app.engine.dialect.name == "postgresql":
+            from sqlalchemy import create_engine, text
+            from sqlalchemy.pool import NullPool
+
+            from db.transaction import POSTGRESQL_WRITE_LOCK
+
+            self._engine = create_engine(app.engine.url, poolclass=NullPool)
+            self._server = self._engine.connect()
+            self._server.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                 {"key": POSTGRESQL_WRITE_LOCK})
+            self._connection = None
+            return
         self._connection = sqlite3.connect(app.locations.database, isolation_level=None,
                                            check_same_thread=False, timeout=0)
         self._connection.execute("BEGIN IMMEDIATE")
 
     def release(self) -> None:
+        if self._server is not None:
+            self._server.commit()
+            self._server.close()
+            self._engine.dispose()
+            self._server = None
         if self._connection is not None:
             self._connection.execute("COMMIT")
             self._connection.close()

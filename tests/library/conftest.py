@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from db.engine import open_library, session_factory
+from db.engine import session_factory
 from library.thumbnails import ThumbnailCache
 
 
 @pytest.fixture
-def library_engine(tmp_path):
-    engine = open_library(tmp_path / "library.sqlite3")
+def library_engine(library_db):
+    """A migrated library on the test's backend (SQLite and PostgreSQL, tests/conftest.py)."""
+    engine = library_db.open()
     yield engine
     engine.dispose()
 

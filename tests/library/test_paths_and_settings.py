@@ -53,3 +53,29 @@ def test_a_corrupt_settings_file_is_kept_aside_and_defaults_used(tmp_path):
     path.write_text("{not json")
     assert Settings.load(path) == Settings()
     assert (tmp_path / "settings.broken.json").read_text() == "{not json"
+
+
+def test_the_reviewer_setting_is_kept_when_valid_and_dropped_when_not(tmp_path):
+    from library.settings import Settings
+
+    assert Settings().reviewer == ""  # the OS user name (db.review.local_reviewer)
+    assert Settings.from_dict({"reviewer": "ann"}).reviewer == "ann"
+    for bad in ("x" * 65, "tab\there", "   "):
+        assert Settings.from_dict({"reviewer": bad}).reviewer == ""
+    path = tmp_path / "settings.json"
+    Settings(reviewer="bob").save(path)
+    assert Settings.load(path).reviewer == "bob"
+
+
+def test_a_database_url_is_a_location_and_a_bad_one_a_problem(monkeypatch):
+    from sqlalchemy import URL
+
+    from library.paths import Locations
+
+    monkeypatch.setenv("GENTRIAGE_DB", "postgresql://ann@dbhost/triage")
+    locations = Locations.resolve()
+    assert isinstance(locations.database, URL)
+    assert locations.database.drivername == "postgresql+psycopg"
+    assert locations.problem() is None
+    bad = Locations.resolve("oracle://ann@dbhost/triage")
+    assert "not 'oracle'" in bad.problem()

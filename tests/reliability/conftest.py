@@ -28,13 +28,13 @@ def no_hf_cache(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
-def library(tmp_path):
-    """(engine, sessions, db path) of a fresh library under tmp_path."""
-    from db.engine import open_library, session_factory
+def library(library_db):
+    """(engine, sessions, database) of a fresh library on the test's backend; the database
+    is what --db takes (str() of it: a path or a URL; `.path` is the SQLite file)."""
+    from db.engine import session_factory
 
-    db = tmp_path / "library.sqlite3"
-    engine = open_library(db)
-    yield engine, session_factory(engine), db
+    engine = library_db.open()
+    yield engine, session_factory(engine), library_db
     engine.dispose()
 
 

@@ -1,17 +1,20 @@
 """Helpers for the reliability suite: generated image folders, subprocess runs of GenTriage
-(and of small Python programs using its modules), and read-only checks of a library file."""
+(and of small Python programs using its modules), and read-only checks of a library — a
+SQLite file or a PostgreSQL database (`db` below: a path, a URL, or tests' LibraryDatabase;
+the checks use plain connections, no GenTriage code)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -108,31 +111,80 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str,
 
 # ----------------------------------------------------------------------------- db checks
 
-def connect_ro(db: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+def _is_url(db: Any) -> bool:
+    return "://" in str(db)
 
 
-def counts(db: Path) -> dict[str, int]:
+def _sqlite_file(db: Any) -> Path:
+    return Path(str(db))
+
+
+@contextmanager
+def connect_ro(db: Any, *, read_only: bool = True) -> Iterator[Any]:
+    """A plain SQLAlchemy connection to the library (SQLite: read-only unless asked; a
+    read-write one replays a leftover WAL). Rows come back as tuples, as from sqlite3."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    if _is_url(db):
+        engine = create_engine(str(db), poolclass=NullPool)
+    else:
+        mode = "?mode=ro&uri=true" if read_only else ""
+        prefix = "file:" if read_only else ""
+        engine = create_engine(f"sqlite:///{prefix}{_sqlite_file(db)}{mode}", poolclass=NullPool,
+                               connect_args={"timeout": 30})
+    try:
+        with engine.connect() as connection:
+            yield _Plain(connection)
+    finally:
+        engine.dispose()
+
+
+class _Plain:
+    """`conn.execute(sql)` with plain SQL text, as sqlite3 offers it."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def execute(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        from sqlalchemy import text
+
+        return self.connection.execute(text(sql), parameters or {})
+
+    @property
+    def dialect(self) -> str:
+        return str(self.connection.dialect.name)
+
+
+def counts(db: Any) -> dict[str, int]:
     """Row counts of the main tables; zeros while the schema does not exist yet."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
     tables = ("folders", "images", "contents", "analysis_results", "analysis_queue",
               "review_log")
-    if not db.exists():
+    if not _is_url(db) and not _sqlite_file(db).exists():
         return dict.fromkeys(tables, 0)
     try:
         with connect_ro(db) as conn:
-            return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
-    except sqlite3.OperationalError:
+            return {t: conn.execute(f"SELECT count(*) FROM {t}").scalar_one() for t in tables}
+    except (OperationalError, ProgrammingError):
         return dict.fromkeys(tables, 0)
 
 
-def integrity_problems(db: Path) -> list[str]:
-    """What `PRAGMA integrity_check` and `foreign_key_check` report, plus duplicate rows the
-    schema's keys should make impossible (empty = healthy)."""
-    with sqlite3.connect(db, timeout=30) as conn:  # read-write: replays a leftover WAL
-        problems = [row[0] for row in conn.execute("PRAGMA integrity_check") if row[0] != "ok"]
-        problems += [f"foreign key: {row}" for row in conn.execute("PRAGMA foreign_key_check")]
-        tables = {row[0] for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+def integrity_problems(db: Any) -> list[str]:
+    """SQLite: what `PRAGMA integrity_check` and `foreign_key_check` report (PostgreSQL
+    checks both on every write); both: duplicate rows the schema's keys should make
+    impossible (empty = healthy)."""
+    from sqlalchemy import inspect
+
+    with connect_ro(db, read_only=False) as conn:
+        problems: list[str] = []
+        if conn.dialect == "sqlite":
+            problems += [row[0] for row in conn.execute("PRAGMA integrity_check")
+                         if row[0] != "ok"]
+            problems += [f"foreign key: {tuple(row)}"
+                         for row in conn.execute("PRAGMA foreign_key_check")]
+        tables = set(inspect(conn.connection).get_table_names())
         for table, key in (("images", "path"), ("contents", "sha256"),
                            ("analysis_queue", "content_id"),
                            ("analysis_results", "content_id, analyser")):
@@ -140,7 +192,7 @@ def integrity_problems(db: Path) -> list[str]:
                 continue
             dupes = conn.execute(f"SELECT {key}, count(*) FROM {table} GROUP BY {key} "
                                  "HAVING count(*) > 1").fetchall()
-            problems += [f"duplicate {table} row {d}" for d in dupes]
+            problems += [f"duplicate {table} row {tuple(d)}" for d in dupes]
     return problems
 
 
@@ -222,11 +274,11 @@ def parse_reviewer(stdout: str) -> ReviewLog:
     return ReviewLog(acked, pending, n_acks, errors)
 
 
-def lost_decisions(db: Path, log: ReviewLog) -> list[str]:
+def lost_decisions(db: Any, log: ReviewLog) -> list[str]:
     """Acknowledged decisions the database does not hold (a decision tried after the last
     acknowledgement may or may not have committed before a kill: either value is right)."""
     with connect_ro(db) as conn:
-        current = dict(conn.execute("SELECT id, decision FROM contents"))
+        current = dict(conn.execute("SELECT id, decision FROM contents").all())
     lost = []
     for cid, decision in log.acked.items():
         allowed = {decision, log.pending.get(cid, decision)}
@@ -265,7 +317,7 @@ class Lines:
         return "\n".join(self.lines), err
 
 
-def log_disagreements(db: Path) -> list[str]:
+def log_disagreements(db: Any) -> list[str]:
     """Contents whose latest logged decision differs from their decision (undo would lie)."""
     with connect_ro(db) as conn:
         rows = conn.execute(

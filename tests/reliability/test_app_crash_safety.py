@@ -172,10 +172,11 @@ def _more_problems(db: Path, thumbnails: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_killing_the_app_loses_no_decision_and_the_next_start_resumes_analysis(tmp_path):
+def test_killing_the_app_loses_no_decision_and_the_next_start_resumes_analysis(tmp_path,
+                                                                              library_db):
     folder = tmp_path / "outputs"
     _write_images(folder, N_IMAGES)
-    db = tmp_path / "library.sqlite3"
+    db = library_db.target
     home = tmp_path / "home"
     home.mkdir()
     # Only the bundled analyser: the others have no weights here and would only be skipped.

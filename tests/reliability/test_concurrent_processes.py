@@ -26,10 +26,10 @@ N_IMAGES = 80
 
 
 @pytest.mark.slow
-def test_a_scan_and_a_reviewing_process_share_the_database(tmp_path):
+def test_a_scan_and_a_reviewing_process_share_the_database(tmp_path, library_db):
     folder = tmp_path / "pics"
     write_images(folder, N_IMAGES)
-    db = tmp_path / "lib.sqlite3"
+    db = library_db.target
     home = tmp_path / "home"
     stop = tmp_path / "stop-reviewing"
 

@@ -14,6 +14,7 @@ from reliability_support import (
     NSFW_ONLY,
     REVIEWER,
     Lines,
+    connect_ro,
     counts,
     gentriage,
     integrity_problems,
@@ -33,14 +34,25 @@ from library.scan import scan_folders
 N_IMAGES = 60
 
 
-def _scan_args(folder: Path, db: Path) -> list[str]:
+def _scan_args(folder: Path, db) -> list[str]:
     return ["scan", str(folder), "--db", str(db), *NSFW_ONLY, "--batch-size", "1",
             "--workers", "1"]
 
 
+def _schema_being_made(db) -> bool:
+    """SQLite: the file exists; PostgreSQL: GenTriage is connected to the (empty) database.
+    Either way the schema may be under construction right now."""
+    if db.path is not None:
+        return db.path.exists()
+    with connect_ro(db) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                            "current_database() AND application_name = 'gentriage'"
+                            ).scalar_one() > 0
+
+
 KILL_POINTS = {
-    # The very first moment the file exists: schema creation / migration may be under way.
-    "creating-database": lambda db: db.exists(),
+    # The very first moment the library is there: schema creation may be under way.
+    "creating-database": _schema_being_made,
     # The first batch of files is committed; the rest are still being read or recorded.
     "indexing": lambda db: counts(db)["images"] > 0,
     # Analysis has written some results and has more queued.
@@ -50,10 +62,10 @@ KILL_POINTS = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", list(KILL_POINTS))
-def test_a_scan_killed_at_any_point_resumes_exactly_once(tmp_path, point):
+def test_a_scan_killed_at_any_point_resumes_exactly_once(tmp_path, point, blank_library_db):
     folder = tmp_path / "pics"
     write_images(folder, N_IMAGES)
-    db = tmp_path / "lib.sqlite3"
+    db = blank_library_db  # no schema yet: the scan creates it
     home = tmp_path / "home"
 
     proc = start_gentriage(_scan_args(folder, db), home)
@@ -77,13 +89,12 @@ def test_a_scan_killed_at_any_point_resumes_exactly_once(tmp_path, point):
     assert summary_lines(third.stdout)["indexed"].startswith(f"0 new or changed, {N_IMAGES}")
 
 
-def _indexed_library(tmp_path: Path, n: int) -> Path:
-    """A library with `n` indexed images (no analysis), written in-process."""
+def _indexed_library(tmp_path: Path, n: int, db: str) -> str:
+    """The library `db` with `n` indexed images (no analysis), written in-process."""
     from db.engine import open_library, session_factory
 
     folder = tmp_path / "pics"
     write_images(folder, n)
-    db = tmp_path / "lib.sqlite3"
     engine = open_library(db)
     try:
         scan_folders(session_factory(engine), [folder], None, workers=1, executor="thread")
@@ -93,8 +104,8 @@ def _indexed_library(tmp_path: Path, n: int) -> Path:
 
 
 @pytest.mark.slow
-def test_killing_a_process_mid_review_loses_no_acknowledged_decision(tmp_path):
-    db = _indexed_library(tmp_path, 30)
+def test_killing_a_process_mid_review_loses_no_acknowledged_decision(tmp_path, library_db):
+    db = _indexed_library(tmp_path, 30, library_db.target)
     home = tmp_path / "home"
     stop = tmp_path / "never-stop"
     all_output = []
@@ -121,13 +132,13 @@ def test_killing_a_process_mid_review_loses_no_acknowledged_decision(tmp_path):
 
 
 @pytest.mark.slow
-def test_killing_a_scan_and_a_reviewer_together_loses_nothing(tmp_path):
+def test_killing_a_scan_and_a_reviewer_together_loses_nothing(tmp_path, library_db):
     """The app (reviewing) and a headless scan (analysing) share the database and both die
     at once; decisions survive, and the next scan resumes analysis without duplicates and
     without touching the decisions."""
     folder = tmp_path / "pics"
     write_images(folder, N_IMAGES)
-    db = tmp_path / "lib.sqlite3"
+    db = library_db.target
     home = tmp_path / "home"
     scan = start_gentriage(_scan_args(folder, db), home)
     reviewer = None

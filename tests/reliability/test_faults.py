@@ -37,25 +37,51 @@ from library.thumbnails import ThumbnailCache
 
 
 class ExclusiveLock:
-    """Another process's view of the database: a plain sqlite3 connection that holds
-    `BEGIN EXCLUSIVE` (in WAL mode: readers go on, every other writer waits)."""
+    """Another process's view of the database, holding its write lock: SQLite, a plain
+    sqlite3 connection in `BEGIN EXCLUSIVE` (in WAL mode: readers go on, every other writer
+    waits); PostgreSQL, a plain connection holding the advisory lock every GenTriage write
+    transaction takes (db.transaction)."""
 
-    def __init__(self, db: Path) -> None:
-        self.conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    def __init__(self, db) -> None:
         self.held = False
+        self.path = db.path
+        if self.path is not None:
+            self.conn = sqlite3.connect(self.path, isolation_level=None,
+                                        check_same_thread=False)
+            return
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        self.engine = create_engine(db.target, poolclass=NullPool)
+        self.server = self.engine.connect()
 
     def take(self) -> None:
-        self.conn.execute("BEGIN EXCLUSIVE")
+        if self.path is not None:
+            self.conn.execute("BEGIN EXCLUSIVE")
+        else:
+            from sqlalchemy import text
+
+            from db.transaction import POSTGRESQL_WRITE_LOCK
+
+            self.server.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                {"key": POSTGRESQL_WRITE_LOCK})
         self.held = True
 
     def release(self) -> None:
         if self.held:
-            self.conn.execute("ROLLBACK")
+            if self.path is not None:
+                self.conn.execute("ROLLBACK")
+            else:
+                self.server.rollback()
             self.held = False
 
     def close(self) -> None:
         self.release()
-        self.conn.close()
+        if self.path is not None:
+            self.conn.close()
+        else:
+            self.server.close()
+            self.engine.dispose()
 
 
 def test_a_scan_waits_for_a_lock_held_by_another_process_and_loses_nothing(tmp_path,
@@ -93,7 +119,7 @@ _SHORT_BUSY_SCAN = (
     "sys.exit(main(sys.argv[1:]))\n")
 
 
-def _scan_with_short_busy_timeout(folder: Path, db: Path, home: Path):
+def _scan_with_short_busy_timeout(folder: Path, db, home: Path):
     import subprocess
 
     return subprocess.run([sys.executable, "-c", _SHORT_BUSY_SCAN, "scan", str(folder),

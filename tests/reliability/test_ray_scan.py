@@ -54,12 +54,12 @@ class _StderrLines:
         return "".join(self._lines)
 
 
-def _ray_scan(folder: Path, db: Path, head, *extra: str) -> list[str]:
+def _ray_scan(folder: Path, db: object, head, *extra: str) -> list[str]:
     return ["scan", str(folder), "--db", str(db), *NSFW_ONLY, "--workers", "1",
             "--ray", head.address, *extra]
 
 
-def _verdicts(db: Path) -> dict[str, tuple[str | None, float | None]]:
+def _verdicts(db: object) -> dict[str, tuple[str | None, float | None]]:
     """sha256 -> (label, score) of every nsfw-default result."""
     with connect_ro(db) as conn:
         rows = conn.execute("SELECT c.sha256, r.label, r.score FROM analysis_results r "
@@ -68,13 +68,13 @@ def _verdicts(db: Path) -> dict[str, tuple[str | None, float | None]]:
     return {sha: (label, score) for sha, label, score in rows}
 
 
-def _queue(db: Path) -> list[tuple[int, str | None]]:
+def _queue(db: object) -> list[tuple[int, str | None]]:
     """(attempts, leased_by) of every queued row."""
     with connect_ro(db) as conn:
         return conn.execute("SELECT attempts, leased_by FROM analysis_queue").fetchall()
 
 
-def _exactly_once(db: Path, total: int) -> None:
+def _exactly_once(db: object, total: int) -> None:
     assert integrity_problems(db) == []
     assert counts(db) | {"folders": 1, "review_log": 0} == {
         "folders": 1, "images": total, "contents": total, "analysis_results": total,
@@ -115,17 +115,13 @@ def test_scan_ray_local_analyses_every_file_once_with_the_local_verdicts(tmp_pat
         assert ray_verdicts[sha][1] == pytest.approx(score, abs=1e-4)
 
 
-@needs_ray
-@pytest.mark.slow
-def test_a_killed_driver_and_a_rerun_leave_every_file_once_and_keep_a_decision(tmp_path,
-                                                                                ray_head):
-    total = 160
-    folder = tmp_path / "pics"
-    paths = write_images(folder, total, size=64)
-    db = tmp_path / "lib.sqlite3"
-    home = tmp_path / "home"
-
-    proc = start_gentriage(_ray_scan(folder, db, ray_head), home, **driver_env(ray_head))
+def _kill_review_rerun(folder: Path, paths: list[Path], db: object, home: Path,
+                       scan: list[str], **env: str) -> None:
+    """SIGKILL the scan once results are coming in, reject the last picture with `gentriage
+    review` on the same library, run the scan again: every file exactly once, analysed,
+    and the decision kept."""
+    total = len(paths)
+    proc = start_gentriage(scan, home, **env)
     try:
         wait_until(lambda: counts(db)["analysis_results"] >= 16, 120, "the first results",
                    alive=proc)
@@ -138,8 +134,7 @@ def test_a_killed_driver_and_a_rerun_leave_every_file_once_and_keep_a_decision(t
     review = gentriage(["review", str(paths[-1]), "--reject", "--db", str(db)], home)
     assert review.returncode == 0, review.stderr
 
-    rerun = gentriage(_ray_scan(folder, db, ray_head), home, timeout=240,
-                      **driver_env(ray_head))
+    rerun = gentriage(scan, home, timeout=240, **env)
 
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     summary = summary_lines(rerun.stdout)
@@ -149,11 +144,41 @@ def test_a_killed_driver_and_a_rerun_leave_every_file_once_and_keep_a_decision(t
     _exactly_once(db, total)
     with connect_ro(db) as conn:
         decisions = conn.execute("SELECT c.decision FROM contents c JOIN images i "
-                                 "ON i.content_id = c.id WHERE i.path = ?",
-                                 (str(paths[-1]),)).fetchall()
-        logged = conn.execute("SELECT count(*) FROM review_log").fetchone()[0]
-    assert decisions == [("rejected",)]
+                                 "ON i.content_id = c.id WHERE i.path = :path",
+                                 {"path": str(paths[-1])}).fetchall()
+        logged = conn.execute("SELECT count(*) FROM review_log").scalar_one()
+    assert [tuple(row) for row in decisions] == [("rejected",)]
     assert logged == 1
+
+
+@needs_ray
+@pytest.mark.slow
+def test_a_killed_driver_and_a_rerun_leave_every_file_once_and_keep_a_decision(tmp_path,
+                                                                                ray_head,
+                                                                                library_db):
+    """On both backends, with the session's Ray."""
+    folder = tmp_path / "pics"
+    paths = write_images(folder, 160, size=64)
+    _kill_review_rerun(folder, paths, library_db, tmp_path / "home",
+                       _ray_scan(folder, library_db, ray_head), **driver_env(ray_head))
+
+
+@needs_ray
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_acceptance_postgresql_ray_local_killed_driver_rerun_keeps_a_decision(
+        tmp_path, ray_files, library_db):
+    """Issue #15's acceptance as typed: `scan DIR --db postgresql+psycopg://… --ray local`,
+    the driver (and with it the local Ray it started) SIGKILLed mid-run, a decision made
+    with `gentriage review` meanwhile, a rerun."""
+    folder = tmp_path / "pics"
+    paths = write_images(folder, 160, size=64)
+    env = ray_env(ray_files)
+    env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")  # --ray local keeps itself on loopback
+    env.pop("RAY_AUTH_MODE")  # and a local Ray needs nothing from the environment
+    scan = ["scan", str(folder), "--db", str(library_db), *NSFW_ONLY, "--workers", "1",
+            "--ray", "local"]
+    _kill_review_rerun(folder, paths, library_db, tmp_path / "home", scan, **env)
 
 
 @needs_ray

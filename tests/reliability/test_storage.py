@@ -17,6 +17,7 @@ from reliability_support import (
     NSFW_ONLY,
     REPO,
     child_env,
+    connect_ro,
     counts,
     gentriage,
     integrity_problems,
@@ -277,8 +278,9 @@ def test_disk_io_error_on_a_full_disk_is_called_a_full_disk(monkeypatch, tmp_pat
 def test_a_library_from_a_newer_gentriage_says_so_and_stays_untouched(tmp_path, library):
     engine, _, db = library
     engine.dispose()
-    with sqlite3.connect(db) as conn:
+    with connect_ro(db, read_only=False) as conn:
         conn.execute("UPDATE alembic_version SET version_num = 'zz99_from_the_future'")
+        conn.connection.commit()
     before = _schema_and_version(db)
     for args in (["stats", "--db", str(db)], ["scan", str(tmp_path), "--db", str(db)]):
         done = gentriage(args, tmp_path / "home")
@@ -289,9 +291,17 @@ def test_a_library_from_a_newer_gentriage_says_so_and_stays_untouched(tmp_path, 
     assert counts(db)["folders"] == 0  # the scan recorded nothing
 
 
-def _schema_and_version(db: Path) -> tuple[list[tuple[str, str]], str]:
-    with sqlite3.connect(db) as conn:
-        schema = conn.execute("SELECT name, sql FROM sqlite_master WHERE name NOT LIKE "
-                              "'sqlite_stat%' ORDER BY name").fetchall()
-        (version,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+def _schema_and_version(db) -> tuple[list, str]:
+    """Every table with its columns and indexes, and the schema revision (either backend)."""
+    from sqlalchemy import inspect
+
+    with connect_ro(db) as conn:
+        inspector = inspect(conn.connection)
+        schema = [(table, [(c["name"], str(c["type"])) for c in inspector.get_columns(table)],
+                   sorted(i["name"] for i in inspector.get_indexes(table)))
+                  for table in sorted(inspector.get_table_names())]
+        version = conn.execute("SELECT version_num FROM alembic_version").scalar_one()
+        if conn.dialect == "sqlite":  # and every statement that made it, triggers too
+            schema.append(conn.execute("SELECT name, sql FROM sqlite_master WHERE name NOT "
+                                       "LIKE 'sqlite_stat%' ORDER BY name").all())
     return schema, version

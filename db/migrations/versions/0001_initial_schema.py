@@ -3,9 +3,20 @@
 Revision ID: 0001
 Revises:
 Create Date: 2026-11-22 16:04:04.023618
+
+Runs on SQLite and PostgreSQL alike; the dialect-specific parts are the prompt search index
+(SQLite: an FTS5 trigram table kept by triggers; PostgreSQL: a pg_trgm GIN index on
+generation.prompt), JSON (JSONB on PostgreSQL) and the byte-order collation of the text
+columns the queries sort or compare by range (db.dialect).
 """
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
+
+# The types of db.dialect.json_document / sortable_text, spelled out: a migration does not
+# change when the models do.
+_JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+_SORTABLE = sa.Text().with_variant(postgresql.TEXT(collation="C"), "postgresql")
 
 revision = '0001'
 down_revision = None
@@ -37,7 +48,7 @@ def upgrade() -> None:
 
     op.create_table('folders',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('path', sa.Text(), nullable=False),
+    sa.Column('path', _SORTABLE, nullable=False),
     sa.Column('sensitive', sa.Boolean(), nullable=False),
     sa.Column('added_at', sa.DateTime(), nullable=False),
     sa.Column('last_scan_at', sa.DateTime(), nullable=True),
@@ -68,7 +79,7 @@ def upgrade() -> None:
     sa.Column('version', sa.String(length=80), nullable=False),
     sa.Column('label', sa.String(length=32), nullable=True),
     sa.Column('score', sa.Float(), nullable=True),
-    sa.Column('scores', sa.JSON(), nullable=False),
+    sa.Column('scores', _JSON, nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('analysed_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['content_id'], ['contents.id'], ondelete='CASCADE'),
@@ -93,7 +104,7 @@ def upgrade() -> None:
     sa.Column('height', sa.Integer(), nullable=True),
     sa.Column('model', sa.Text(), nullable=True),
     sa.Column('model_hash', sa.String(length=80), nullable=True),
-    sa.Column('raw', sa.JSON(), nullable=False),
+    sa.Column('raw', _JSON, nullable=False),
     sa.ForeignKeyConstraint(['content_id'], ['contents.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('content_id')
     )
@@ -104,8 +115,8 @@ def upgrade() -> None:
 
     op.create_table('images',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('path', sa.Text(), nullable=False),
-    sa.Column('name', sa.Text(), nullable=False),
+    sa.Column('path', _SORTABLE, nullable=False),
+    sa.Column('name', _SORTABLE, nullable=False),
     sa.Column('folder_id', sa.Integer(), nullable=True),
     sa.Column('content_id', sa.Integer(), nullable=True),
     sa.Column('size', sa.BigInteger(), nullable=False),
@@ -147,7 +158,7 @@ def upgrade() -> None:
     op.create_table('tags',
     sa.Column('content_id', sa.Integer(), nullable=False),
     sa.Column('analyser', sa.String(length=32), nullable=False),
-    sa.Column('tag', sa.Text(), nullable=False),
+    sa.Column('tag', _SORTABLE, nullable=False),
     sa.Column('score', sa.Float(), nullable=False),
     sa.ForeignKeyConstraint(['content_id'], ['contents.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('content_id', 'analyser', 'tag')
@@ -167,8 +178,14 @@ def upgrade() -> None:
         batch_op.create_index('ix_loras_content', ['content_id'], unique=False)
         batch_op.create_index('ix_loras_name', ['name'], unique=False)
 
-    # Prompt search: an FTS5 trigram index makes `prompt contains "x"` (case-insensitive
+    # Prompt search: a trigram index makes `prompt contains "x"` (case-insensitive
     # substring, three characters or more) an index lookup instead of a scan of every prompt.
+    if op.get_context().dialect.name == "postgresql":
+        # pg_trgm is a trusted extension (PostgreSQL 13+): the database's owner may create it.
+        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        op.execute("CREATE INDEX ix_generation_prompt_trgm ON generation "
+                   "USING gin (prompt gin_trgm_ops)")
+        return
     op.execute(
         "CREATE VIRTUAL TABLE prompt_fts USING fts5(prompt, negative_prompt, "
         "content='generation', content_rowid='content_id', tokenize='trigram')"
@@ -193,9 +210,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for trigger in ("insert", "delete", "update"):
-        op.execute(f"DROP TRIGGER IF EXISTS generation_fts_{trigger}")
-    op.execute("DROP TABLE IF EXISTS prompt_fts")
+    if op.get_context().dialect.name == "postgresql":
+        op.execute("DROP INDEX IF EXISTS ix_generation_prompt_trgm")
+    else:
+        for trigger in ("insert", "delete", "update"):
+            op.execute(f"DROP TRIGGER IF EXISTS generation_fts_{trigger}")
+        op.execute("DROP TABLE IF EXISTS prompt_fts")
     with op.batch_alter_table('loras', schema=None) as batch_op:
         batch_op.drop_index('ix_loras_name')
         batch_op.drop_index('ix_loras_content')
