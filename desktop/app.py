@@ -102,7 +102,9 @@ class GenTriageApp(QObject):
         self.full_view = FullView(self.blur, self.thumbnails)
         self.window = MainWindow(self.sessions, settings, self.model, self.view, self.blur,
                                  self.preview, self.full_view, save_settings=self.save_settings,
-                                 default_models_dir=str(locations.models))
+                                 default_models_dir=str(locations.models),
+                                 models_in_use=lambda: (self.models_dir(self.settings),
+                                                        self.device))
         self.families = install_family_views(self.window, self.thumbnails)
 
         # --- services --------------------------------------------------------------------

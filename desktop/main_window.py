@@ -123,7 +123,8 @@ class MainWindow(QMainWindow):
                  model: GridModel, view: GridView, blur: BlurPolicy,
                  preview: ImagePreview | None = None, full_view: FullView | None = None,
                  save_settings: Callable[[Settings], None] | None = None,
-                 default_models_dir: str = "") -> None:
+                 default_models_dir: str = "",
+                 models_in_use: Callable[[], tuple[Path, str]] | None = None) -> None:
         super().__init__()
         self.setWindowTitle("GenTriage")
         self.setObjectName("mainWindow")
@@ -137,6 +138,11 @@ class MainWindow(QMainWindow):
         self.full_view = full_view
         self._save_settings = save_settings or (lambda _s: None)
         self._default_models_dir = default_models_dir
+        # The models folder and device the app analyses with (its --models-dir and --device
+        # win over the settings): what the Models view's style reference loads.
+        self._models_in_use = models_in_use or (lambda: (
+            Path(self.settings.models_dir or self._default_models_dir).expanduser(),
+            self.settings.device))
         self._first_page_announced = False
         self._thumbnails_pruned = False
         # Tags count from the person's threshold (db.queries), in the grid's `tag:` filters
@@ -297,14 +303,15 @@ class MainWindow(QMainWindow):
     def show_models_view(self) -> None:
         """View → Models…: the report's table and charts for the grid's filter; clicking a
         group narrows the grid to it (desktop/models_view.py)."""
+        models_dir, device = self._models_in_use()
         if self.models_view is None:
             from desktop.models_view import ModelsView
 
-            self.models_view = ModelsView(
-                self.sessions, self.settings.models_dir or self._default_models_dir,
-                self.settings.device, parent=self)
+            self.models_view = ModelsView(self.sessions, models_dir, device, parent=self)
             self.filter_bar.filter_changed.connect(self.models_view.set_filter)
             self.models_view.group_filter_requested.connect(self.filter_bar.set_filter)
+        else:
+            self.models_view.use_models(models_dir, device)
         self.models_view.set_filter(self.filter_bar.current_filter())
         self.models_view.refresh()
         self.models_view.show()

@@ -390,6 +390,18 @@ class ModelsView(QWidget):
             self._filter = f
             self.schedule_refresh()
 
+    @property
+    def models(self) -> tuple[Path, str]:
+        """The models folder and device a style reference is computed with."""
+        return self._models_dir, self._device
+
+    def use_models(self, models_dir: Path | str, device: str) -> None:
+        """The app's models folder or device changed (settings): a style reference computed
+        with other weights is computed again."""
+        if (Path(models_dir), device) != (self._models_dir, self._device):
+            self._models_dir, self._device = Path(models_dir), device
+            self._style = None
+
     def set_style_folder(self, folder: Path | str | None) -> None:
         self._style_folder = Path(folder) if folder else None
         self._style = None

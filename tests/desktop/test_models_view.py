@@ -144,6 +144,41 @@ def test_clicking_a_group_narrows_the_real_grid(qtbot, tmp_path, report_lib):
         engine.dispose()
 
 
+def test_the_view_uses_the_apps_models_folder_and_device(qtbot, tmp_path):
+    """--models-dir and --device win over the settings here as for analysis; a settings
+    change reaches a view already open."""
+    from library.settings import Settings
+
+    explicit = tmp_path / "explicit-models"
+    app, engine = build_app(qtbot, tmp_path, [], models_dir=str(explicit), device="cpu",
+                            settings=Settings(models_dir=str(tmp_path / "set-models")))
+    try:
+        window = app.window
+        window.registry.action("view.models").trigger()
+        assert window.models_view.models == (explicit, "cpu")
+        app.models_dir = lambda settings: tmp_path / "changed"  # as after a settings change
+        app.device = "cuda"
+        window.registry.action("view.models").trigger()
+        assert window.models_view.models == (tmp_path / "changed", "cuda")
+    finally:
+        app.shutdown()
+        app.window.close()
+        engine.dispose()
+
+    (tmp_path / "b").mkdir()
+    app, engine = build_app(qtbot, tmp_path / "b", [],
+                            settings=Settings(models_dir=str(tmp_path / "set-models"),
+                                              device="cpu"))
+    try:
+        app.window.registry.action("view.models").trigger()
+        # No --models-dir or --device: the settings' choices.
+        assert app.window.models_view.models == (tmp_path / "set-models", "cpu")
+    finally:
+        app.shutdown()
+        app.window.close()
+        engine.dispose()
+
+
 def test_an_empty_library_says_so(qtbot, tmp_path):
     from desktop.models_view import ModelsView
 
