@@ -471,6 +471,13 @@ def matching_image_ids(session: Session, f: ImageFilter) -> Select:
     return select(_i.c.id).select_from(_FROM).where(*filter_clauses(session, f))
 
 
+def matching_files(session: Session, f: ImageFilter, *columns: str) -> Select:
+    """SELECT of the named `images` columns of the files `f` shows that have a picture (not
+    broken), for queries elsewhere in db/ (db.report_queries)."""
+    return (select(*(_i.c[name] for name in columns)).select_from(_FROM)
+            .where(*filter_clauses(session, f), _i.c.content_id.is_not(None)))
+
+
 # --- sort -> segments -------------------------------------------------------------------------
 
 @dataclass(frozen=True)

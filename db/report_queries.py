@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from db.filters import ImageFilter
 
 # The aliases filter_clauses' terms refer to (images `i`, outer-joined contents `c`).
-from db.queries import _FROM, _i, filter_clauses
+from db.queries import matching_files
 from db.schema import AnalysisResult, Content, Folder, Generation, Image, LoraUse
 
 GROUPINGS: tuple[str, ...] = ("model", "lora", "sampler", "prompt", "generator", "folder")
@@ -104,15 +104,12 @@ def _pairs(session: Session, by: str, f: ImageFilter, with_prompt: bool = False)
     (long prompts, paths), which at 100k pictures would cost more than everything else."""
     _check(by)
     if by == "folder":  # a picture's files may lie in several folders: one row per folder
-        files = (select(_i.c.folder_id.label("fid"), _i.c.content_id.label("cid"))
-                 .select_from(_FROM)
-                 .where(*filter_clauses(session, f), _i.c.content_id.is_not(None))
-                 .distinct().subquery("files"))
-        source: Any = files.outerjoin(_folders, _folders.c.id == files.c.fid)
-        key, cid = _folders.c.path, files.c.cid
+        files = matching_files(session, f, "folder_id", "content_id").distinct().subquery(
+            "files")
+        source: Any = files.outerjoin(_folders, _folders.c.id == files.c.folder_id)
+        key, cid = _folders.c.path, files.c.content_id
     else:
-        shown = (select(_i.c.content_id).select_from(_FROM)
-                 .where(*filter_clauses(session, f), _i.c.content_id.is_not(None)))
+        shown = matching_files(session, f, "content_id")
         pictures = Content.__table__.alias("pic")
         cid = pictures.c.id
         if by == "lora":
