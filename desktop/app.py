@@ -171,6 +171,7 @@ class GenTriageApp(QObject):
             self.watcher.folder_lost.connect(w._on_watcher_folder_lost)
             self.watcher.error_reported.connect(report)
             self.watcher.state_changed.connect(w._on_watcher_state_changed)
+            self.watcher.regrouped.connect(w._on_watcher_regrouped)
         else:
             w.status.show_watch_state("Not watching (disabled)")
         if self.analysis is not None:

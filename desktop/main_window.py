@@ -718,6 +718,11 @@ class MainWindow(QMainWindow):
         self.model.refresh_images(image_ids)
         self.schedule_lists_refresh()
 
+    def _on_watcher_regrouped(self, content_ids: list) -> None:
+        """New or vanished files changed near-duplicate groups: rows a `dup:` filter shows."""
+        self.model.refresh_contents(content_ids)
+        self.schedule_lists_refresh()
+
     def _on_watcher_folder_lost(self, path: str) -> None:
         self.status.post(f"Folder not available: {path} (its images are kept)")
         self.schedule_lists_refresh()

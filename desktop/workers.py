@@ -74,6 +74,7 @@ class WatcherBridge(QObject):
     folder_lost = Signal(str)  # a watched folder disappeared (unmounted, deleted)
     error_reported = Signal(str)
     state_changed = Signal(str)  # "watching 3 folders", "not watching: …"
+    regrouped = Signal(list)  # content ids whose near-duplicate group changed
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -87,6 +88,7 @@ class WatcherBridge(QObject):
             "on_moved": lambda ids: self.images_moved.emit(list(ids)),
             "on_folder_lost": lambda path: self.folder_lost.emit(str(path)),
             "on_error": lambda message: self.error_reported.emit(str(message)),
+            "on_regrouped": lambda ids: self.regrouped.emit(list(ids)),
         }
 
     def start(self, create_watcher: Callable[..., Any], folder_count: int) -> None:

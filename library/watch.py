@@ -20,6 +20,12 @@ When a file is indexed:
   64 are ready, or the oldest has waited 2 intervals (bursts become a few batches, a steady
   stream still flows).
 
+Near-duplicate groups (`dup:`, `is:duplicate`, library.family_ops.regroup) follow what the
+watcher records: once files were indexed or went missing, they are regrouped at most every
+`regroup_interval` seconds (grouping a 100k library takes about a second, so a steady stream
+of files must not pay it per batch); `on_regrouped` gets the pictures whose group changed.
+Stacks need nothing: their key is written with the file.
+
 Renames of indexed files move their rows (review kept) without reading the file; deletions
 mark rows missing. Names that are not valid UTF-8 are looked up and recorded in their stored
 form (library.paths.storable_text; such files are recorded broken, see library.scan). A
@@ -39,6 +45,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
@@ -76,6 +83,8 @@ IdsCallback = Callable[[list[int]], None]
 # Longest pause of a writer in the middle of a file that must not make it "broken"; longer
 # retry gaps than this are pointless (an unchanged file is re-read at least this often).
 WRITE_PAUSE_TOLERANCE_S = 60.0
+# Longest a file indexed by the watcher waits to join its near-duplicate group.
+REGROUP_INTERVAL_S = 10.0
 MAX_RETRY_GAP_S = 10.0
 _WATCHED_EVENTS: list[type[FileSystemEvent]] = [
     FileCreatedEvent, FileModifiedEvent, FileClosedEvent, FileDeletedEvent, FileMovedEvent,
@@ -127,10 +136,12 @@ class FolderWatcher:
         on_moved: IdsCallback | None = None,
         on_folder_lost: Callable[[str], None] | None = None,
         on_error: Callable[[str], None] | None = None,
+        on_regrouped: IdsCallback | None = None,
         stability_interval: float = 1.0,
         health_interval: float = 5.0,
         read_retries: int = 3,
         write_pause_tolerance: float = WRITE_PAUSE_TOLERANCE_S,
+        regroup_interval: float = REGROUP_INTERVAL_S,
         initial_scan: bool = True,
         workers: int | None = None,
         executor: ExecutorKind = DEFAULT_EXECUTOR,
@@ -143,6 +154,8 @@ class FolderWatcher:
         self._on_moved = on_moved
         self._on_folder_lost = on_folder_lost
         self._on_error = on_error
+        self._on_regrouped = on_regrouped
+        self.regroup_interval = regroup_interval
         self.stability_interval = stability_interval
         self.health_interval = health_interval
         self.read_retries = read_retries
@@ -161,6 +174,7 @@ class FolderWatcher:
         self._ops: list[tuple[str, str, str | None]] = []  # renames/deletions to record
         self._last_event = 0.0
         self._next_health = 0.0
+        self._regroup_due: float | None = None  # files changed since the last regroup
 
     # ------------------------------------------------------------------ public API
 
@@ -245,6 +259,7 @@ class FolderWatcher:
                 self._apply_ops()
                 self._check_due()
                 self._flush_ready()
+                self._regroup_if_due()
                 if time.monotonic() >= self._next_health:
                     self._check_roots()
             except Exception as exc:
@@ -263,6 +278,8 @@ class FolderWatcher:
             deadlines.append(min(p.due for p in self._pending.values()))
         if self._ready:
             deadlines.append(self._flush_deadline())
+        if self._regroup_due is not None:
+            deadlines.append(self._regroup_due)
         return max(0.0, min(deadlines) - now)
 
     # ------------------------------------------------------------------ commands and events
@@ -500,6 +517,7 @@ class FolderWatcher:
         if moved:
             self._call(self._on_moved, moved)
         if missing:
+            self._families_changed()
             self._call(self._on_missing, missing)
 
     def _move(self, session: Any, src: str, dest: str) -> int | None:
@@ -604,6 +622,8 @@ class FolderWatcher:
 
     def _deliver(self, summary: ScanSummary) -> None:
         indexed = summary.indexed_ids + summary.broken_ids
+        if summary.indexed_ids or summary.missing_ids:
+            self._families_changed()
         if summary.moved_ids:
             self._call(self._on_moved, summary.moved_ids)
         if indexed:
@@ -612,6 +632,28 @@ class FolderWatcher:
             self._call(self._on_missing, summary.missing_ids)
         for message in summary.errors:
             self._report_error(message)
+
+    # ------------------------------------------------------------------ duplicate groups
+
+    def _families_changed(self) -> None:
+        if self._regroup_due is None:
+            self._regroup_due = time.monotonic() + self.regroup_interval
+
+    def _regroup_if_due(self) -> None:
+        if self._regroup_due is None or time.monotonic() < self._regroup_due:
+            return
+        from library.family_ops import regroup  # numpy: only once something is regrouped
+
+        try:
+            changed = regroup(self._sessions)
+        except (SQLAlchemyError, OSError, ValueError) as exc:  # busy, disk full: try later
+            log.exception("regrouping near-duplicates failed")
+            self._report_error(f"could not update duplicate groups: {exc}")
+            self._regroup_due = time.monotonic() + self.regroup_interval
+            return
+        self._regroup_due = None
+        if changed:
+            self._call(self._on_regrouped, changed)
 
     def _report_error(self, message: str) -> None:
         log.warning("%s", message)

@@ -34,6 +34,7 @@ class Recorder:
         self.moved: list[list[int]] = []
         self.lost: list[str] = []
         self.errors: list[str] = []
+        self.regrouped: list[list[int]] = []
 
     def _add(self, bucket: list, value) -> None:
         with self.lock:
@@ -45,7 +46,8 @@ class Recorder:
                     on_missing=lambda ids: self._add(self.missing, ids),
                     on_moved=lambda ids: self._add(self.moved, ids),
                     on_folder_lost=lambda path: self._add(self.lost, path),
-                    on_error=lambda message: self._add(self.errors, message))
+                    on_error=lambda message: self._add(self.errors, message),
+                    on_regrouped=lambda ids: self._add(self.regrouped, ids))
 
     def wait_for(self, condition, timeout: float = TIMEOUT) -> None:
         with self.lock:
@@ -293,3 +295,43 @@ def test_a_large_folder_move_is_recorded_in_short_transactions(make_watcher, lib
     assert len(commits) >= 3  # 5 moves, 2 per transaction
     assert sorted(r.path for r in all_rows(library_sessions)) == [
         str(pics / "archive" / f"{name}.png") for name in "abcde"]
+
+
+def _dup_groups(sessions) -> dict[str, int | None]:
+    """file name -> its picture's near-duplicate group."""
+    from db.schema import Content
+
+    with sessions() as session:
+        return dict(session.execute(select(Image.name, Content.dup_group)
+                                    .join(Content, Content.id == Image.content_id)).all())
+
+
+def test_files_the_watcher_records_join_and_leave_duplicate_groups(
+        make_watcher, library_sessions, recorder, pics, tmp_path):
+    """A re-encoded copy dropped in joins its original's group without a scan; deleting it
+    leaves the original alone again. Regrouping waits for `regroup_interval`, not per batch."""
+    from family_images import encode, structured
+
+    picture = structured(7)
+    (pics / "original.png").write_bytes(encode(picture, "PNG"))
+    (pics / "other.png").write_bytes(encode(structured(8), "PNG"))
+    make_watcher(pics, regroup_interval=INTERVAL)  # the catch-up scan indexes both
+    assert _dup_groups(library_sessions) == {"original.png": None, "other.png": None}
+
+    (tmp_path / "copy.jpg").write_bytes(encode(picture, "JPEG", quality=70))
+    shutil.move(tmp_path / "copy.jpg", pics / "copy.jpg")
+    recorder.wait_for(lambda: recorder.regrouped)
+    groups = _dup_groups(library_sessions)
+    assert groups["original.png"] is not None
+    assert groups["copy.jpg"] == groups["original.png"] and groups["other.png"] is None
+    with library_sessions() as session:
+        copy_content = row(library_sessions, pics / "copy.jpg").content_id
+        original_content = session.scalar(select(Image.content_id)
+                                          .where(Image.name == "original.png"))
+    assert sorted(recorder.flat(recorder.regrouped)) == sorted([copy_content,
+                                                               original_content])
+
+    (pics / "copy.jpg").unlink()
+    recorder.wait_for(lambda: len(recorder.regrouped) == 2)
+    assert _dup_groups(library_sessions)["original.png"] is None
+    assert recorder.errors == []
