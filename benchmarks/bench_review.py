@@ -75,6 +75,7 @@ def _history(sessions, n_decisions: int) -> None:
     """`n_decisions` single-picture decisions over 1,000 pictures, as log rows."""
     pictures = 1_000
     with write_transaction(sessions) as session:
+        author = review.reviewer_of(session)  # whose undo stack the keypresses walk
         session.execute(insert(Content), [{"sha256": f"{i:064x}"} for i in range(pictures)])
         rows = []
         state = ["none"] * pictures
@@ -82,7 +83,8 @@ def _history(sessions, n_decisions: int) -> None:
             picture = group % pictures
             new = ("accepted", "rejected")[group % 2]
             rows.append(dict(group_id=group, content_id=picture + 1, field="decision",
-                             old_value=state[picture], new_value=new, source="app"))
+                             old_value=state[picture], new_value=new, source="app",
+                             author=author))
             state[picture] = new
         session.execute(insert(ReviewLog), rows)
 
@@ -100,13 +102,13 @@ def _undo_redo_history(sessions, n_decisions: int, undone: int, redone: int) -> 
             d = decisions[target]
             rows.append(dict(group_id=group, content_id=d.content_id, field="decision",
                              old_value=d.new_value, new_value=d.old_value, source="undo",
-                             reverts_group=target))
+                             reverts_group=target, author=d.author))
         for target in range(n_decisions - undone + 1, n_decisions - undone + 1 + redone):
             group += 1
             d = decisions[target]
             rows.append(dict(group_id=group, content_id=d.content_id, field="decision",
                              old_value=d.old_value, new_value=d.new_value, source="redo",
-                             reverts_group=target))
+                             reverts_group=target, author=d.author))
         session.execute(insert(ReviewLog), rows)
 
 
