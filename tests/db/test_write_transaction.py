@@ -136,16 +136,16 @@ def test_busy_errors_are_recognised(tmp_path):
 def test_schema_creation_is_all_or_nothing(blank_library_db, monkeypatch):
     """A creation that fails half-way (a kill, a full disk) leaves an empty database, which
     the next open creates properly — never "table … already exists"."""
-    import db.migrate as migrate
+    from alembic import command
 
     db = blank_library_db.target
-    real_upgrade = migrate.command.upgrade
+    real_upgrade = command.upgrade
 
     def upgrade_then_crash(*args, **kwargs):
         real_upgrade(*args, **kwargs)  # every table and index made, not yet committed
         raise OSError("simulated crash during schema creation")
 
-    monkeypatch.setattr(migrate.command, "upgrade", upgrade_then_crash)
+    monkeypatch.setattr(command, "upgrade", upgrade_then_crash)  # what db.migrate calls
     with pytest.raises(Exception, match="simulated crash"):
         open_library(db)
     monkeypatch.undo()
