@@ -10,6 +10,24 @@ goal as text, e.g. "< 50 ms"). `python -m benchmarks` runs them all and prints o
 `python -m benchmarks.bench_<topic>` runs one on its own.
 """
 
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+
+def median_ms(action: Callable[[], object], runs: int) -> float:
+    """Median wall time in ms of `runs` calls of `action`, after one warm-up call (the page
+    cache, SQLAlchemy's statement cache)."""
+    action()
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        action()
+        times.append((time.perf_counter() - began) * 1000)
+    return statistics.median(times)
+
 
 def print_report(name: str, value: float, unit: str, baseline: float | None = None,
                  target: str | None = None) -> None:

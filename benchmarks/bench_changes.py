@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import select, text
 
+from benchmarks import median_ms
 from benchmarks.synthetic import build_library
 from db.changes import LibraryChanges, changes_since, current_token
 from db.engine import open_library, session_factory
@@ -40,14 +39,6 @@ RECOMPUTED = 20_000
 ENABLED = ["nsfw-default", "nsfw-vit", "safety-checker", "coherence"]
 
 
-def _median_ms(action: Callable[[], object], runs: int = RUNS) -> float:
-    action()
-    times = []
-    for _ in range(runs):
-        began = time.perf_counter()
-        action()
-        times.append((time.perf_counter() - began) * 1000)
-    return statistics.median(times)
 
 
 def _recompute_s(path: Path) -> float:
@@ -89,8 +80,8 @@ def run(report, quick: bool = False) -> None:
                 with sessions() as session:
                     return changes_since(session, token)
 
-            baseline = _median_ms(cheapest_read)
-            report(f"poll, nothing changed ({n_images:,} images)", _median_ms(poll), "ms",
+            baseline = median_ms(cheapest_read, RUNS)
+            report(f"poll, nothing changed ({n_images:,} images)", median_ms(poll, RUNS), "ms",
                    baseline, "< 5 ms")
             with write_transaction(sessions) as session:
                 ids = list(session.scalars(select(Content.id)
@@ -98,7 +89,7 @@ def run(report, quick: bool = False) -> None:
                 set_decision(session, ids, "accepted", source="bench")
             changes = poll()
             assert len(changes.content_ids) == 500, changes
-            report("poll, 500 decisions changed", _median_ms(poll), "ms", baseline)
+            report("poll, 500 decisions changed", median_ms(poll, RUNS), "ms", baseline)
         finally:
             engine.dispose()
 

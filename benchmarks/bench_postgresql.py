@@ -26,7 +26,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchmarks.bench_queries import RUNS, TARGET_MS, _median_ms, measure_queries
+from benchmarks import median_ms
+from benchmarks.bench_queries import RUNS, TARGET_MS, measure_queries
 from benchmarks.synthetic import build_library
 from db.engine import open_library, session_factory
 
@@ -71,7 +72,7 @@ def _decision_ms(sessions, runs: int) -> float:
     def decide() -> object:
         with write_transaction(sessions) as session:
             return set_decision(session, [next(targets)], next(decisions))
-    return _median_ms(decide, runs)
+    return median_ms(decide, runs)
 
 
 def _figures(target: Path | str, runs: int) -> dict[str, tuple[float, bool]]:

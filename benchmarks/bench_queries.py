@@ -13,13 +13,13 @@ set GENTRIAGE_BENCH_DB=/path/lib.db to reuse or keep one).
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks import median_ms
 from benchmarks.synthetic import build_library, tag_vocabulary
 from db.engine import open_library, session_factory
 from db.filters import parse_filter
@@ -89,15 +89,6 @@ SORTS: dict[str, str] = {
 }
 
 
-def _median_ms(action: Callable[[], object], runs: int = RUNS) -> float:
-    """Median wall time of `runs` calls after one warm-up call."""
-    action()  # warm the page cache and SQLAlchemy's statement cache
-    times = []
-    for _ in range(runs):
-        began = time.perf_counter()
-        action()
-        times.append((time.perf_counter() - began) * 1000)
-    return statistics.median(times)
 
 
 def run(report) -> None:
@@ -147,9 +138,9 @@ def measure_queries(sessions, runs: int = RUNS) -> dict[str, tuple[float, bool]]
 
     figures: dict[str, tuple[float, bool]] = {}
     for label, text in {**FILTERS, **SORTS}.items():
-        figures[f"first page: {label}"] = (_median_ms(first_page(text), runs), True)
+        figures[f"first page: {label}"] = (median_ms(first_page(text), runs), True)
     for label, text in FILTERS.items():
-        figures[f"count: {label}"] = (_median_ms(count(text), runs), False)
+        figures[f"count: {label}"] = (median_ms(count(text), runs), False)
 
     for label, text in (("newest", ""), ("unreviewed first", "sort:unreviewed"),
                         ("-aesthetic", "sort:-aesthetic")):
@@ -162,17 +153,17 @@ def measure_queries(sessions, runs: int = RUNS) -> dict[str, tuple[float, bool]]
         def deep_page(f=f, cursor=cursor) -> object:
             with sessions() as session:
                 return fetch_page(session, f, cursor, PAGE, tag_threshold=TAG_THRESHOLD)
-        figures[f"page 100 (keyset): {label}"] = (_median_ms(deep_page, runs), True)
+        figures[f"page 100 (keyset): {label}"] = (median_ms(deep_page, runs), True)
 
     def counts() -> object:
         with sessions() as session:
             return folder_counts(session)
-    figures["folder_counts"] = (_median_ms(counts, runs), False)
+    figures["folder_counts"] = (median_ms(counts, runs), False)
     for prefix in ("", "r", "red_h"):
         def suggest(prefix=prefix) -> object:
             with sessions() as session:
                 return tag_suggestions(session, prefix, tag_threshold=TAG_THRESHOLD)
-        figures[f"tag_suggestions({prefix!r})"] = (_median_ms(suggest, runs), False)
+        figures[f"tag_suggestions({prefix!r})"] = (median_ms(suggest, runs), False)
     return figures
 
 

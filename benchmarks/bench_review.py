@@ -17,15 +17,14 @@ limited undo to that window (`_window_stacks` below reproduces it).
 
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
+from benchmarks import median_ms
 from db import review
 from db.engine import open_library, session_factory
 from db.schema import Content, ReviewLog
@@ -39,14 +38,6 @@ WINDOW_GROUPS = 5_000  # the old undo horizon
 TARGET = "< 50 ms"
 
 
-def _median_ms(action: Callable[[], object], runs: int = RUNS) -> float:
-    action()  # warm SQLAlchemy's statement cache and the page cache
-    times = []
-    for _ in range(runs):
-        began = time.perf_counter()
-        action()
-        times.append((time.perf_counter() - began) * 1000)
-    return statistics.median(times)
 
 
 def _window_stacks(session) -> tuple[list[int], list[int]]:
@@ -125,10 +116,10 @@ def _measure_state(sessions, report, state: str, baseline: float) -> None:
         with write_transaction(sessions) as session:
             assert review.redo(session)
 
-    report(f"{state}: can_undo", _median_ms(read(review.can_undo)), "ms", baseline, TARGET)
-    report(f"{state}: can_redo", _median_ms(read(review.can_redo)), "ms", baseline, TARGET)
+    report(f"{state}: can_undo", median_ms(read(review.can_undo), RUNS), "ms", baseline, TARGET)
+    report(f"{state}: can_redo", median_ms(read(review.can_redo), RUNS), "ms", baseline, TARGET)
     # One undo and one redo, each in its own write transaction like a keypress; halved.
-    report(f"{state}: undo or redo (one keypress)", _median_ms(undo_then_redo) / 2, "ms",
+    report(f"{state}: undo or redo (one keypress)", median_ms(undo_then_redo, RUNS) / 2, "ms",
            baseline, TARGET)
 
 
@@ -144,7 +135,7 @@ def run(report, quick: bool = False) -> None:
             def window() -> object:
                 with sessions() as session:
                     return _window_stacks(session)
-            baseline = _median_ms(window)
+            baseline = median_ms(window, RUNS)
             report(f"{label}: baseline, the old 5,000-group replay", baseline, "ms")
 
             _measure_state(sessions, report, f"{label}", baseline)

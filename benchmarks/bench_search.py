@@ -24,29 +24,22 @@ Run: `python -m benchmarks.bench_search [--quick]`.
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks import median_ms
 
 RUNS = 7
 DIM = 768
 K = 100
 
 
-def _median_ms(action: Callable[[], object], runs: int = RUNS) -> float:
-    action()
-    times = []
-    for _ in range(runs):
-        began = time.perf_counter()
-        action()
-        times.append((time.perf_counter() - began) * 1000)
-    return statistics.median(times)
 
 
 def unit_vector_chunks(n: int, seed: int = 0, chunk: int = 100_000) -> Iterator[np.ndarray]:
@@ -77,13 +70,13 @@ def measure_index(report: Any, n: int, target_ms: float) -> None:
     def bare_product() -> object:
         with _one_blas_thread():  # as EmbeddingIndex.top runs it
             return matrix @ query
-    baseline = _median_ms(bare_product)
+    baseline = median_ms(bare_product, RUNS)
     label = f"{n // 1000}k" if n < 1_000_000 else f"{n // 1_000_000}M"
-    report(f"top-{K} over {label} vectors", _median_ms(lambda: index.top(query, K)), "ms",
+    report(f"top-{K} over {label} vectors", median_ms(lambda: index.top(query, K), RUNS), "ms",
            baseline, f"< {target_ms:.0f} ms")
     allowed = np.arange(1, n + 1, 10, dtype=np.int64)
     report(f"top-{K} over {label}, filter allows 10%",
-           _median_ms(lambda: index.top(query, K, allowed=allowed)), "ms", baseline)
+           median_ms(lambda: index.top(query, K, allowed=allowed), RUNS), "ms", baseline)
     assert index.top(query, 1)[0][0] == n // 3  # the vector itself ranks first
 
 
@@ -130,14 +123,14 @@ def measure_library(report: Any, n_images: int, root: Path) -> None:
             with sessions() as session:
                 EmbeddingIndex().refresh(session, version)
         report(f"index load from the database ({contents // 1000}k rows)",
-               _median_ms(load, runs=3) / 1000, "s")
+               median_ms(load, 3) / 1000, "s")
 
         plain = parse_filter("")
 
         def first_page() -> object:
             with sessions() as session:
                 return fetch_page(session, plain, limit=200)
-        baseline = _median_ms(first_page)
+        baseline = median_ms(first_page, RUNS)
         similar = parse_filter(f"similar:{n_images // 2}")
 
         def similar_page() -> object:
@@ -145,14 +138,14 @@ def measure_library(report: Any, n_images: int, root: Path) -> None:
             with sessions() as session:
                 return fetch_page(session, resolved, limit=200)
         report(f"similar: first page, {n_images // 1000}k library (rank + page)",
-               _median_ms(similar_page), "ms", baseline)
+               median_ms(similar_page, RUNS), "ms", baseline)
         narrowed = parse_filter(f"similar:{n_images // 2} is:unreviewed -is:flagged")
 
         def narrowed_page() -> object:
             resolved = search.resolve(narrowed)
             with sessions() as session:
                 return fetch_page(session, resolved, limit=200)
-        report("similar: + is:unreviewed -is:flagged, first page", _median_ms(narrowed_page),
+        report("similar: + is:unreviewed -is:flagged, first page", median_ms(narrowed_page, RUNS),
                "ms", baseline)
     finally:
         engine.dispose()
