@@ -193,12 +193,6 @@ class Aesthetic(ProjectedClipTower, TorchAnalyser):
         self.text_model: Any = None
 
     @property
-    def input_key(self) -> str:
-        from inference.clip_embedding import clip_input_key
-
-        return clip_input_key(self.clip_recipe)
-
-    @property
     def has_text(self) -> bool:
         return self.text_model is not None and self.tokenizer is not None
 
@@ -257,11 +251,6 @@ class Aesthetic(ProjectedClipTower, TorchAnalyser):
             self.status.message += f"; tokenizer unreadable ({exc}): prompt adherence off"
             self.text_model = None
             return None
-
-    def preprocess(self, image: Any) -> Any:
-        from inference.preprocess import as_tensor
-
-        return as_tensor(self.clip_recipe(image.rgb()))
 
     def predict(self, inputs: Sequence[Any], jobs: Sequence[Job]) -> list[AnalyserOutput]:
         import torch

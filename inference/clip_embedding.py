@@ -53,10 +53,21 @@ class ProjectedClipTower:
 
     clip_encoder: Any = None
     visual_projection: Any = None
+    clip_recipe: Any = None  # inference.preprocess.ClipRecipe, read from the model's folder
     device: str
 
     if TYPE_CHECKING:
         def _place(self, module: Any) -> Any: ...  # TorchAnalyser's
+
+    @property
+    def input_key(self) -> str:
+        """Equal recipes make one input: the pipeline preprocesses an image once for both."""
+        return clip_input_key(self.clip_recipe)
+
+    def preprocess(self, image: Any) -> Any:
+        from inference.preprocess import as_tensor
+
+        return as_tensor(self.clip_recipe(image.rgb()))
 
     def adopt_clip_encoder(self, encoder: Any) -> None:
         """Use another analyser's identical tower (and its per-image cache); ours is freed."""

@@ -100,12 +100,6 @@ class ClipEmbedding(ProjectedClipTower, TorchAnalyser):
         self.clip_encoder: Any = None
         self.visual_projection: Any = None
 
-    @property
-    def input_key(self) -> str:
-        from inference.clip_embedding import clip_input_key
-
-        return clip_input_key(self.clip_recipe)  # the same tensor aesthetic's preprocess makes
-
     def load(self) -> None:
         from transformers import CLIPVisionModelWithProjection
 
@@ -130,11 +124,6 @@ class ClipEmbedding(ProjectedClipTower, TorchAnalyser):
         model = self._place(model)
         self.clip_encoder = ClipVisionEncoder(model.vision_model)
         self.visual_projection = model.visual_projection
-
-    def preprocess(self, image: Any) -> Any:
-        from inference.preprocess import as_tensor
-
-        return as_tensor(self.clip_recipe(image.rgb()))
 
     def predict(self, inputs: Sequence[Any], jobs: Sequence[Job]) -> list[AnalyserOutput]:
         import torch
