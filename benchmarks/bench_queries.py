@@ -73,6 +73,8 @@ FILTERS: dict[str, str] = {
     "status:broken": "status:broken",
     "status:missing": "status:missing",
     "status:any": "status:any",
+    "is:stacked": "is:stacked",
+    "is:duplicate": "is:duplicate",
 }
 SORTS: dict[str, str] = {
     "sort:oldest": "sort:oldest",
@@ -86,6 +88,7 @@ SORTS: dict[str, str] = {
     "sort:unreviewed sort:name": "sort:unreviewed sort:name",
     "is:flagged sort:-aesthetic": "is:flagged sort:-aesthetic",
     "tag (rank 100) sort:-aesthetic": f"tag:{_tags[99]} sort:-aesthetic",
+    "sort:stack": "sort:stack",
 }
 
 

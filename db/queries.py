@@ -428,12 +428,25 @@ def _filter_clauses(session: Session, f: ImageFilter, members: _Membership
 
 # --- families (stacks, near-duplicates: library.families) ------------------------------------
 
-def _shared_stacks() -> Select:
-    """Stack keys held by two or more pictures that have a readable file."""
-    plain = Content.__table__
-    readable = exists().where(Image.content_id == plain.c.id, Image.status == "ok")
-    return (select(plain.c.stack_key).where(plain.c.stack_key.is_not(None), readable)
-            .group_by(plain.c.stack_key).having(func.count() > 1))
+def _stacked() -> ColumnElement:
+    """The picture's stack key is held by two or more pictures that have a readable file:
+    another such picture exists — and, where this picture has no readable file itself, a
+    second one. Correlated EXISTS probes on the stack-key index, so a page of `is:stacked`
+    stops after a page of rows instead of first grouping every stack key (100 ms at 100k)."""
+    # Explicit correlation: SQLAlchemy correlates on its own to the enclosing SELECT only,
+    # and `c` is two levels up in the inner probes.
+    def readable(content: Any) -> ColumnElement:
+        return exists().where(Image.content_id == content.c.id, Image.status == "ok") \
+            .correlate_except(Image)
+
+    other = Content.__table__.alias("other")
+    second = Content.__table__.alias("second")
+    another_readable = exists().where(
+        second.c.stack_key == _c.c.stack_key, second.c.id.not_in([_c.c.id, other.c.id]),
+        readable(second)).correlate_except(second)
+    return exists().where(
+        other.c.stack_key == _c.c.stack_key, other.c.id != _c.c.id, readable(other),
+        or_(readable(_c), another_readable)).correlate_except(other)
 
 
 def _family_clauses(members: _Membership, f: ImageFilter) -> list[ColumnElement]:
@@ -441,7 +454,7 @@ def _family_clauses(members: _Membership, f: ImageFilter) -> list[ColumnElement]
     if f.stacks:
         clauses.append(members.content_test(lambda c: c.stack_key.in_(sorted(f.stacks))))
     if f.stacked is not None:
-        shared = _c.c.stack_key.in_(_shared_stacks())
+        shared = _stacked()
         clauses.append(shared if f.stacked else or_(_c.c.id.is_(None),
                                                     _c.c.stack_key.is_(None), ~shared))
     if f.dup_groups:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import insert
 
-from db.engine import open_library, session_factory
+from db.engine import session_factory
 from db.families import (
     duplicate_group_ids,
     family_columns,
@@ -48,8 +48,8 @@ def test_bad_family_terms_say_what_is_wrong(text, message):
 # --- a library: stack A (3 pictures), B (1), C (2, one of them without a file), no stack ------
 
 @pytest.fixture
-def session(tmp_path):
-    engine = open_library(tmp_path / "lib.db")
+def session(library_db):
+    engine = library_db.open()  # both backends
     with session_factory(engine)() as s:
         s.execute(insert(Folder), [{"id": 1, "path": "/lib"}])
         contents = [  # id, stack, rating, decision, aesthetic, dup group
@@ -95,6 +95,9 @@ def test_is_stacked_needs_another_picture_with_a_file(session):
     # A has three pictures; B one; C two, but one has no readable file; 7 no stack.
     assert sorted(ids(session, "is:stacked")) == [1, 2, 3]
     assert sorted(ids(session, "-is:stacked")) == [4, 5, 7]
+    # 6's own file is missing: C's one readable picture (5) does not make it stacked.
+    assert ids(session, "is:stacked status:missing") == []
+    assert ids(session, "-is:stacked status:missing") == [6]
 
 
 def test_sort_stack_puts_stacks_together_best_first_then_the_rest(session):
