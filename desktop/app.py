@@ -59,6 +59,7 @@ from desktop.workers import (
     ScanBridge,
     WatcherBridge,
 )
+from library.handoff import PictureHandoff
 from library.paths import Locations
 from library.scan import ExecutorKind
 from library.settings import Settings
@@ -112,7 +113,11 @@ class GenTriageApp(QObject):
         # hashing release the GIL), and a process pool's start-up kept the first new images
         # off the grid for seconds on a fresh library.
         self._scan_executor = scan_executor
-        self.scanner = ScanBridge(self.sessions, self.thumbnail_cache, scan_executor, self)
+        # The analysis takes the pictures the indexer decoded instead of decoding each new
+        # file again (library.handoff); only the app's own runner knows how.
+        self.pictures = PictureHandoff() if analysis and runner_factory is None else None
+        self.scanner = ScanBridge(self.sessions, self.thumbnail_cache, scan_executor, self,
+                                  pictures=self.pictures)
         self.watcher = WatcherBridge(self) if watch else None
         self.flags = FlagRecomputer(self.sessions, self)
         self.error_bridge = ErrorBridge(self.errors, self)
@@ -120,7 +125,8 @@ class GenTriageApp(QObject):
         self.analysis: AnalysisThread | None = None
         if analysis:
             worker = AnalysisWorker(self.sessions, self.models_dir(settings), settings,
-                                    self.device, runner_factory=runner_factory)
+                                    self.device, runner_factory=runner_factory,
+                                    pictures=self.pictures)
             self.analysis = AnalysisThread(worker)
         self._connect()
 
@@ -211,7 +217,8 @@ class GenTriageApp(QObject):
         # The scan bridge does the initial scan (showing images as they are recorded), so
         # the watcher only follows changes from now on.
         return FolderWatcher(self.sessions, self.thumbnail_cache, list(self.folders),
-                             initial_scan=False, executor=self._scan_executor, **callbacks)
+                             initial_scan=False, executor=self._scan_executor,
+                             pictures=self.pictures, **callbacks)
 
     # ---------------------------------------------------------------- reactions
 

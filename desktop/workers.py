@@ -147,11 +147,13 @@ class ScanBridge(QObject):
     progress_changed = Signal(int, int)  # files done, files to read
 
     def __init__(self, sessions: Sessions, thumbnails: Any,
-                 executor: ExecutorKind = "thread", parent: QObject | None = None) -> None:
+                 executor: ExecutorKind = "thread", parent: QObject | None = None, *,
+                 pictures: Any = None) -> None:
         super().__init__(parent)
         self._sessions = sessions
         self._thumbnails = thumbnails
         self._executor = executor
+        self._pictures = pictures  # library.handoff.PictureHandoff shared with the analysis
         self._thread: threading.Thread | None = None
         self._pending: list[str] = []
         self._lock = threading.Lock()
@@ -217,8 +219,8 @@ class ScanBridge(QObject):
             self._last_progress = 0.0
             try:
                 with LibraryIndexer(self._sessions, self._thumbnails,
-                                    executor=self._executor,
-                                    on_recorded=self._on_recorded) as indexer:
+                                    executor=self._executor, on_recorded=self._on_recorded,
+                                    pictures=self._pictures) as indexer:
                     summary = indexer.scan(folders, self._on_progress)
             except _ScanStopped:
                 continue  # _take() ends the loop
@@ -287,10 +289,13 @@ class AnalysisWorker(QObject):
     finished = Signal()
 
     def __init__(self, sessions: Sessions, models_dir: Path, settings: Settings,
-                 device: str, runner_factory: Callable[..., Any] | None = None) -> None:
+                 device: str, runner_factory: Callable[..., Any] | None = None,
+                 pictures: Any = None) -> None:
         super().__init__()
         self._sessions = sessions
         self._runner_factory = runner_factory
+        # What the indexer decoded, for the runner to take (library.handoff.PictureHandoff).
+        self._handed_on = {"pictures": pictures} if pictures is not None else {}
         # --- requests: written by any thread, read by the inference thread; all under
         # this condition's lock (an RLock: a runner flag set under it may call back into
         # the GUI, e.g. pause() emitting progress, which may read `paused`).
@@ -336,7 +341,8 @@ class AnalysisWorker(QObject):
             runner = factory(self._sessions, config.models_dir, config.settings, config.device,
                              on_results=lambda ids: self.results_written.emit(list(ids)),
                              on_progress=self.progress_changed.emit,
-                             on_status=lambda status: self.status_changed.emit(str(status)))
+                             on_status=lambda status: self.status_changed.emit(str(status)),
+                             **self._handed_on)
             runner.load()
             if not runner.ready:
                 self.analysis_unavailable.emit(

@@ -1,5 +1,3 @@
-import sys
+from gentriage.cli import run
 
-from gentriage.cli import main
-
-sys.exit(main())
+run()

@@ -5,7 +5,9 @@ iterates `run()` in its own thread and may call pause/resume/cancel from any thr
 
 Scheduling (one model thread — the caller's — plus a small prefetch pool):
 - Prefetch threads decode each image once and build every analyser's input from that one
-  decode (analysers with equal preprocessing share one tensor). At most `lookahead` images
+  decode (analysers with equal preprocessing share one tensor). A picture indexing already
+  decoded in this process is taken from `pictures` (library.handoff) instead of decoding the
+  file again: the same picture, by the same rules (inference.preprocess.analysis_picture). At most `lookahead` images
   are open (taken, not finished) at once, which bounds memory.
 - Each analyser has its own queue. The model thread always runs the *cheapest* analyser
   that has a full batch; partial batches run when nothing more can arrive (input exhausted
@@ -25,7 +27,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from PIL import Image
 
 from inference.base import Analyser
 from inference.onnx_runtime import parse_device
@@ -36,6 +40,12 @@ from inference.weights import BROKEN, READY, ModelStatus, discover
 __all__ = ["AnalyserOutput", "ContentChanged", "DecodeFailure", "Job", "Pipeline", "Progress"]
 
 Result = tuple[Job, "AnalyserOutput | DecodeFailure | ContentChanged"]
+
+
+class PictureSource(Protocol):
+    """Where pictures already decoded by the analysers' rules wait (library.handoff)."""
+
+    def take(self, sha256: str) -> Image.Image | None: ...
 
 
 @dataclass
@@ -64,7 +74,8 @@ class Pipeline:
                  on_progress: Callable[[Progress], None] | None = None,
                  on_status: Callable[[str], None] | None = None, *,
                  hf_cache: Path | None = None, lookahead: int | None = None,
-                 statuses: Sequence[ModelStatus] | None = None):
+                 statuses: Sequence[ModelStatus] | None = None,
+                 pictures: PictureSource | None = None):
         keys = list(ANALYSER_KEYS) if analysers is None else list(dict.fromkeys(analysers))
         for key in keys:
             analyser_class(key)  # KeyError with the known names
@@ -80,6 +91,7 @@ class Pipeline:
         self.model_threads = max(1, (os.cpu_count() or 2) - self.prefetch_workers)
         self.on_progress = on_progress
         self.on_status = on_status
+        self.pictures = pictures
         self._lookahead = lookahead
         found = {s.key: s for s in statuses} if statuses is not None else {}
         missing = [k for k in keys if k not in found]
@@ -297,12 +309,22 @@ class _Run:
             return self.analysers
         return [a for a in self.analysers if a.key in job.analysers]
 
+    def _handed_on(self, job: Job) -> Any:
+        """The job's picture if indexing handed it on (a DecodedImage), else None."""
+        from inference.preprocess import DecodedImage
+
+        if self.p.pictures is None or job.sha256 is None:
+            return None
+        picture = self.p.pictures.take(job.sha256)
+        return DecodedImage(picture, sha256=job.sha256) if picture is not None else None
+
     def _prepare(self, job: Job, analysers: list[Analyser]
                  ) -> _Prepared | DecodeFailure | ContentChanged:
         from inference.preprocess import DecodeError, decode
 
         try:
-            image = decode(job.path)
+            # Decoded from the bytes whose hash the job names: no content check needed.
+            image = self._handed_on(job) or decode(job.path)
         except DecodeError as exc:
             if job.sha256 is not None and exc.sha256 is not None and exc.sha256 != job.sha256:
                 return ContentChanged(job, exc.sha256)  # replaced, by something unreadable

@@ -101,6 +101,17 @@ def decode_bytes(data: bytes, min_side: int = ANALYSIS_MIN_SIDE) -> Image.Image:
     sides stay >= `min_side`. The full-size decode runs inside the process-wide pixel budget
     (inference.decoding.PIXEL_BUDGET)."""
     img = Image.open(BytesIO(data))  # bomb warnings are filtered by inference.decoding
+    return analysis_picture(img, min_side)[0]
+
+
+def analysis_picture(img: Image.Image, min_side: int = ANALYSIS_MIN_SIDE
+                     ) -> tuple[Image.Image, int]:
+    """The picture the analysers see, from an image opened but not yet loaded: (picture,
+    the EXIF orientation that was applied). `img` is loaded and closed.
+
+    The one definition of the analysers' picture: `decode_bytes` uses it, and so does
+    indexing when it hands its decode on to the analysis (library.decode, `for_analysis`),
+    so a handed-on picture is exactly the one the pipeline would have decoded itself."""
     if img.format in ("JPEG", "MPO"):
         img.draft(None, (min_side, min_side))  # DCT scaling; keeps both sides >= min_side
     with PIXEL_BUDGET.reserve(img.width * img.height):
@@ -118,7 +129,7 @@ def decode_bytes(data: bytes, min_side: int = ANALYSIS_MIN_SIDE) -> Image.Image:
         img.close()  # the full-size pixels go before the budget is given back
     picture = upright(picture, turn)
     picture.info = {}  # orientation applied: nothing downstream may apply it again
-    return picture
+    return picture, turn
 
 
 def _normalise_mode(img: Image.Image) -> Image.Image:

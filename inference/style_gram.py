@@ -1,7 +1,8 @@
 """The `style` analyser's Gram matrices: layers, the stored form, and the style loss.
 
 numpy only (no torch), so the report (library/report.py) reads stored Grams and computes
-style losses without importing the model code.
+style losses without importing the model code; numpy itself is imported when a function runs
+(the analyser registry imports this module, and an unchanged rescan should not pay for it).
 
 Gram matrix of a layer (Gatys, Ecker & Bethge, "Image Style Transfer Using Convolutional
 Neural Networks", CVPR 2016): F = the layer's ReLU feature maps as an N x M matrix (N
@@ -24,8 +25,10 @@ import functools
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 MAGIC = b"GTG1"
 
@@ -60,17 +63,20 @@ class GramFormatError(ValueError):
 @functools.cache
 def upper_indices(channels: int) -> tuple[np.ndarray, np.ndarray]:
     """Row and column indices of the upper triangle, in the stored order."""
+    import numpy as np
     return np.triu_indices(channels)
 
 
 @functools.cache
 def _diagonal_positions(channels: int) -> np.ndarray:
+    import numpy as np
     rows, cols = upper_indices(channels)
     return np.flatnonzero(rows == cols)
 
 
 def pack(triangles: Sequence[np.ndarray]) -> bytes:
     """Upper triangles (one 1-D array per layer, in LAYERS order) -> the stored bytes."""
+    import numpy as np
     if len(triangles) != len(LAYERS):
         raise GramFormatError(f"expected {len(LAYERS)} layers, got {len(triangles)}")
     scales: list[float] = []
@@ -88,6 +94,7 @@ def pack(triangles: Sequence[np.ndarray]) -> bytes:
 
 def unpack(data: bytes) -> list[np.ndarray]:
     """The stored bytes -> float32 upper triangles, one per layer."""
+    import numpy as np
     if len(data) != PACKED_BYTES or data[:4] != MAGIC:
         raise GramFormatError(f"not a packed Gram set ({len(data)} bytes, expected "
                               f"{PACKED_BYTES} starting with {MAGIC!r})")
@@ -103,6 +110,7 @@ def unpack(data: bytes) -> list[np.ndarray]:
 
 def full_matrix(triangle: np.ndarray, channels: int) -> np.ndarray:
     """The symmetric N x N matrix back from its upper triangle (for inspection and tests)."""
+    import numpy as np
     rows, cols = upper_indices(channels)
     matrix = np.zeros((channels, channels), dtype=np.float64)
     matrix[rows, cols] = triangle
@@ -113,6 +121,7 @@ def full_matrix(triangle: np.ndarray, channels: int) -> np.ndarray:
 def layer_losses(grams: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> list[float]:
     """E_l = 1/(4 N²) Σ_ij (G_ij - A_ij)² per layer, from upper triangles: every
     off-diagonal entry stands for two entries of the full matrix."""
+    import numpy as np
     losses = []
     for layer, g, a in zip(LAYERS, grams, reference):
         diff = np.asarray(g, dtype=np.float64) - np.asarray(a, dtype=np.float64)
@@ -133,6 +142,7 @@ class GramMean:
     pictures), accumulated in float64."""
 
     def __init__(self) -> None:
+        import numpy as np
         self.count = 0
         self._sums = [np.zeros(size, dtype=np.float64) for size in TRIANGLE_SIZES]
 

@@ -25,6 +25,8 @@ done twice:
 * the app and a headless scan may drain the same queue at once: a runner *leases* the rows it
   takes, renews the lease while the batch runs and releases it when the batch ends; other
   runners skip leased rows, and the lease of a killed process expires after LEASE_S;
+* pictures indexing decoded in this process are taken from `pictures` (library.handoff)
+  rather than decoded again (local pipeline only);
 * where decoding and the models run is pluggable (`executor`): a local Pipeline by default,
   library.distributed's pool of Ray actors for `gentriage scan --ray`. Planning, leases, what
   a changed content hash means, and every write stay here, in this one process.
@@ -55,6 +57,7 @@ from library.settings import Settings
 
 if TYPE_CHECKING:
     from inference.weights import ModelStatus
+    from library.handoff import PictureHandoff
     from library.thumbnails import ThumbnailCache
 
 log = logging.getLogger(__name__)
@@ -167,6 +170,7 @@ class AnalysisRunner:
     executor whose `drains_on_cancel` is true finishes what it already started after a cancel
     and then ends `run` itself; its outputs are still written. `thumbnails`: where a
     re-indexed file's thumbnail goes (None: the app makes it when it is first shown).
+    `pictures`: where this process's indexer hands on what it decoded (library.handoff).
     """
 
     def __init__(self, session_factory: sessionmaker[Session], models_dir: Path | str,
@@ -177,7 +181,8 @@ class AnalysisRunner:
                  take: int = DEFAULT_TAKE,
                  pipeline_factory: Callable[..., PipelineLike] | None = None,
                  executor: Callable[..., PipelineLike] | None = None,
-                 thumbnails: ThumbnailCache | None = None) -> None:
+                 thumbnails: ThumbnailCache | None = None,
+                 pictures: PictureHandoff | None = None) -> None:
         self._sessions = session_factory
         self._models_dir = Path(models_dir)
         self._settings = settings
@@ -191,6 +196,8 @@ class AnalysisRunner:
         self._plans_itself = pipeline_factory is None
         self._local_device = executor is None
         self._thumbnails = thumbnails
+        # Only a pipeline decoding in this process can take them.
+        self._pictures = pictures if pipeline_factory is None and executor is None else None
         self._plan: _Plan | None = None
         self._pipeline: PipelineLike | None = None
         self._resumed = threading.Event()
@@ -296,6 +303,8 @@ class AnalysisRunner:
             "on_status": self._on_status}
         if self._real_pipeline and self._plan is not None:
             kwargs["statuses"] = [self._plan.statuses[k] for k in keys]  # no second discovery
+        if self._pictures is not None:
+            kwargs["pictures"] = self._pictures
         pipeline = self._pipeline_factory(**kwargs)
         pipeline.load()
         self._pipeline = pipeline
@@ -374,9 +383,12 @@ class AnalysisRunner:
 
     def run(self, stop: threading.Event, wake: threading.Event | None = None,
             until_empty: bool = True,
-            between_batches: Callable[[], None] | None = None) -> RunStats:
+            between_batches: Callable[[], None] | None = None,
+            more_coming: threading.Event | None = None) -> RunStats:
         """Analyse queued contents until the queue is empty (`until_empty`) or, otherwise,
         until `stop` is set, sleeping on `wake` (set it when new work was enqueued).
+        `more_coming`: while it is set (an indexer in this process is still recording files),
+        an empty queue is waited on even with `until_empty`.
         `between_batches` is called on this thread before each batch is taken: the app's
         worker applies what the GUI asked meanwhile there (visible images first)."""
         self._cancelled.clear()
@@ -391,18 +403,22 @@ class AnalysisRunner:
         self._rate_window.clear()
         while not self._should_stop(stop):
             if not self._resumed.is_set():
+                self._expire_pictures()
                 self._resumed.wait(0.2)
                 continue
             if between_batches is not None:
                 between_batches()
+            # Read before the take: files recorded before indexing ended are then seen by it.
+            coming = more_coming is not None and more_coming.is_set()
             batch = self._take_batch()
             if batch:
                 if not self._process(batch, stop):
                     log.warning("no enabled analyser could be loaded; nothing to analyse")
                     break
                 continue
-            if until_empty:
+            if until_empty and not coming:
                 break
+            self._expire_pictures()
             if wake is None:
                 stop.wait(0.5)
             elif wake.wait(0.5):
@@ -410,6 +426,11 @@ class AnalysisRunner:
         if self._pipeline is not None:  # nothing was ever due: nothing to report either
             self._emit_progress()
         return self.stats
+
+    def _expire_pictures(self) -> None:
+        """While waiting: pictures no batch took for a while are not going to be asked for."""
+        if self._pictures is not None:
+            self._pictures.expire()
 
     def _should_stop(self, stop: threading.Event) -> bool:
         return stop.is_set() or self._cancelled.is_set()

@@ -17,7 +17,14 @@ Ingest reads a file's bytes once (they are hashed for the content's identity), t
    applies the orientation a second time.
 
 The analysis pipeline decodes with its own rules (inference.preprocess: alpha kept for the
-tagger, not composited) but shares the pixel budget and the orientation handling.
+tagger, not composited, reduced only past twice its ANALYSIS_MIN_SIDE) but shares the pixel
+budget and the orientation handling. With `for_analysis=True` this module decodes by those
+rules instead (`inference.preprocess.analysis_picture`, the one definition of the analysers'
+picture), returns that picture too (`DecodedImage.analysis`) and derives the picture above from
+it: indexing then hands its decode on to the analysis (library.handoff), and each new file is
+decoded once, not twice. The derived picture equals the usual one for every format decoded at
+full size; a JPEG, decoded larger for the models (DCT scaling to 896 px rather than 512 px) and
+then reduced, differs from it by a few levels at most.
 
 Failures raise `DecodeError` with a message meant for the user ("truncated", "not an image",
 "too large to decode safely"); Pillow's decompression-bomb guard stays on, and truncated files
@@ -75,6 +82,8 @@ class DecodedImage:
     height: int
     image: Image.Image  # RGB, upright, composited; shorter side >= reduce_to unless smaller
     metadata: GenerationMetadata | None
+    # for_analysis only: the analysers' picture (inference.preprocess.analysis_picture)
+    analysis: Image.Image | None = None
 
 
 def ensure_pixel_limit() -> None:
@@ -169,23 +178,25 @@ def decode_bytes(
     reduce_to: int | None = 512,
     with_metadata: bool = True,
     background: tuple[int, int, int] = DEFAULT_BACKGROUND,
+    for_analysis: bool = False,
 ) -> DecodedImage:
     """Decode `data` once: header, metadata and an upright RGB picture (see module doc).
 
     `reduce_to=None` decodes at full size. Animated images give their first frame.
+    `for_analysis`: decode by the analysers' rules and return their picture as well.
     """
     if not data:
         raise DecodeError("empty file (0 bytes)")
     ensure_pixel_limit()
     try:
-        return _decode(data, reduce_to, with_metadata, background)
+        return _decode(data, reduce_to, with_metadata, background, for_analysis)
     except _TextChunksTooLarge:
         # Retried with the metadata reader's bounded, thread-safe raise of Pillow's limit.
         from library.metadata import raised_png_text_limit
 
         with raised_png_text_limit():
             try:
-                return _decode(data, reduce_to, with_metadata, background)
+                return _decode(data, reduce_to, with_metadata, background, for_analysis)
             except _TextChunksTooLarge as exc:
                 raise DecodeError(f"PNG text chunks too large: {exc}") from exc
 
@@ -206,7 +217,7 @@ def _failure(exc: Exception, fmt: str, width: int, height: int) -> Exception:
 
 
 def _decode(data: bytes, reduce_to: int | None, with_metadata: bool,
-            background: tuple[int, int, int]) -> DecodedImage:
+            background: tuple[int, int, int], for_analysis: bool) -> DecodedImage:
     try:
         # Between MAX_IMAGE_PIXELS and twice it Pillow only warns; that warning is filtered
         # for the whole process by inference.decoding (catch_warnings is not thread-safe).
@@ -231,6 +242,9 @@ def _decode(data: bytes, reduce_to: int | None, with_metadata: bool,
         # reader walks the chunks itself from it (those after the pixel data too, and text
         # Pillow cannot parse, such as invalid UTF-8 in iTXt). The reader never raises.
         metadata = _read_metadata(im) if with_metadata else None
+        if for_analysis:
+            return _decode_for_analysis(im, fmt, (width, height), reduce_to, background,
+                                        metadata)
         try:
             if reduce_to and fmt in _DRAFTABLE:
                 im.draft(None, (reduce_to, reduce_to))
@@ -256,3 +270,22 @@ def _decode(data: bytes, reduce_to: int | None, with_metadata: bool,
         width, height = height, width
     picture.info = {}  # orientation is applied: nothing downstream may apply it again
     return DecodedImage(fmt, width, height, picture, metadata)
+
+
+def _decode_for_analysis(im: Image.Image, fmt: str, size: tuple[int, int],
+                         reduce_to: int | None, background: tuple[int, int, int],
+                         metadata: GenerationMetadata | None) -> DecodedImage:
+    """`_decode`'s picture derived from the analysers' one (see the module doc)."""
+    from inference.preprocess import analysis_picture  # numpy: only where analysis follows
+
+    width, height = size
+    try:
+        analysis, turn = analysis_picture(im)  # loads in the pixel budget, closes `im`
+    except Exception as exc:
+        raise _failure(exc, fmt, width, height) from exc
+    # Already upright. It may be the analysis picture itself (small RGB pictures): both
+    # consumers only read it (the thumbnail maker copies before shrinking in place).
+    picture = _shrunk_rgb(analysis, reduce_to, background)
+    if swaps_sides(turn):
+        width, height = height, width
+    return DecodedImage(fmt, width, height, picture, metadata, analysis)

@@ -1,6 +1,9 @@
 """Ingest one file: read its bytes once → SHA-256 → decode once → metadata → thumbnail and
 perceptual hash (both from the one decoded picture) → stack key (from the metadata).
 
+Given a `PictureHandoff` (library.handoff), the file is decoded by the analysers' rules and
+their picture is offered there, so the analysis that follows does not decode it again.
+
 `ingest_file` touches no database: it runs in worker processes or threads and returns a plain,
 picklable `IngestResult` that the single DB writer (library.scan) records with db.store.
 It never raises for a bad file: every failure is a result with a user-facing `error`.
@@ -23,6 +26,7 @@ from library.families import perceptual_hash, stack_key_of, to_signed64
 from library.thumbnails import ThumbnailCache
 
 if TYPE_CHECKING:
+    from library.handoff import PictureHandoff
     from library.metadata import GenerationMetadata
 
 __all__ = ["MAX_FILE_BYTES", "IngestResult", "ingest_file", "ingest_many", "stat_or_zero"]
@@ -68,7 +72,8 @@ def _read_error_message(exc: OSError) -> str:
     return f"cannot read file: {reason}"
 
 
-def ingest_file(path: str, thumbnails: ThumbnailCache | None = None) -> IngestResult:
+def ingest_file(path: str, thumbnails: ThumbnailCache | None = None,
+                pictures: PictureHandoff | None = None) -> IngestResult:
     """Everything the library records about `path` (see the module doc)."""
     try:
         data, info = _read(path)
@@ -86,7 +91,7 @@ def ingest_file(path: str, thumbnails: ThumbnailCache | None = None) -> IngestRe
     result = IngestResult(path, len(data), info.st_mtime_ns)
     sha256 = hashlib.sha256(data).hexdigest()  # the content's identity
     try:
-        decoded = decode_bytes(data)
+        decoded = decode_bytes(data, for_analysis=pictures is not None)
     except DecodeError as exc:
         result.error = str(exc)
         return result
@@ -114,12 +119,15 @@ def ingest_file(path: str, thumbnails: ThumbnailCache | None = None) -> IngestRe
     result.stack_key = stack_key_of(decoded.metadata)
     result.sha256, result.has_thumbnail, result.metadata = sha256, has_thumbnail, decoded.metadata
     result.width, result.height, result.format = decoded.width, decoded.height, decoded.format
+    if pictures is not None and decoded.analysis is not None:
+        pictures.offer(sha256, decoded.analysis)
     return result
 
 
-def ingest_many(paths: list[str], thumbnails: ThumbnailCache | None = None) -> list[IngestResult]:
+def ingest_many(paths: list[str], thumbnails: ThumbnailCache | None = None,
+                pictures: PictureHandoff | None = None) -> list[IngestResult]:
     """One task for a worker: several small files per round trip keeps pool overhead low."""
-    return [ingest_file(path, thumbnails) for path in paths]
+    return [ingest_file(path, thumbnails, pictures) for path in paths]
 
 
 def stat_or_zero(path: str) -> tuple[int, int]:

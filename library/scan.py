@@ -10,7 +10,8 @@ database recorded and re-reads only what changed:
   recorded, so a file moved or renamed inside the watched folders is matched by content hash
   and keeps its row (db.store.record_image);
 - every database write happens on the calling thread, in short transactions of
-  `BATCH_SIZE` files.
+  `BATCH_SIZE` files, or fewer when `BATCH_SECONDS` have passed since a batch's first file
+  (new pictures reach the grid and the analysis while a long scan goes on).
 
 Walking rules: hidden files and folders (dot names) are skipped, so are names without an image
 suffix (`*.tmp`, `*.part`, captions, workflows); the format is then decided by the content.
@@ -25,27 +26,28 @@ files); a full disk stops the scan with db.engine.DatabaseError, since every lat
 would fail the same way.
 
 `LibraryIndexer` is the reusable engine: the watcher (library.watch) keeps one for its
-lifetime so its worker pool stays warm.
+lifetime so its worker pool stays warm. Given a `PictureHandoff` (library.handoff), it hands
+each new file's decoded picture on to the analysis running in the same process (threads only:
+a process pool's pictures would have to be pickled back, which costs more than a decode).
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import stat
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import (
     FIRST_COMPLETED,
     Executor,
     Future,
-    ProcessPoolExecutor,
     ThreadPoolExecutor,
     wait,
 )
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -62,13 +64,18 @@ from db.engine import (
 from db.schema import ImageStatus
 from db.transaction import write_transaction
 from library.decode import IMAGE_SUFFIXES
+from library.handoff import PictureHandoff
 from library.ingest import IngestResult, ingest_many, stat_or_zero
 from library.paths import storable_text
 from library.thumbnails import ThumbnailCache
 
+if TYPE_CHECKING:
+    import multiprocessing.context
+
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 64  # files per DB transaction: short enough for a concurrent writer to get in
+BATCH_SECONDS = 1.0  # … or fewer: a batch is recorded at the latest this long after it began
 ExecutorKind = Literal["process", "thread"]
 # Threads by default: Pillow's decoders, resize, JPEG encoding, SHA-256 and SQLite release the
 # GIL, and threads start instantly — which matters for the watcher's small batches. Measured on
@@ -167,6 +174,8 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     """Worker processes forked from a fork server that has already imported the ingest code
     (Pillow, decoders, metadata parsers): a new pool then starts in milliseconds, and no
     worker is forked from a process running Qt or watchdog threads."""
+    import multiprocessing  # here: only worker processes need it (a rescan starts faster)
+
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["library.ingest"])
     return context
@@ -186,11 +195,13 @@ class LibraryIndexer:
 
     def __init__(self, sessions: SessionSource, thumbnails: ThumbnailCache | None,
                  workers: int | None = None, executor: ExecutorKind = DEFAULT_EXECUTOR,
-                 on_recorded: IdsCallback | None = None) -> None:
+                 on_recorded: IdsCallback | None = None,
+                 pictures: PictureHandoff | None = None) -> None:
         self.sessions = _as_sessions(sessions)
         self.thumbnails = thumbnails
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.executor_kind = executor
+        self.pictures = pictures if executor == "thread" else None
         # Called on the recording thread after each committed batch with the ids of the
         # images it indexed, moved or found broken, so a window shows them while the scan
         # goes on (the app's scan bridge) without polling the database.
@@ -213,6 +224,8 @@ class LibraryIndexer:
     def _executor(self) -> Executor:
         if self._pool is None:
             if self.executor_kind == "process":
+                from concurrent.futures import ProcessPoolExecutor  # imports multiprocessing
+
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=_worker_context())
             else:
                 self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="ingest")
@@ -222,7 +235,7 @@ class LibraryIndexer:
         """Ingest `paths` on all workers; results come back as they complete."""
         if self.workers == 1 or len(paths) < 2:
             for path in paths:
-                yield from ingest_many([path], self.thumbnails)
+                yield from ingest_many([path], self.thumbnails, self.pictures)
             return
         # A few files per task amortises the round trip for small files, yet leaves enough
         # tasks to keep every worker busy to the end.
@@ -236,7 +249,8 @@ class LibraryIndexer:
                     chunk = next(tasks, None)
                     if chunk is None:
                         break
-                    in_flight.add(pool.submit(ingest_many, list(chunk), self.thumbnails))
+                    in_flight.add(pool.submit(ingest_many, list(chunk), self.thumbnails,
+                                              self.pictures))
                 if not in_flight:
                     return
                 done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -298,6 +312,7 @@ class LibraryIndexer:
         deferred: list[IngestResult] = []
         orphans: list[str] = []
         done = 0
+        batch_began = time.monotonic()
         for result in self.ingest(readable):
             done += 1
             if progress is not None:
@@ -305,8 +320,10 @@ class LibraryIndexer:
             if defer is not None and not result.ok and defer(result):
                 deferred.append(result)
                 continue
+            if not batch:
+                batch_began = time.monotonic()
             batch.append((result, folder_of[result.path]))
-            if len(batch) >= BATCH_SIZE:
+            if len(batch) >= BATCH_SIZE or time.monotonic() - batch_began >= BATCH_SECONDS:
                 orphans += self.record(batch, summary)
                 batch = []
         if batch:

@@ -63,6 +63,7 @@ from watchdog.observers.api import ObservedWatch
 
 from db import store
 from db.transaction import commit_and_continue, write_transaction
+from library.handoff import PictureHandoff
 from library.ingest import IngestResult
 from library.paths import storable_text
 from library.scan import (
@@ -145,8 +146,11 @@ class FolderWatcher:
         initial_scan: bool = True,
         workers: int | None = None,
         executor: ExecutorKind = DEFAULT_EXECUTOR,
+        pictures: PictureHandoff | None = None,
     ) -> None:
-        self._indexer = LibraryIndexer(sessions, thumbnails, workers, executor)
+        # `pictures`: new files' decodes handed on to the analysis (library.handoff).
+        self._indexer = LibraryIndexer(sessions, thumbnails, workers, executor,
+                                       pictures=pictures)
         self._sessions = self._indexer.sessions
         self._initial_folders = [store.normalise_folder_path(f) for f in folders]
         self._on_indexed = on_indexed

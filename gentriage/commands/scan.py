@@ -4,7 +4,9 @@
    only; vanished files become missing, moved files keep their review).
 2. Everything the library still needs analysed is analysed (library.analysis.AnalysisRunner,
    the same runner as the app's): the persisted queue plus any content lacking a current
-   result for an enabled, ready analyser.
+   result for an enabled, ready analyser. The analysis runs on a thread of its own while the
+   folders are indexed, starting with each batch the indexer records, and takes the pictures
+   the indexer decoded (library.handoff) instead of decoding every new file a second time.
 3. Without --watch the command ends when the queue is empty; with it, it keeps watching the
    folders (library.watch) and analyses new files until interrupted.
 
@@ -330,16 +332,11 @@ def _scan_and_analyse(args: argparse.Namespace, folders: list[str], settings: An
                       locations: Any, sessions: Any, interrupts: Interrupts,
                       reporter: Reporter, cluster: Any = None) -> int:
     from library.analysis import AnalysisRunner, RunProgress
-    from library.scan import scan_folders
+    from library.handoff import PictureHandoff
     from library.thumbnails import ThumbnailCache
 
     started = time.monotonic()
     thumbnails = ThumbnailCache(locations.thumbnails)
-    summary = scan_folders(sessions, folders, thumbnails, workers=args.workers,
-                           progress=lambda done, total: reporter.update(
-                               "indexing", done, total, final=done == total))
-    for error in summary.errors:
-        reporter.message(f"warning: {error}")
 
     def on_progress(progress: RunProgress) -> None:
         note = f"{progress.images_per_s:.1f} images/s on {progress.device}"
@@ -352,9 +349,12 @@ def _scan_and_analyse(args: argparse.Namespace, folders: list[str], settings: An
     if cluster is not None:  # the runner leases and writes; Ray workers decode and predict
         cluster.say = reporter.message
         on_ray = {"executor": cluster.executor, "take": cluster.take}
+    # Locally the analysis runs while the folders are indexed, and takes each new file's
+    # picture from the indexer (library.handoff): every file is decoded once.
+    pictures = PictureHandoff() if cluster is None else None
     runner = AnalysisRunner(sessions, locations.models, settings, device=device,
                             batch_size=args.batch_size, on_progress=on_progress,
-                            thumbnails=thumbnails, **on_ray)
+                            thumbnails=thumbnails, pictures=pictures, **on_ray)
     try:
         runner.load()
     except (ValueError, KeyError) as exc:  # a device that is not there, an unknown key
@@ -367,15 +367,31 @@ def _scan_and_analyse(args: argparse.Namespace, folders: list[str], settings: An
     if not runner.ready:
         reporter.message("note: no analyser is ready; images are indexed but not analysed")
 
-    analysis_started = time.monotonic()
+    wake = threading.Event()  # set whenever files were recorded (so queued for analysis)
+    analysis = _AnalysisThread(runner, interrupts.stop, wake, until_empty=not args.watch) \
+        if runner.ready and cluster is None else None
+    try:
+        summary = _index(sessions, folders, thumbnails, args.workers, reporter, wake,
+                         pictures if analysis is not None else None)
+    except BaseException:  # Ctrl+C (indexing has no stopping point), a full disk
+        if analysis is not None:
+            analysis.abandon()
+        raise
+    if analysis is not None:
+        analysis.indexing_done()
+    for error in summary.errors:
+        reporter.message(f"warning: {error}")
+
     interrupts.runner = runner
-    watcher, wake = _start_watcher(sessions, folders, thumbnails, args.workers, reporter) \
-        if args.watch else (None, None)
+    watcher = _start_watcher(sessions, folders, thumbnails, args.workers, reporter, wake,
+                             pictures) if args.watch else None
     cluster_failed = False
     # What a Ray run can fail with (a cluster problem in the user's terms); nothing locally.
     cluster_errors = cluster.Error if cluster is not None else ()
     try:
-        if runner.ready or watcher is not None:
+        if analysis is not None:
+            analysis.join()
+        elif runner.ready or watcher is not None:
             runner.run(interrupts.stop, wake=wake, until_empty=watcher is None)
     except cluster_errors as exc:
         reporter.message(f"error: {exc}; what was not written stays queued")
@@ -384,7 +400,7 @@ def _scan_and_analyse(args: argparse.Namespace, folders: list[str], settings: An
         interrupts.runner = None
         if watcher is not None:
             watcher.stop()
-    analysis_s = time.monotonic() - analysis_started
+    analysis_s = time.monotonic() - (analysis.started if analysis is not None else started)
 
     stats = runner.stats
     state = _folder_state(sessions, folders)
@@ -416,13 +432,65 @@ def _scan_and_analyse(args: argparse.Namespace, folders: list[str], settings: An
     return EXIT_SOME_BROKEN if failed else EXIT_OK
 
 
-def _start_watcher(sessions: Any, folders: list[str], thumbnails: Any, workers: int | None,
-                   reporter: Reporter) -> tuple[Any, threading.Event]:
-    """Watch the folders; newly indexed files are queued by the indexer, so the watcher only
-    has to wake the runner (and put new images first). Returns (watcher, the wake event)."""
-    from library.watch import FolderWatcher
+def _index(sessions: Any, folders: list[str], thumbnails: Any, workers: int | None,
+           reporter: Reporter, wake: threading.Event, pictures: Any) -> Any:
+    """Index the folders (library.scan), waking the analysis after each recorded batch."""
+    from library.scan import LibraryIndexer
 
-    wake = threading.Event()
+    with LibraryIndexer(sessions, thumbnails, workers, on_recorded=lambda _ids: wake.set(),
+                        pictures=pictures) as indexer:
+        return indexer.scan(folders, lambda done, total: reporter.update(
+            "indexing", done, total, final=done == total))
+
+
+class _AnalysisThread:
+    """The runner draining the queue on a thread of its own while this thread indexes: it
+    waits for recorded files while indexing goes on and, unless watching, ends once indexing
+    is done and the queue is empty. Its exceptions are raised again by `join`."""
+
+    def __init__(self, runner: Any, stop: threading.Event, wake: threading.Event,
+                 until_empty: bool) -> None:
+        self.runner = runner
+        self.started = time.monotonic()
+        self._indexing = threading.Event()
+        self._indexing.set()
+        self._wake = wake
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, args=(stop, until_empty), name="gentriage-analysis", daemon=True)
+        self._thread.start()
+
+    def _run(self, stop: threading.Event, until_empty: bool) -> None:
+        try:
+            self.runner.run(stop, wake=self._wake, until_empty=until_empty,
+                            more_coming=self._indexing)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread by join()
+            self._error = exc
+
+    def indexing_done(self) -> None:
+        self._indexing.clear()
+        self._wake.set()
+
+    def join(self) -> None:
+        # In short waits, so the main thread keeps taking signals (Ctrl+C) meanwhile.
+        while self._thread.is_alive():
+            self._thread.join(0.2)
+        if self._error is not None:
+            raise self._error
+
+    def abandon(self) -> None:
+        """Indexing failed or was interrupted: stop the analysis where it is (what it wrote is
+        kept, the rest stays queued) and wait for it."""
+        self.runner.cancel()
+        self.indexing_done()
+        self._thread.join()
+
+
+def _start_watcher(sessions: Any, folders: list[str], thumbnails: Any, workers: int | None,
+                   reporter: Reporter, wake: threading.Event, pictures: Any) -> Any:
+    """Watch the folders; newly indexed files are queued by the indexer, so the watcher only
+    has to set `wake` for the runner (and put new images first)."""
+    from library.watch import FolderWatcher
 
     def on_indexed(_image_ids: list[int]) -> None:
         wake.set()
@@ -436,7 +504,7 @@ def _start_watcher(sessions: Any, folders: list[str], thumbnails: Any, workers: 
     # initial_scan: a cheap catch-up (stat only) for files that arrived since the scan.
     watcher = FolderWatcher(sessions, thumbnails, folders, on_indexed=on_indexed,
                             on_folder_lost=on_folder_lost, on_error=on_error,
-                            initial_scan=True, workers=workers)
+                            initial_scan=True, workers=workers, pictures=pictures)
     watcher.start()
     reporter.message("watching for new files; press Ctrl+C to stop")
-    return watcher, wake
+    return watcher

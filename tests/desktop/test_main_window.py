@@ -248,6 +248,28 @@ def test_analysis_results_repaint_the_grid(qtbot, tmp_path, image_folder):
         engine.dispose()
 
 
+def test_the_apps_analysis_takes_the_pictures_its_scan_decoded(qtbot, tmp_path, image_folder):
+    """The real runner with the bundled nsfw-default: the first scan's pictures are handed to
+    the analysis (library.handoff) instead of being decoded again."""
+    from library.settings import Settings
+
+    app, engine = build_app(qtbot, tmp_path, [image_folder], expect_rows=N_IMAGES,
+                            analysis=True, settings=Settings(enabled_analysers=["nsfw-default"]))
+    try:
+        label = app.window.status.analysis_label
+        qtbot.waitUntil(lambda: label.text() == "Analysis up to date", timeout=60_000)
+        assert f"{N_IMAGES} analysed" in label.toolTip()
+        stats = app.pictures.stats
+        assert stats.offered == N_IMAGES
+        # Every content asked once; all handed on unless the machine was so slow that the
+        # models loaded after pictures expired.
+        assert stats.taken + stats.missed == N_IMAGES and stats.taken > 0
+    finally:
+        app.shutdown()
+        app.window.close()
+        engine.dispose()
+
+
 # ---------------------------------------------------------------- first-user polish
 
 

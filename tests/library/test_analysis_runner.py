@@ -346,6 +346,61 @@ def test_waits_for_new_work_until_stopped(lib):
     assert not thread.is_alive()
 
 
+def test_until_empty_waits_while_more_is_coming(lib):
+    """An indexer in the same process is still recording files (`more_coming` set): an empty
+    queue is waited on, not the end; once it is cleared, the run ends with the queue empty."""
+    lib.add_image("first.png")
+    stop, wake, more_coming = threading.Event(), threading.Event(), threading.Event()
+    more_coming.set()
+    seen: list[int] = []
+    first_done = threading.Event()
+
+    def on_results(ids):
+        seen.extend(ids)
+        first_done.set()
+
+    runner = make_runner(lib, FakePipeline({"nsfw-default": "v1"}), on_results=on_results)
+    thread = threading.Thread(target=runner.run, args=(stop, wake, True),
+                              kwargs={"more_coming": more_coming})
+    thread.start()
+    try:
+        assert first_done.wait(10)
+        thread.join(0.3)
+        assert thread.is_alive()  # the queue is empty, but more is coming
+        late = lib.add_image("late.png")
+        with lib.Session.begin() as s:
+            s.add(QueuedAnalysis(content_id=late))
+        more_coming.clear()  # the indexer's last batch is recorded: no wake needed
+        thread.join(10)
+        assert not thread.is_alive()
+        assert late in seen
+        assert lib.count(QueuedAnalysis) == 0
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_the_runner_takes_pictures_the_indexer_handed_on(lib):
+    """With a hand-off, the real pipeline analyses a content from its handed-on picture and
+    never reads the file (here: gone since indexing, so a decode would mark it broken)."""
+    from inference.preprocess import decode
+    from library.handoff import PictureHandoff
+
+    cid = lib.add_image("img.png")
+    path = lib.root / "img.png"
+    pictures = PictureHandoff()
+    decoded = decode(path)
+    pictures.offer(str(decoded.sha256), decoded.image)
+    path.unlink()
+    runner = AnalysisRunner(lib.Session, lib.root / "models",
+                            Settings(enabled_analysers=["nsfw-default"]), device="cpu",
+                            pictures=pictures)
+    stats = runner.run(threading.Event())
+    assert stats.analysed["nsfw-default"] == 1 and stats.broken == 0
+    assert set(lib.results()) == {(cid, "nsfw-default")}
+    assert pictures.stats.taken == 1 and len(pictures) == 0
+
+
 def test_real_pipeline_with_the_bundled_nsfw_analyser(lib):
     ids = [lib.add_image(f"img{i}.png") for i in range(2)]
     settings = Settings(enabled_analysers=["nsfw-default"])

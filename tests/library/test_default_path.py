@@ -96,3 +96,58 @@ def test_planning_checks_an_impossible_device_without_loading_anything(tmp_path,
                             Settings(enabled_analysers=["nsfw-default"]), device="tpu")
     with pytest.raises(ValueError, match="unknown device"):
         runner.load()
+
+
+# `gentriage scan` in-process with both decoders counted: the indexer's (library.decode) and
+# the pipeline's own decode of a file (inference.preprocess.decode).
+SCAN_COUNTING_DECODES = r'''
+import json, sys
+import inference.preprocess as preprocess
+import library.decode as library_decode
+
+counts = {"indexed": 0, "decoded_again": 0}
+real_decode_bytes, real_decode = library_decode.decode_bytes, preprocess.decode
+
+def counting_decode_bytes(*args, **kwargs):
+    counts["indexed"] += 1
+    return real_decode_bytes(*args, **kwargs)
+
+def counting_decode(*args, **kwargs):
+    counts["decoded_again"] += 1
+    return real_decode(*args, **kwargs)
+
+library_decode.decode_bytes = counting_decode_bytes
+preprocess.decode = counting_decode
+import library.ingest
+library.ingest.decode_bytes = counting_decode_bytes
+from gentriage.cli import main
+code = main(["scan", sys.argv[1], "--analysers", "nsfw-default", "--db", sys.argv[2]])
+print(json.dumps({"code": code, **counts}))
+'''
+
+
+def test_a_first_scan_decodes_every_file_once(tmp_path):
+    """Analysis runs while the folder is indexed and takes each picture the indexer decoded
+    (library.handoff): no file is decoded a second time, and every one is analysed."""
+    folder = tmp_path / "pics"
+    write_images(folder, 12, size=(96, 64))
+    env = dict(os.environ, PYTHONPATH=str(REPO), GENTRIAGE_HOME=str(tmp_path / "home"))
+    env.pop("GENTRIAGE_DB", None)
+    db = tmp_path / "lib.sqlite3"
+    proc = subprocess.run([sys.executable, "-c", SCAN_COUNTING_DECODES, str(folder), str(db)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    outcome = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert outcome == {"code": 0, "indexed": 12, "decoded_again": 0}, proc.stdout
+    engine = open_library(db)
+    try:
+        with session_factory(engine)() as session:
+            from sqlalchemy import func, select
+
+            from db.schema import AnalysisResult
+            analysed = session.scalar(select(func.count()).select_from(AnalysisResult).where(
+                AnalysisResult.analyser == "nsfw-default", AnalysisResult.error.is_(None)))
+    finally:
+        engine.dispose()
+    assert analysed == 12

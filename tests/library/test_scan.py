@@ -354,3 +354,20 @@ def test_parallel_ingest_gives_the_same_library(library_sessions, thumbnail_cach
         with library_sessions() as session:
             assert session.get(Generation, image.content_id).generator == "a1111"
         assert thumbnail_cache.has(sha256_of(path))
+
+
+def test_a_slow_scan_records_what_it_has_read_without_waiting_for_a_full_batch(
+        tmp_path, library_engine, monkeypatch):
+    """Batches are recorded after BATCH_SECONDS even when short of BATCH_SIZE files, so the
+    grid and the analysis get the first pictures of a long scan early."""
+    monkeypatch.setattr(scan_module, "BATCH_SECONDS", 0.0)  # every file is "late"
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for i in range(5):
+        write_image(folder / f"{i}.png", seed=i)
+    batches: list[list[int]] = []
+    with scan_module.LibraryIndexer(library_engine, None, workers=1,
+                                    on_recorded=batches.append) as indexer:
+        summary = indexer.scan([folder])
+    assert summary.indexed == 5
+    assert [len(batch) for batch in batches] == [1] * 5
