@@ -22,9 +22,11 @@ budget and the orientation handling. With `for_analysis=True` this module decode
 rules instead (`inference.preprocess.analysis_picture`, the one definition of the analysers'
 picture), returns that picture too (`DecodedImage.analysis`) and derives the picture above from
 it: indexing then hands its decode on to the analysis (library.handoff), and each new file is
-decoded once, not twice. The derived picture equals the usual one for every format decoded at
-full size; a JPEG, decoded larger for the models (DCT scaling to 896 px rather than 512 px) and
-then reduced, differs from it by a few levels at most.
+decoded once, not twice. For pictures the models see at full size and that decode at full
+size here too, the derived picture is the usual one, pixel for pixel. A JPEG (decoded for the
+models at DCT scale 1/1 or 1/2 rather than down to 512 px) or a picture of 1792 px or more
+(reduced for the models first) is shrunk from another intermediate size: its thumbnail may
+differ by a pixel in size and its perceptual hash by a few bits (tests/library/test_handoff.py).
 
 Failures raise `DecodeError` with a message meant for the user ("truncated", "not an image",
 "too large to decode safely"); Pillow's decompression-bomb guard stays on, and truncated files
