@@ -238,14 +238,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run() -> NoReturn:
     """The program (console script, `python -m gentriage`): `main`, then exit with its status.
 
-    Before exiting, every object left is moved out of the garbage collector's sight
-    (`gc.freeze`): the interpreter's shutdown collections would otherwise walk all that
-    SQLAlchemy's import built, ~0.1 s — a quarter of an unchanged rescan. Shutdown itself still
-    runs (atexit handlers, thread joins, module teardown); files and database connections are
-    closed by the commands themselves, not left to the collector. Only here, never in `main`,
+    After a command, every object left is moved out of the garbage collector's sight
+    (`gc.freeze`) before exiting: the interpreter's shutdown collections would otherwise walk
+    all that SQLAlchemy's import built, ~0.1 s — a quarter of an unchanged rescan. Shutdown
+    itself still runs (atexit handlers, thread joins, module teardown); files and database
+    connections are closed by the commands themselves, not left to the collector. Not after
+    the window (Qt's objects are left to tear down as they always have), and never in `main`,
     which tests call in-process."""
     status = main()
-    gc.freeze()
+    if sys.argv[1:2] and sys.argv[1] in COMMANDS:
+        gc.freeze()
     sys.exit(status)
 
 

@@ -89,8 +89,8 @@ def test_the_watcher_keeps_a_paused_writers_file_pending_not_broken(tmp_path, li
     attempts = threading.Semaphore(0)
     real_ingest = scan_module.ingest_many
 
-    def counted(paths, thumbnails=None):
-        results = real_ingest(paths, thumbnails)
+    def counted(paths, thumbnails=None, pictures=None):
+        results = real_ingest(paths, thumbnails, pictures)
         for _ in paths:
             attempts.release()
         return results
