@@ -7,7 +7,8 @@ Scheduling (one model thread — the caller's — plus a small prefetch pool):
 - Prefetch threads decode each image once and build every analyser's input from that one
   decode (analysers with equal preprocessing share one tensor). A picture indexing already
   decoded in this process is taken from `pictures` (library.handoff) instead of decoding the
-  file again: the same picture, by the same rules (inference.preprocess.analysis_picture). At most `lookahead` images
+  file again: the same picture, by the same rules (inference.preprocess.analysis_picture).
+  At most `lookahead` images
   are open (taken, not finished) at once, which bounds memory.
 - Each analyser has its own queue. The model thread always runs the *cheapest* analyser
   that has a full batch; partial batches run when nothing more can arrive (input exhausted
@@ -27,15 +28,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-
-from PIL import Image
+from typing import TYPE_CHECKING, Any, Protocol
 
 from inference.base import Analyser
 from inference.onnx_runtime import parse_device
 from inference.registry import ANALYSER_KEYS, analyser_class
 from inference.types import AnalyserOutput, ContentChanged, DecodeFailure, Job, Progress
 from inference.weights import BROKEN, READY, ModelStatus, discover
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from inference.preprocess import DecodedImage
 
 __all__ = ["AnalyserOutput", "ContentChanged", "DecodeFailure", "Job", "Pipeline", "Progress"]
 
@@ -309,7 +313,7 @@ class _Run:
             return self.analysers
         return [a for a in self.analysers if a.key in job.analysers]
 
-    def _handed_on(self, job: Job) -> Any:
+    def _handed_on(self, job: Job) -> DecodedImage | None:
         """The job's picture if indexing handed it on (a DecodedImage), else None."""
         from inference.preprocess import DecodedImage
 

@@ -370,9 +370,11 @@ def _scan_and_analyse(args: argparse.Namespace, folders: list[str], settings: An
     wake = threading.Event()  # set whenever files were recorded (so queued for analysis)
     analysis = _AnalysisThread(runner, interrupts.stop, wake, until_empty=not args.watch) \
         if runner.ready and cluster is None else None
+    if analysis is None:
+        pictures = None  # nothing would take them
     try:
         summary = _index(sessions, folders, thumbnails, args.workers, reporter, wake,
-                         pictures if analysis is not None else None)
+                         pictures)
     except BaseException:  # Ctrl+C (indexing has no stopping point), a full disk
         if analysis is not None:
             analysis.abandon()
