@@ -59,6 +59,7 @@ from desktop.workers import (
     ScanBridge,
     WatcherBridge,
 )
+from inference.decoding import import_numpy
 from library.handoff import PictureHandoff
 from library.paths import Locations
 from library.scan import ExecutorKind
@@ -109,6 +110,9 @@ class GenTriageApp(QObject):
         self.families = install_family_views(self.window, self.thumbnails)
 
         # --- services --------------------------------------------------------------------
+        # numpy in, once, before the scan, analysis and search threads start: its first
+        # import is not thread-safe (inference.decoding.import_numpy).
+        import_numpy()
         # Threads, not worker processes: measured faster for ingest on 2 cores (decoding and
         # hashing release the GIL), and a process pool's start-up kept the first new images
         # off the grid for seconds on a fresh library.

@@ -71,6 +71,28 @@ _REDUCIBLE = frozenset({"L", "LA", "PA", "RGB", "RGBA", "RGBa", "La", "I", "F", 
                         "YCbCr"})
 
 
+_NUMPY_IMPORT = threading.Lock()
+_numpy_imported = False
+
+
+def import_numpy() -> None:
+    """Import numpy, one thread at a time, before a thread that may need it starts work.
+
+    numpy's first import is not thread-safe: two threads importing it at once (an ingest
+    thread hashing a picture while the analysis thread loads onnxruntime, which imports numpy
+    from C) can fail with "cannot load module more than once per process" or a module-lock
+    deadlock — seen on a first `gentriage scan`, where both run together. numpy is not imported
+    up front (an unchanged rescan does not need it), so every place that starts numpy work on
+    a thread calls this first; once numpy is in, it costs a flag test."""
+    global _numpy_imported
+    if _numpy_imported:
+        return
+    with _NUMPY_IMPORT:
+        import numpy  # noqa: F401 - imported for its side effect: fully loaded in sys.modules
+
+        _numpy_imported = True
+
+
 class PixelBudget:
     """A counting semaphore over pixels, first come first served.
 

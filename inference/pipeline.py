@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from inference.base import Analyser
+from inference.decoding import import_numpy
 from inference.onnx_runtime import parse_device
 from inference.registry import ANALYSER_KEYS, analyser_class
 from inference.types import AnalyserOutput, ContentChanged, DecodeFailure, Job, Progress
@@ -152,6 +153,7 @@ class Pipeline:
 
         if self._loaded:
             return
+        import_numpy()  # this thread may load models while an indexer's threads hash pictures
         for key in list(self.ready_analysers):
             status = self.statuses[key]
             try:

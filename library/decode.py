@@ -44,6 +44,7 @@ from PIL import Image, UnidentifiedImageError
 
 from inference.decoding import (
     PIXEL_BUDGET,
+    import_numpy,
     orientation,
     reduce_factor,
     swaps_sides,
@@ -278,6 +279,7 @@ def _decode_for_analysis(im: Image.Image, fmt: str, size: tuple[int, int],
                          reduce_to: int | None, background: tuple[int, int, int],
                          metadata: GenerationMetadata | None) -> DecodedImage:
     """`_decode`'s picture derived from the analysers' one (see the module doc)."""
+    import_numpy()  # before inference.preprocess imports it, possibly on several threads
     from inference.preprocess import analysis_picture  # numpy: only where analysis follows
 
     width, height = size

@@ -134,6 +134,9 @@ def perceptual_hash(image: Image.Image) -> int:
     a picture, more than everything else hashing does; two small matrix products over only
     the 8 needed frequencies cost a few microseconds. Ingest and the thumbnail backfill both
     go through here."""
+    from inference.decoding import import_numpy
+
+    import_numpy()  # ingest threads hash at once: the first import must not race
     import numpy as np
     from PIL import Image as PILImage
 

@@ -22,6 +22,7 @@ from db import review
 from db.families import FamilyMember
 from db.filters import ImageFilter
 from db.transaction import pause_for_other_writers, write_transaction
+from inference.decoding import import_numpy
 from library.decode import decode_bytes
 from library.families import (
     DEFAULT_DISTANCE,
@@ -99,6 +100,7 @@ def backfill(sessions: Sessions, thumbnails: ThumbnailCache | None,
             if not pending:
                 break
             after = pending[-1][0]
+            import_numpy()  # before the hashing threads import it at once
             hashes = list(pool.map(lambda row: _hash_of(thumbnails, row[1], row[2]), pending))
             found = {row[0]: value for row, value in zip(pending, hashes) if value is not None}
             summary.hash_failures += len(pending) - len(found)

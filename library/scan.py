@@ -63,6 +63,7 @@ from db.engine import (
 )
 from db.schema import ImageStatus
 from db.transaction import write_transaction
+from inference.decoding import import_numpy
 from library.decode import IMAGE_SUFFIXES
 from library.handoff import PictureHandoff
 from library.ingest import IngestResult, ingest_many, stat_or_zero
@@ -233,6 +234,8 @@ class LibraryIndexer:
 
     def ingest(self, paths: Sequence[str]) -> Iterator[IngestResult]:
         """Ingest `paths` on all workers; results come back as they complete."""
+        if paths:
+            import_numpy()  # here, once, before worker threads hash and decode at once
         if self.workers == 1 or len(paths) < 2:
             for path in paths:
                 yield from ingest_many([path], self.thumbnails, self.pictures)

@@ -151,3 +151,47 @@ def test_a_first_scan_decodes_every_file_once(tmp_path):
     finally:
         engine.dispose()
     assert analysed == 12
+
+
+# `gentriage scan` in-process, noting which thread first imports numpy and whether it held
+# inference.decoding's import lock then (numpy's first import is not thread-safe).
+SCAN_WATCHING_NUMPY = r'''
+import json, sys, threading
+import inference.decoding as decoding
+
+first = {}
+
+class FirstNumpyImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == "numpy" and not first:
+            first.update(thread=threading.current_thread().name,
+                         locked=decoding._NUMPY_IMPORT.locked())
+        return None
+
+sys.meta_path.insert(0, FirstNumpyImport())
+from gentriage.cli import main
+code = main(["scan", sys.argv[1], "--analysers", "nsfw-default", "--db", sys.argv[2]])
+print(json.dumps({"code": code, **first}))
+'''
+
+
+def test_numpy_is_first_imported_under_the_import_lock_and_not_at_all_by_a_rescan(tmp_path):
+    """A first scan indexes and analyses on several threads at once; numpy's first import
+    must happen under inference.decoding's lock (two threads importing it at once can fail).
+    An unchanged rescan does not import numpy at all."""
+    folder = tmp_path / "pics"
+    write_images(folder, 6, size=(96, 64))
+    env = dict(os.environ, PYTHONPATH=str(REPO), GENTRIAGE_HOME=str(tmp_path / "home"))
+    env.pop("GENTRIAGE_DB", None)
+    db = tmp_path / "lib.sqlite3"
+
+    def scan() -> dict:
+        proc = subprocess.run([sys.executable, "-c", SCAN_WATCHING_NUMPY, str(folder), str(db)],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+                              check=False)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    first = scan()
+    assert first["code"] == 0 and first["locked"] is True, first
+    assert scan() == {"code": 0}  # the rescan: numpy never imported
