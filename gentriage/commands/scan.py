@@ -393,8 +393,11 @@ def _scan_and_analyse(args: argparse.Namespace, folders: list[str], settings: An
     try:
         if analysis is not None:
             analysis.join()
-        elif runner.ready or watcher is not None:
+        elif runner.ready:
             runner.run(interrupts.stop, wake=wake, until_empty=watcher is None)
+        elif watcher is not None:  # nothing to analyse with: the watch still indexes
+            while not interrupts.stop.wait(0.5):
+                pass
     except cluster_errors as exc:
         reporter.message(f"error: {exc}; what was not written stays queued")
         cluster_failed = True

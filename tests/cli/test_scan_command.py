@@ -30,6 +30,12 @@ def _results_so_far(db) -> int:
     return 0 if counts is None else counts["analysis_results"]
 
 
+def _images_so_far(db) -> int:
+    """Images recorded so far; 0 while the database is still being created."""
+    counts = db.counts(("images",))
+    return 0 if counts is None else counts["images"]
+
+
 def _summary(stdout: str) -> dict[str, str]:
     return dict(line.split(": ", 1) for line in stdout.splitlines() if ": " in line)
 
@@ -181,3 +187,35 @@ def test_watch_analyses_new_files_until_interrupted(tmp_path, home, library_db):
             proc.wait()
     assert proc.returncode == 0, stderr  # Ctrl+C is how a watch ends: not a failure
     assert _summary(stdout)["analysed"] == "nsfw-default 3"
+
+
+@pytest.mark.slow
+def test_watch_without_a_ready_analyser_keeps_indexing_until_interrupted(tmp_path, home,
+                                                                         library_db):
+    """No analyser can run (coherence's weights are missing): the watch still follows the
+    folder — new files are indexed — until Ctrl+C, instead of ending at once."""
+    folder = make_folder(tmp_path / "pics", 2)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gentriage", "scan", str(folder), "--db", str(library_db),
+         "--analysers", "coherence", "--models-dir", str(tmp_path / "no-models"), "--watch"],
+        cwd=REPO, env=cli_env(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and _images_so_far(library_db) < 2:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        write_png(folder / "new.png", "arrived later")
+        while time.monotonic() < deadline and _images_so_far(library_db) < 3:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
+        assert _images_so_far(library_db) == 3, "the new file was not indexed"
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    assert "no analyser is ready" in stderr
+    assert _summary(stdout)["indexed"].startswith("2 new or changed")
