@@ -337,13 +337,17 @@ def _scan_and_analyse(args: argparse.Namespace, folders: list[str], settings: An
 
     started = time.monotonic()
     thumbnails = ThumbnailCache(locations.thumbnails)
+    # Set while the folders are indexed (the analysis may run meanwhile): the analysis's
+    # "done" is only final once nothing more can be queued.
+    indexing = threading.Event()
+    indexing.set()
 
     def on_progress(progress: RunProgress) -> None:
         note = f"{progress.images_per_s:.1f} images/s on {progress.device}"
         if progress.paused:
             note += " (paused)"
         reporter.update("analysing", progress.done, progress.done + progress.queued, note,
-                        final=progress.queued == 0)
+                        final=progress.queued == 0 and not indexing.is_set())
 
     on_ray: dict[str, Any] = {}
     if cluster is not None:  # the runner leases and writes; Ray workers decode and predict
@@ -368,7 +372,8 @@ def _scan_and_analyse(args: argparse.Namespace, folders: list[str], settings: An
         reporter.message("note: no analyser is ready; images are indexed but not analysed")
 
     wake = threading.Event()  # set whenever files were recorded (so queued for analysis)
-    analysis = _AnalysisThread(runner, interrupts.stop, wake, until_empty=not args.watch) \
+    analysis = _AnalysisThread(runner, interrupts.stop, wake, indexing,
+                               until_empty=not args.watch) \
         if runner.ready and cluster is None else None
     if analysis is None:
         pictures = None  # nothing would take them
@@ -379,8 +384,8 @@ def _scan_and_analyse(args: argparse.Namespace, folders: list[str], settings: An
         if analysis is not None:
             analysis.abandon()
         raise
-    if analysis is not None:
-        analysis.indexing_done()
+    indexing.clear()  # the analysis ends once the queue is empty
+    wake.set()
     for error in summary.errors:
         reporter.message(f"warning: {error}")
 
@@ -454,11 +459,10 @@ class _AnalysisThread:
     is done and the queue is empty. Its exceptions are raised again by `join`."""
 
     def __init__(self, runner: Any, stop: threading.Event, wake: threading.Event,
-                 until_empty: bool) -> None:
+                 indexing: threading.Event, until_empty: bool) -> None:
         self.runner = runner
         self.started = time.monotonic()
-        self._indexing = threading.Event()
-        self._indexing.set()
+        self._indexing = indexing
         self._wake = wake
         self._error: BaseException | None = None
         self._thread = threading.Thread(
@@ -472,10 +476,6 @@ class _AnalysisThread:
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread by join()
             self._error = exc
 
-    def indexing_done(self) -> None:
-        self._indexing.clear()
-        self._wake.set()
-
     def join(self) -> None:
         # In short waits, so the main thread keeps taking signals (Ctrl+C) meanwhile.
         while self._thread.is_alive():
@@ -487,7 +487,8 @@ class _AnalysisThread:
         """Indexing failed or was interrupted: stop the analysis where it is (what it wrote is
         kept, the rest stays queued) and wait for it."""
         self.runner.cancel()
-        self.indexing_done()
+        self._indexing.clear()
+        self._wake.set()
         self._thread.join()
 
 
