@@ -21,6 +21,8 @@ Where they differ, and why:
 - `ranking_rows`: a like:/similar: ranking as a (content_id, score) table: one JSON
   parameter on SQLite, two arrays unnested on PostgreSQL (compiling 1,000 VALUES rows costs
   ~100 ms; a parameter costs nothing).
+- `serial_page_reads`: PostgreSQL may start parallel workers for a grid page; their start-up
+  costs more than a 201-row page can win (SQLite has none).
 - `prompt_listing`: the content ids whose prompt contains a term, from SQLite's FTS5 trigram
   table or PostgreSQL's pg_trgm GIN index on generation.prompt (migration 0001).
 """
@@ -45,6 +47,7 @@ from sqlalchemy import (
     literal_column,
     select,
     table,
+    text,
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.compiler import compiles
@@ -70,6 +73,17 @@ def insert_for(session: Session, target: Any) -> Any:
 
         return postgresql.insert(getattr(target, "__table__", target))
     return sqlite.insert(getattr(target, "__table__", target))
+
+
+def serial_page_reads(session: Session) -> None:
+    """For the rest of the session's transaction, no parallel workers on PostgreSQL.
+
+    A grid page is LIMIT 201 on an index walk; when the planner expects the walk to be long
+    (a filter that most rows fail, e.g. `tag:a|b`) it starts a parallel worker, and launching
+    it took 15–20 ms before the first row — bench_postgresql, first page of `tag:a|b` at 100k:
+    56 → 39 ms without; the other first pages unchanged. Counts and reports keep parallelism."""
+    if dialect_name(session) == POSTGRESQL:
+        session.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
 
 
 # The PostgreSQL dialect module is imported only by a PostgreSQL connection (SQLAlchemy loads it

@@ -55,6 +55,7 @@ from db.dialect import (
     no_index,
     prompt_listing,
     ranking_rows,
+    serial_page_reads,
     stack_rank_text,
 )
 from db.filters import (
@@ -630,6 +631,7 @@ def fetch_page(session: Session, f: ImageFilter, after: PageCursor | None = None
     if limit < 1:
         raise ValueError("limit must be at least 1")
     signature = _check_cursor(f, after)
+    serial_page_reads(session)
     with _within_database_limits():
         members = _Membership(session, _probe_threshold(session, limit), tag_threshold)
         segments = _segments(f, members)
