@@ -51,6 +51,8 @@ def private_directory(path: str | os.PathLike[str]) -> Path:
         if current.is_dir():
             break
         if os.path.lexists(current):
+            if current.is_dir():  # another thread created it since the check above
+                break
             raise NotAFolderError(f"{current} exists and is not a folder")
         missing.append(current)
         if current.parent == current:

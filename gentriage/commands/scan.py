@@ -272,6 +272,7 @@ def run(args: argparse.Namespace) -> int:
     if engine is None:
         return EXIT_SOME_BROKEN
     cluster = None
+    previous: dict[int, Any] = {}
     try:
         if target is not None:  # before our signal handlers: Ray installs its own
             connected = _connect_ray(target, args, device)
@@ -280,22 +281,26 @@ def run(args: argparse.Namespace) -> int:
             cluster = connected
         interrupts = Interrupts()
         previous = interrupts.install()
-        try:
-            with Reporter(sys.stderr.isatty()) as reporter:
-                return _scan_and_analyse(args, folders, settings, device, locations,
-                                         session_factory(engine), interrupts, reporter,
-                                         cluster)
-        except KeyboardInterrupt:
-            print("interrupted; work done so far is saved and the next run continues from "
-                  "there", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-    finally:
+        with Reporter(sys.stderr.isatty()) as reporter:
+            status = _scan_and_analyse(args, folders, settings, device, locations,
+                                       session_factory(engine), interrupts, reporter, cluster)
         if cluster is not None:
+            # Still under our handlers: a Ctrl+C while Ray shuts down (which may take a
+            # while) is one more interruption, answered like any other.
+            closing, cluster = cluster, None
+            closing.close()
+    except KeyboardInterrupt:
+        status = EXIT_INTERRUPTED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if cluster is not None:  # after an error or an interruption
             cluster.close()
         engine.dispose()
+    if status == EXIT_INTERRUPTED:  # however it stopped: after its batch, or at once
+        print("interrupted; work done so far is saved and the next run continues from there",
+              file=sys.stderr)
+    return status
 
 
 def _ray_target(option: str) -> Any:

@@ -116,6 +116,38 @@ def _wait_for_results(proc: subprocess.Popen, db, timeout: float = 120) -> None:
     raise AssertionError("no results were written in time")
 
 
+def test_a_ctrl_c_while_ray_shuts_down_still_ends_as_an_interruption(tmp_path, capsys,
+                                                                    monkeypatch):
+    """A second Ctrl+C can land after the scan stopped, while Ray shuts down (seconds): it is
+    answered like any other (exit 130, one "interrupted" line), not by Python's default
+    handler, and the cluster is not closed twice."""
+    from gentriage.commands import scan as scan_module
+
+    closed: list[int] = []
+
+    class ClusterClosedByCtrlC:
+        def close(self) -> None:
+            closed.append(1)
+            assert signal.getsignal(signal.SIGINT) != signal.default_int_handler
+            raise KeyboardInterrupt  # what our handler raises on a second Ctrl+C
+
+    monkeypatch.setattr(scan_module, "_ray_target", lambda option: object())
+    monkeypatch.setattr(scan_module, "_connect_ray",
+                        lambda target, args, device: ClusterClosedByCtrlC())
+    monkeypatch.setattr(scan_module, "_scan_and_analyse",  # stopped after its batch
+                        lambda *args: scan_module.EXIT_INTERRUPTED)
+    handler_before = signal.getsignal(signal.SIGINT)
+    folder = make_folder(tmp_path / "pics", 1)
+
+    status = main(["scan", str(folder), "--db", str(tmp_path / "lib.sqlite3"),
+                   "--ray", "auto", *NSFW])
+
+    assert status == 130
+    assert capsys.readouterr().err.count("interrupted; work done so far is saved") == 1
+    assert closed == [1]
+    assert signal.getsignal(signal.SIGINT) is handler_before
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
 def test_an_interrupted_scan_resumes_without_losing_or_repeating_work(tmp_path, home, how,
