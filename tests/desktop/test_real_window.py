@@ -36,8 +36,10 @@ COLOURS = [(230, 20, 20), (20, 200, 40), (30, 60, 230), (240, 200, 0)]
 @pytest.fixture
 def x_display():
     read, write = os.pipe()
+    # -noreset: by default Xvfb resets whenever its last client disconnects (here: the
+    # display probe below), and a client connecting during the reset is refused.
     server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24",
-                               "-nolisten", "tcp"], pass_fds=(write,),
+                               "-nolisten", "tcp", "-noreset"], pass_fds=(write,),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(write)
     with os.fdopen(read) as pipe:
