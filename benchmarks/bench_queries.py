@@ -146,7 +146,7 @@ def measure_queries(sessions, runs: int = RUNS) -> dict[str, tuple[float, bool]]
         figures[f"count: {label}"] = (median_ms(count(text), runs), False)
 
     for label, text in (("newest", ""), ("unreviewed first", "sort:unreviewed"),
-                        ("-aesthetic", "sort:-aesthetic")):
+                        ("-aesthetic", "sort:-aesthetic"), ("stack", "sort:stack")):
         f = parse_filter(text)
         with sessions() as session:
             cursor = None

@@ -10,15 +10,16 @@ inference.catalog.TAG_STORE_FLOOR; the threshold applies when reading).
 
 Speed comes from raw `executemany` in one transaction with the secondary indexes and the
 prompt full-text triggers dropped during the load and rebuilt once at the end (building an
-index over sorted data is much cheaper than maintaining it row by row). The result is
+index over sorted data is much cheaper than maintaining it row by row; the sort:stack rank
+the triggers would have kept is filled in one statement, db.stack_rank). The result is
 byte-for-byte an ordinary library: same schema, same indexes, same triggers, same Alembic
 revision. Deterministic for a given seed.
 
 PostgreSQL (`db_path` a postgresql+psycopg:// URL naming an existing database): the same
 rows, loaded with COPY through the driver's connection (psycopg's `cursor.copy`; nothing
-here imports the driver), with the secondary indexes dropped and rebuilt and the change-log
-triggers off during the load, then the id sequences moved past the loaded ids and VACUUM
-ANALYZE (the state autovacuum keeps a long-lived library in).
+here imports the driver), with the secondary indexes dropped and rebuilt and the
+triggers off during the load (the sort:stack rank filled once), then the id sequences moved
+past the loaded ids and VACUUM ANALYZE (the state autovacuum keeps a long-lived library in).
 
 Run standalone: `python -m benchmarks.synthetic /tmp/lib.db|URL [n_images]`.
 """
@@ -34,6 +35,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from db.stack_rank import fill_statement
 from inference.catalog import CATALOG, STYLE_ANALYSERS, TAG_ANALYSERS, TAG_STORE_FLOOR
 from library.families import stack_key, to_signed64
 
@@ -182,6 +184,7 @@ def build_library(db_path: Path | str, n_images: int = 100_000, seed: int = 0) -
                 f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
         _load_rows(write, rng, n_images)
+        connection.execute(fill_statement("sqlite"))  # what the triggers keep from now on
         for sql in index_sql:
             connection.execute(sql)
         connection.execute("INSERT INTO prompt_fts(prompt_fts) VALUES ('rebuild')")
@@ -221,7 +224,7 @@ def _build_postgresql(url: str, n_images: int, seed: int) -> None:
             )).all()
             for name, _definition in indexes:
                 connection.execute(text(f'DROP INDEX "{name}"'))
-            for table in ("contents", "images"):
+            for table in ("contents", "images", "analysis_results"):
                 connection.execute(text(f"ALTER TABLE {table} DISABLE TRIGGER USER"))
             driver = connection.connection.driver_connection
 
@@ -232,9 +235,10 @@ def _build_postgresql(url: str, n_images: int, seed: int) -> None:
                         copy.write_row(row)
 
             _load_rows(write, random.Random(seed), n_images)
+            connection.execute(text(fill_statement("postgresql")))
             for _name, definition in indexes:
                 connection.execute(text(definition))
-            for table in ("contents", "images"):
+            for table in ("contents", "images", "analysis_results"):
                 connection.execute(text(f"ALTER TABLE {table} ENABLE TRIGGER USER"))
             for table in _SERIAL:
                 connection.execute(text(

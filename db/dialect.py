@@ -223,32 +223,6 @@ def _greatest_sqlite(element: greatest, compiler: Any, **kw: Any) -> str:
     return f"max({compiler.process(element.clauses, **kw)})"
 
 
-class stack_rank_text(FunctionElement[str]):  # noqa: N801 - a SQL function
-    """One text key: stack_key|rating rank|decision rank|score key|time key, each number
-    zero-padded to a fixed width so the key sorts as text (db.queries._stack_rank_key)."""
-
-    name = "stack_rank_text"
-    inherit_cache = True
-    type = Text()
-
-
-@compiles(stack_rank_text, SQLITE)
-def _stack_rank_sqlite(element: stack_rank_text, compiler: Any, **kw: Any) -> str:
-    return f"printf('%s|%d|%d|%019.6f|%020d', {compiler.process(element.clauses, **kw)})"
-
-
-@compiles(stack_rank_text)
-def _stack_rank_postgresql(element: stack_rank_text, compiler: Any, **kw: Any) -> str:
-    key, rating_rank, decision_rank, score_key, time_key = (
-        compiler.process(c, **kw) for c in element.clauses)
-    # to_char's 12 integer digits + 6 decimals = printf's %019.6f for 0 <= x < 1e12. The
-    # format string is a parameter: a literal % would clash with psycopg's placeholders.
-    template = _pattern_param(compiler, "%s|%s|%s|%s|%s", **kw)
-    return (f"(format({template}, {key}, ({rating_rank})::int, ({decision_rank})::int, "
-            f"to_char(({score_key})::float8, 'FM000000000000.000000'), "
-            f"lpad((({time_key})::bigint)::text, 20, '0')) COLLATE \"C\")")
-
-
 # --- per-dialect statements --------------------------------------------------------------------
 
 def ranking_rows(dialect: str, pairs: Sequence[tuple[int, float]]) -> Any:

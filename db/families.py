@@ -15,12 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Exists,
-    ScalarSelect,
     Select,
     and_,
-    case,
     exists,
     func,
     select,
@@ -33,8 +30,6 @@ from db.queries import matching_image_ids
 from db.schema import AnalysisResult, Content, Generation, Image, ImageStatus, LoraUse
 
 _IN_CHUNK = 500
-# The analyser whose score ranks a stack's pictures after rating and decision.
-AESTHETIC = "aesthetic"
 _OK = ImageStatus.OK.value
 
 
@@ -218,20 +213,11 @@ class StackSummary:
     newest_mtime_ns: int
 
 
-def _aesthetic_score() -> ScalarSelect[float | None]:
-    return (select(AnalysisResult.score)
-            .where(AnalysisResult.content_id == Image.content_id,
-                   AnalysisResult.analyser == AESTHETIC, AnalysisResult.error.is_(None))
-            .scalar_subquery())
-
-
-def best_first() -> list[ColumnElement[Any]]:
+def best_first() -> list[Any]:
     """ORDER BY terms putting a stack's best image first: the highest rating, then accepted,
-    then the highest aesthetic score (none counts lowest), then the newest file."""
-    aesthetic = _aesthetic_score()
-    return [Content.rating.desc(), case((Content.decision == "accepted", 0), else_=1),
-            case((aesthetic.is_(None), 1), else_=0), aesthetic.desc(), Image.mtime_ns.desc(),
-            Image.id.desc()]
+    then the highest aesthetic score (none counts lowest), then the newest file — the order
+    of `sort:stack` inside a stack, stored per image by the database (migration 0009)."""
+    return [Image.stack_rank, Image.id]
 
 
 def stack_summaries(session: Session, f: ImageFilter) -> list[StackSummary]:

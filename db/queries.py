@@ -36,7 +36,6 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     and_,
-    case,
     exists,
     func,
     literal,
@@ -56,7 +55,6 @@ from db.dialect import (
     prompt_listing,
     ranking_rows,
     serial_page_reads,
-    stack_rank_text,
 )
 from db.filters import (
     DECISIONS,
@@ -468,18 +466,6 @@ def _family_clauses(members: _Membership, f: ImageFilter) -> list[ColumnElement]
     return clauses
 
 
-def _stack_rank_key() -> ColumnElement:
-    """sort:stack as one text key: the stack key, then the best-first rank inside it (highest
-    rating, accepted, highest aesthetic score, newest: the Stack view's "best image"), so a
-    page boundary is still one (key, id) pair. Zero-padded numbers sort as text."""
-    aesthetic = (select(_results.c.score).where(
-        _results.c.content_id == _i.c.content_id, _results.c.analyser == "aesthetic",
-        _results.c.error.is_(None)).scalar_subquery())
-    return stack_rank_text(_c.c.stack_key, 5 - _c.c.rating,
-                           case((_c.c.decision == "accepted", 0), else_=1),
-                           1e9 - func.coalesce(aesthetic, -1e9), (1 << 62) - _i.c.mtime_ns)
-
-
 def matching_image_ids(session: Session, f: ImageFilter) -> Select:
     """SELECT of the ids of the images `f` shows (for queries elsewhere in db/)."""
     return select(_i.c.id).select_from(_FROM).where(*filter_clauses(session, f))
@@ -512,9 +498,10 @@ def _segments(f: ImageFilter, members: _Membership) -> list[_Segment]:
     elif sort.field == "name":
         by_sort = [_Segment((), _i.c.name, sort.descending)]
     elif sort.field == "stack":  # stacked images (by stack, best first), then the rest
-        by_sort = [_Segment((_c.c.stack_key.is_not(None),), _stack_rank_key(), False),
-                   _Segment((or_(_c.c.id.is_(None), _c.c.stack_key.is_(None)),),
-                            _i.c.mtime_ns, True, shows_key=False)]
+        # The stored rank (stack, then best first: migration 0009) makes it an index walk.
+        by_sort = [_Segment((_i.c.stack_rank.is_not(None),), _i.c.stack_rank, False),
+                   _Segment((_i.c.stack_rank.is_(None),), _i.c.mtime_ns, True,
+                            shows_key=False)]
     elif sort.field == SIMILARITY:
         ranked = members.ranked(f)
         by_sort = [_Segment((), ranked.c.score, sort.descending, ranked_by=ranked)]
@@ -809,7 +796,7 @@ def rows_by_image_ids(session: Session, image_ids: Iterable[int],
     elif sort_field == "name":
         key = _i.c.name
     elif sort_field == "stack":
-        key = _stack_rank_key()
+        key = _i.c.stack_rank
     elif sort_field == SIMILARITY:
         key = _i.c.content_id  # the score comes from the ranking, below
     else:

@@ -126,6 +126,9 @@ class Image(Base):
     first_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     indexed_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     has_thumbnail: Mapped[bool] = mapped_column(Boolean, default=False)
+    # sort:stack's key (None: in no stack). Written only by triggers (migration 0009), never
+    # by code, so every writer keeps it right; read by db.queries.
+    stack_rank: Mapped[str | None] = mapped_column(SortableText)
 
     content: Mapped[Content | None] = relationship(back_populates="images")
 
@@ -135,6 +138,7 @@ class Image(Base):
         Index("ix_images_name", "name", "id"),
         Index("ix_images_content", "content_id"),
         Index("ix_images_status", "status"),
+        Index("ix_images_stack_rank", "stack_rank", "id"),
     )
 
 

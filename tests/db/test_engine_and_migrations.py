@@ -158,7 +158,7 @@ def test_opening_a_library_at_head_imports_no_alembic(library_db):
     from db.migrate import alembic_config
 
     engine = library_db.open()
-    with engine.begin() as connection:  # one revision back, by the migration's downgrade
+    with engine.begin() as connection:  # revisions back, by the migrations' downgrades
         config = alembic_config()
         config.attributes["connection"] = connection
         command.downgrade(config, "0007_clip_embeddings")
