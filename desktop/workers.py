@@ -295,6 +295,7 @@ class AnalysisWorker(QObject):
         self._sessions = sessions
         self._runner_factory = runner_factory
         # What the indexer decoded, for the runner to take (library.handoff.PictureHandoff).
+        self._pictures = pictures
         self._handed_on = {"pictures": pictures} if pictures is not None else {}
         # --- requests: written by any thread, read by the inference thread; all under
         # this condition's lock (an RLock: a runner flag set under it may call back into
@@ -304,6 +305,7 @@ class AnalysisWorker(QObject):
         self._restart = False
         self._abort = False
         self._paused = False
+        self._can_analyse = True  # until a start fails (then until a restart)
         self._visible: list[int] | None = None  # newest visible set not yet applied
         self._runner: Any = None  # the runner while it runs, for its thread-safe flags
         # The runner's own doorbells (it waits on threading.Events): `stop` ends its run,
@@ -345,6 +347,7 @@ class AnalysisWorker(QObject):
                              **self._handed_on)
             runner.load()
             if not runner.ready:
+                self._set_can_analyse(False)
                 self.analysis_unavailable.emit(
                     f"No analyser ready: no model weights found in {config.models_dir}")
                 return
@@ -361,6 +364,7 @@ class AnalysisWorker(QObject):
                        between_batches=self._apply_requests)
         except Exception as exc:  # noqa: BLE001 - the window must survive anything here
             log.error("analysis stopped: %s", traceback.format_exc())
+            self._set_can_analyse(False)
             self.analysis_unavailable.emit(f"Analysis stopped: {short_error(exc)}")
 
     def _apply_requests(self) -> None:
@@ -376,15 +380,28 @@ class AnalysisWorker(QObject):
 
     # ---- requests (any thread; in practice the GUI thread) ----
 
+    def _set_can_analyse(self, can: bool) -> None:
+        with self._requests:
+            self._can_analyse = can
+            self._update_handoff()
+
+    def _update_handoff(self) -> None:
+        """Under the lock: pictures are handed on only while they will be taken (a paused
+        or failed analysis would leave indexing decoding for nothing)."""
+        if self._pictures is not None:
+            self._pictures.set_wanted(self._can_analyse and not self._paused)
+
     def pause(self) -> None:
         with self._requests:
             self._paused = True
+            self._update_handoff()
             if self._runner is not None:
                 self._runner.pause()
 
     def resume(self) -> None:
         with self._requests:
             self._paused = False
+            self._update_handoff()
             if self._runner is not None:
                 self._runner.resume()
 
@@ -410,6 +427,8 @@ class AnalysisWorker(QObject):
         with self._requests:
             self._config = RunnerConfig(settings, Path(models_dir), device)
             self._restart = True
+            self._can_analyse = True  # as at the first start: until this one fails
+            self._update_handoff()
             self._interrupt_runner()
             self._requests.notify_all()
 

@@ -12,11 +12,12 @@ whether a picture was handed on.
 
 Bounded by bytes: when full, the oldest pictures go first (the analysis queue takes the newest
 contents first, so the pictures it is about to ask for are the ones kept). Bounded in time as
-well: a picture nobody took within `max_age_s` (its content needed no analysis, or the analysis
-is paused) is dropped by `expire`, which the runner calls whenever it waits, so an idle app
-holds no pictures. A picture not here — evicted, expired, never offered, indexed by another
-process — simply costs the usual decode: this is an optimisation the analysis never depends
-on. Each picture is taken at most once.
+well: a picture nobody took within `max_age_s` (its content needed no analysis) is dropped by
+`expire`, which the runner calls whenever it waits, so an idle app holds no pictures. While
+the analysis is paused or cannot run, its owner says so (`set_wanted(False)`): indexing then
+decodes only what it needs itself and nothing is held. A picture not here — evicted, expired,
+never offered, indexed by another process — simply costs the usual decode: this is an
+optimisation the analysis never depends on. Each picture is taken at most once.
 
 Thread-safe: ingest threads offer, the analysis prefetch threads take. Not shared between
 processes (an ingest process pool does not hand pictures on).
@@ -66,11 +67,29 @@ class PictureHandoff:
         # sha256 -> (picture, bytes, when offered); oldest first
         self._pictures: OrderedDict[str, tuple[Image.Image, int, float]] = OrderedDict()
         self._bytes = 0
+        self._wanted = True
+
+    @property
+    def wanted(self) -> bool:
+        """Whether the analysis takes pictures now. While it is paused or has nothing to
+        analyse with, indexing decodes for its own needs only (a JPEG then decodes at a much
+        smaller draft scale) and nothing is offered or held."""
+        return self._wanted
+
+    def set_wanted(self, wanted: bool) -> None:
+        """Said by the analysis' owner as it pauses, resumes, starts or fails to start."""
+        with self._lock:
+            self._wanted = wanted
+            if not wanted:
+                self._pictures.clear()
+                self._bytes = 0
 
     def offer(self, sha256: str, picture: Image.Image) -> None:
         size = picture_bytes(picture)
         with self._lock:
             self.stats.offered += 1
+            if not self._wanted:
+                return  # decoded just before the analysis paused
             if sha256 in self._pictures or size > self.max_bytes:
                 return  # the same content indexed twice (copies): one picture is enough
             self._pictures[sha256] = (picture, size, time.monotonic())

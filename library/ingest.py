@@ -90,8 +90,9 @@ def ingest_file(path: str, thumbnails: ThumbnailCache | None = None,
 
     result = IngestResult(path, len(data), info.st_mtime_ns)
     sha256 = hashlib.sha256(data).hexdigest()  # the content's identity
+    hand_on = pictures is not None and pictures.wanted  # an analysis will take the picture
     try:
-        decoded = decode_bytes(data, for_analysis=pictures is not None)
+        decoded = decode_bytes(data, for_analysis=hand_on)
     except DecodeError as exc:
         result.error = str(exc)
         return result
@@ -119,7 +120,7 @@ def ingest_file(path: str, thumbnails: ThumbnailCache | None = None,
     result.stack_key = stack_key_of(decoded.metadata)
     result.sha256, result.has_thumbnail, result.metadata = sha256, has_thumbnail, decoded.metadata
     result.width, result.height, result.format = decoded.width, decoded.height, decoded.format
-    if pictures is not None and decoded.analysis is not None:
+    if hand_on and pictures is not None and decoded.analysis is not None:
         pictures.offer(sha256, decoded.analysis)
     return result
 

@@ -186,3 +186,37 @@ def test_pause_asked_before_the_models_are_loaded_holds_the_new_runner(qtbot, tm
         assert app.shutdown()
         app.window.close()
         engine.dispose()
+
+
+def test_pictures_are_handed_on_only_while_the_analysis_will_take_them(qtbot, tmp_path):
+    """Paused, or with nothing to analyse with, the analysis takes no pictures: indexing
+    must not decode for it (library.handoff `wanted`), and held pictures are let go."""
+    from PIL import Image as PILImage
+
+    from desktop.workers import AnalysisWorker
+    from library.handoff import PictureHandoff
+
+    class NothingReady:
+        ready: list[str] = []
+
+        def __init__(self, *args, **kwargs) -> None: ...
+
+        def load(self) -> None: ...
+
+    pictures = PictureHandoff()
+    worker = AnalysisWorker(session_factory(None), tmp_path / "models", Settings(), "cpu",
+                            runner_factory=NothingReady, pictures=pictures)
+    assert pictures.wanted  # at start: the models are still loading
+    pictures.offer("a" * 64, PILImage.new("RGB", (8, 8)))
+    worker.pause()
+    assert not pictures.wanted and len(pictures) == 0  # let go at once
+    pictures.offer("b" * 64, PILImage.new("RGB", (8, 8)))
+    assert len(pictures) == 0
+    worker.resume()
+    assert pictures.wanted
+
+    with qtbot.waitSignal(worker.analysis_unavailable, timeout=5_000):
+        worker._run_runner(worker._config)  # the inference thread's start, run here
+    assert not pictures.wanted  # no analyser ready: nothing would take them
+    worker.restart(Settings(), tmp_path / "other-models", "cpu")
+    assert pictures.wanted  # the new start may succeed

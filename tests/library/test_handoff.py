@@ -225,3 +225,26 @@ def test_the_indexer_hands_pictures_on_only_from_threads(tmp_path):
             is None
     finally:
         engine.dispose()
+
+
+def test_indexing_decodes_for_the_analysis_only_while_it_is_wanted(tmp_path, monkeypatch):
+    import library.ingest as ingest_module
+
+    path = tmp_path / "a.jpg"
+    path.write_bytes(image_bytes("JPEG", size=(1600, 1200), seed=3))
+    asked: list[bool] = []
+    real_decode = ingest_module.decode_bytes
+
+    def recording_decode(data, for_analysis=False):
+        asked.append(for_analysis)
+        return real_decode(data, for_analysis=for_analysis)
+
+    monkeypatch.setattr(ingest_module, "decode_bytes", recording_decode)
+    pictures = PictureHandoff()
+    pictures.set_wanted(False)  # the analysis is paused
+    paused = ingest_file(str(path), pictures=pictures)
+    assert paused.ok and asked == [False] and pictures.stats.offered == 0
+    assert paused.phash == ingest_file(str(path)).phash  # what indexing records is the same
+    pictures.set_wanted(True)
+    assert ingest_file(str(path), pictures=pictures).ok
+    assert asked == [False, False, True] and pictures.take(paused.sha256) is not None
