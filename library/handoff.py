@@ -80,9 +80,8 @@ class PictureHandoff:
         """Said by the analysis' owner as it pauses, resumes, starts or fails to start."""
         with self._lock:
             self._wanted = wanted
-            if not wanted:
-                self._pictures.clear()
-                self._bytes = 0
+        if not wanted:
+            self.clear()  # an offer from now on is refused, so nothing comes back
 
     def offer(self, sha256: str, picture: Image.Image) -> None:
         size = picture_bytes(picture)

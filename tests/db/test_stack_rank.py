@@ -81,7 +81,7 @@ def _random_change(session, rng: random.Random, contents: int, next_image: int) 
     """One write of the kinds the app, the scanner and the analysis make; what it was."""
     content = rng.randint(1, contents)
     kind = rng.choice(("rating", "decision", "stack", "score", "score error", "score gone",
-                       "mtime", "picture", "new image", "other analyser"))
+                       "score moved", "mtime", "picture", "new image", "other analyser"))
     has_score = session.get(AnalysisResult, (content, "aesthetic")) is not None
     if kind == "rating":
         session.execute(update(Content).where(Content.id == content)
@@ -107,6 +107,12 @@ def _random_change(session, rng: random.Random, contents: int, next_image: int) 
     elif kind == "score gone":
         session.execute(delete(AnalysisResult).where(
             AnalysisResult.content_id == content, AnalysisResult.analyser == "aesthetic"))
+    elif kind == "score moved" and has_score:  # plain SQL could: the rank follows
+        other = rng.randint(1, contents)
+        if session.get(AnalysisResult, (other, "aesthetic")) is None:
+            session.execute(update(AnalysisResult).where(
+                AnalysisResult.content_id == content, AnalysisResult.analyser == "aesthetic")
+                .values(content_id=other))
     elif kind == "mtime":
         session.execute(update(Image).where(Image.id == rng.randint(1, next_image - 1))
                         .values(mtime_ns=10_000 + rng.randint(0, 10**6) * 11 + 3))
@@ -166,3 +172,28 @@ def test_a_library_made_before_the_stored_rank_gets_it_on_upgrade(library_db):
             assert session.get(Image, stacked).stack_rank is not None
     finally:
         engine.dispose()
+
+
+def test_an_aesthetic_result_moved_to_another_picture_reranks_both(engine):
+    """Plain SQL may move a result between pictures: the one that lost it drops back."""
+    with session_factory(engine)() as session:
+        session.execute(insert(Folder), [{"id": 1, "path": "/lib"}])
+        session.execute(insert(Content), [
+            {"id": i, "sha256": f"{i:064x}", "decision": "none", "rating": 0,
+             "flagged": False, "flag_nsfw": False, "flag_incoherent": False, "analysed": True,
+             "stack_key": STACKS[0] if i < 3 else None} for i in (1, 2, 3)])
+        session.execute(insert(AnalysisResult), [
+            {"content_id": 1, "analyser": "aesthetic", "version": "1", "score": 9.0,
+             "scores": {}},
+            {"content_id": 2, "analyser": "aesthetic", "version": "1", "score": 5.0,
+             "scores": {}}])
+        session.execute(insert(Image), [
+            {"id": i, "path": f"/lib/{i}.png", "name": f"{i}.png", "folder_id": 1,
+             "content_id": i, "size": 1, "mtime_ns": 100 + i, "status": "ok",
+             "has_thumbnail": False} for i in (1, 2, 3)])
+        session.commit()
+        assert shown_order(session) == [1, 2, 3]  # 9.0 before 5.0
+        session.execute(update(AnalysisResult).where(AnalysisResult.content_id == 1)
+                        .values(content_id=3))
+        session.commit()
+        assert shown_order(session) == expected_order(session) == [2, 1, 3]

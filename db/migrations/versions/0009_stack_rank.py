@@ -56,8 +56,11 @@ def _sqlite_triggers() -> dict[str, str]:
         "stack_rank_aesthetic_update": (
             "AFTER UPDATE ON analysis_results WHEN "
             f"{_AESTHETIC_ROW.format(row='NEW')} OR {_AESTHETIC_ROW.format(row='OLD')} "
-            f"BEGIN {refresh_images_of('NEW.content_id')} "
-            f"{refresh_images_of('OLD.content_id')} END"),
+            f"BEGIN {refresh_images_of('NEW.content_id')} END"),
+        "stack_rank_aesthetic_moved": (  # a result moved to another picture (plain SQL)
+            "AFTER UPDATE OF content_id ON analysis_results WHEN "
+            f"{_AESTHETIC_ROW.format(row='OLD')} AND OLD.content_id IS NOT NEW.content_id "
+            f"BEGIN {refresh_images_of('OLD.content_id')} END"),
         "stack_rank_aesthetic_delete": (
             f"AFTER DELETE ON analysis_results WHEN {_AESTHETIC_ROW.format(row='OLD')} "
             f"BEGIN {refresh_images_of('OLD.content_id')} END"),
